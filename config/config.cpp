@@ -1,0 +1,546 @@
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+
+namespace flare::config {
+namespace {
+
+constexpr std::size_t kMaxBodyBytesCeiling = 64u << 20;  // bodies are held in memory
+constexpr std::size_t kMaxKeyLength = 200;
+
+bool valid_name(std::string_view s) {
+  if (s.empty() || s.size() > 100) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Walks the YAML tree once, collecting every error with its position rather than stopping at
+// the first, so that one run of check-config shows everything that needs fixing.
+class Reader {
+ public:
+  Reader(std::string file, const Environment& env) : file_(std::move(file)), env_(env) {}
+
+  const std::vector<std::string>& errors() const { return errors_; }
+
+  void error(const YAML::Node& at, const std::string& path, const std::string& message) {
+    YAML::Mark mark = at.Mark();
+    error(mark, path, message);
+  }
+
+  void error(const YAML::Mark& mark, const std::string& path, const std::string& message) {
+    std::ostringstream out;
+    out << file_ << ':' << (mark.line < 0 ? 1 : mark.line + 1) << ':'
+        << (mark.column < 0 ? 1 : mark.column + 1) << ": ";
+    if (!path.empty()) out << path << ": ";
+    out << message;
+    errors_.push_back(out.str());
+  }
+
+  // True when `node` is a map whose keys are all in `allowed`, each once. Reports the rest.
+  bool map(const YAML::Node& node, const std::string& path,
+           std::initializer_list<std::string_view> allowed) {
+    if (!node.IsMap()) {
+      error(node, path, "expected a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      std::string key = it->first.Scalar();
+      std::string child = join(path, key);
+      bool known = false;
+      for (std::string_view a : allowed) known = known || a == key;
+      if (!known) {
+        error(it->first, child, "unknown key");
+      } else if (!seen.insert(key).second) {
+        error(it->first, child, "duplicate key");
+      }
+    }
+    return true;
+  }
+
+  // A scalar with `${VAR}` and `${VAR:-default}` replaced from the environment.
+  std::optional<std::string> string(const YAML::Node& node, const std::string& path) {
+    if (!node.IsScalar()) {
+      error(node, path, "expected a string");
+      return std::nullopt;
+    }
+    return interpolate(node, path, node.Scalar());
+  }
+
+  std::optional<std::int64_t> integer(const YAML::Node& node, const std::string& path,
+                                      std::int64_t min, std::int64_t max) {
+    std::optional<std::string> text = string(node, path);
+    if (!text) return std::nullopt;
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (ec != std::errc() || end != text->data() + text->size() || value < min || value > max) {
+      error(node, path,
+            "expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& node, const std::string& path) {
+    std::optional<std::string> text = string(node, path);
+    if (!text) return std::nullopt;
+    if (*text == "true") return true;
+    if (*text == "false") return false;
+    error(node, path, "expected true or false");
+    return std::nullopt;
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+ private:
+  std::optional<std::string> interpolate(const YAML::Node& node, const std::string& path,
+                                         const std::string& in) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < in.size()) {
+      if (in.compare(i, 2, "${") != 0) {
+        out += in[i++];
+        continue;
+      }
+      std::size_t close = in.find('}', i + 2);
+      if (close == std::string::npos) {
+        error(node, path, "unterminated ${ in \"" + in + "\"");
+        return std::nullopt;
+      }
+      std::string inner = in.substr(i + 2, close - i - 2);
+      std::optional<std::string> fallback;
+      if (std::size_t sep = inner.find(":-"); sep != std::string::npos) {
+        fallback = inner.substr(sep + 2);
+        inner.resize(sep);
+      }
+      if (!valid_variable(inner)) {
+        error(node, path, "invalid variable name \"" + inner + "\"");
+        return std::nullopt;
+      }
+      std::optional<std::string> value = env_(inner);
+      if (!value || (value->empty() && fallback)) value = fallback;
+      if (!value) {
+        error(node, path, "environment variable " + inner + " is not set");
+        return std::nullopt;
+      }
+      out += *value;
+      i = close + 1;
+    }
+    return out;
+  }
+
+  static bool valid_variable(const std::string& name) {
+    if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+    for (char c : name) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_';
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  std::string file_;
+  const Environment& env_;
+  std::vector<std::string> errors_;
+};
+
+std::optional<Cidr> parse_cidr(std::string_view text) {
+  Cidr cidr;
+  std::string address(text);
+  int max_prefix = 32;
+  std::optional<int> prefix;
+  if (std::size_t slash = text.find('/'); slash != std::string_view::npos) {
+    address = std::string(text.substr(0, slash));
+    int p = -1;
+    std::string_view digits = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), p);
+    if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+    prefix = p;
+  }
+  if (inet_pton(AF_INET, address.c_str(), cidr.bytes.data()) != 1) {
+    if (inet_pton(AF_INET6, address.c_str(), cidr.bytes.data()) != 1) return std::nullopt;
+    cidr.v6 = true;
+    max_prefix = 128;
+  }
+  cidr.prefix = prefix.value_or(max_prefix);
+  if (cidr.prefix < 0 || cidr.prefix > max_prefix) return std::nullopt;
+  return cidr;
+}
+
+bool parse_listen(const std::string& text, Server& server) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string host = text.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.back() != ']') return false;
+    host = host.substr(1, host.size() - 2);
+  }
+  std::array<std::uint8_t, 16> scratch{};
+  if (inet_pton(AF_INET, host.c_str(), scratch.data()) != 1 &&
+      inet_pton(AF_INET6, host.c_str(), scratch.data()) != 1) {
+    return false;
+  }
+  int port = -1;
+  const char* begin = text.data() + colon + 1;
+  const char* end = text.data() + text.size();
+  auto [stop, ec] = std::from_chars(begin, end, port);
+  if (ec != std::errc() || stop != end || begin == end || port < 0 || port > 65535) return false;
+  server.host = host;
+  server.port = static_cast<std::uint16_t>(port);
+  return true;
+}
+
+std::optional<std::array<std::uint8_t, 32>> parse_sha256_hex(const std::string& hex) {
+  if (hex.size() != 64) return std::nullopt;
+  std::array<std::uint8_t, 32> out{};
+  for (std::size_t i = 0; i < 32; ++i) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, value, 16);
+    if (ec != std::errc() || end != hex.data() + 2 * i + 2) return std::nullopt;
+    out[i] = static_cast<std::uint8_t>(value);
+  }
+  return out;
+}
+
+bool readable(const std::string& path) { return std::ifstream(path).good(); }
+
+void read_server(Reader& r, const YAML::Node& node, Server& server) {
+  if (!r.map(node, "server",
+             {"listen", "tls", "threads", "max_body_bytes", "trusted_proxies", "idle_timeout_ms",
+              "read_timeout_ms"})) {
+    return;
+  }
+  if (const YAML::Node n = node["listen"]) {
+    if (auto text = r.string(n, "server.listen"); text && !parse_listen(*text, server)) {
+      r.error(n, "server.listen", "expected HOST:PORT with an IP address, got \"" + *text + "\"");
+    }
+  }
+  if (const YAML::Node n = node["tls"]) {
+    if (r.map(n, "server.tls", {"cert_file", "key_file"})) {
+      Tls tls;
+      for (auto [key, field] : {std::pair{"cert_file", &tls.cert_file},
+                                std::pair{"key_file", &tls.key_file}}) {
+        std::string path = std::string("server.tls.") + key;
+        const YAML::Node f = n[key];
+        if (!f) {
+          r.error(n, path, "required");
+        } else if (auto text = r.string(f, path)) {
+          if (!readable(*text)) r.error(f, path, "cannot read file \"" + *text + "\"");
+          *field = *text;
+        }
+      }
+      server.tls = tls;
+    }
+  }
+  if (const YAML::Node n = node["threads"]) {
+    if (auto v = r.integer(n, "server.threads", 1, 256)) server.threads = static_cast<int>(*v);
+  }
+  if (const YAML::Node n = node["max_body_bytes"]) {
+    if (auto v = r.integer(n, "server.max_body_bytes", 1, kMaxBodyBytesCeiling)) {
+      server.max_body_bytes = static_cast<std::size_t>(*v);
+    }
+  }
+  if (const YAML::Node n = node["idle_timeout_ms"]) {
+    if (auto v = r.integer(n, "server.idle_timeout_ms", 100, 3'600'000)) {
+      server.idle_timeout = std::chrono::milliseconds(*v);
+    }
+  }
+  if (const YAML::Node n = node["read_timeout_ms"]) {
+    if (auto v = r.integer(n, "server.read_timeout_ms", 100, 3'600'000)) {
+      server.read_timeout = std::chrono::milliseconds(*v);
+    }
+  }
+  if (const YAML::Node n = node["trusted_proxies"]) {
+    if (!n.IsSequence()) {
+      r.error(n, "server.trusted_proxies", "expected a list of networks");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      std::string path = "server.trusted_proxies[" + std::to_string(i) + "]";
+      if (auto text = r.string(n[i], path)) {
+        if (auto cidr = parse_cidr(*text)) {
+          server.trusted_proxies.push_back(*cidr);
+        } else {
+          r.error(n[i], path, "expected an IP address or network, got \"" + *text + "\"");
+        }
+      }
+    }
+  }
+}
+
+void read_database(Reader& r, const YAML::Node& node, Database& db) {
+  if (!r.map(node, "database", {"url", "pool_size", "auto_migrate"})) return;
+  if (const YAML::Node n = node["url"]) {
+    if (auto text = r.string(n, "database.url")) {
+      if (text->empty()) r.error(n, "database.url", "must not be empty");
+      db.url = *text;
+    }
+  } else {
+    r.error(node, "database.url", "required");
+  }
+  if (const YAML::Node n = node["pool_size"]) {
+    if (auto v = r.integer(n, "database.pool_size", 1, 100)) db.pool_size = static_cast<int>(*v);
+  }
+  if (const YAML::Node n = node["auto_migrate"]) {
+    if (auto v = r.boolean(n, "database.auto_migrate")) db.auto_migrate = *v;
+  }
+}
+
+void read_projects(Reader& r, const YAML::Node& node, std::vector<Project>& projects) {
+  if (!node.IsSequence()) {
+    r.error(node, "projects", "expected a list");
+    return;
+  }
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node p = node[i];
+    std::string path = "projects[" + std::to_string(i) + "]";
+    if (!r.map(p, path, {"id", "api_keys"})) continue;
+    Project project;
+    if (const YAML::Node n = p["id"]) {
+      if (auto text = r.string(n, path + ".id")) {
+        if (!valid_name(*text)) {
+          r.error(n, path + ".id", "expected 1 to 100 of A-Z a-z 0-9 _ - .");
+        } else if (!ids.insert(*text).second) {
+          r.error(n, path + ".id", "duplicate project id \"" + *text + "\"");
+        }
+        project.id = *text;
+      }
+    } else {
+      r.error(p, path + ".id", "required");
+    }
+    if (const YAML::Node keys = p["api_keys"]) {
+      if (!keys.IsSequence()) {
+        r.error(keys, path + ".api_keys", "expected a list");
+      } else {
+        for (std::size_t k = 0; k < keys.size(); ++k) {
+          std::string kpath = path + ".api_keys[" + std::to_string(k) + "]";
+          if (!r.map(keys[k], kpath, {"sha256"})) continue;
+          const YAML::Node h = keys[k]["sha256"];
+          if (!h) {
+            r.error(keys[k], kpath + ".sha256", "required");
+          } else if (auto text = r.string(h, kpath + ".sha256")) {
+            if (auto digest = parse_sha256_hex(*text)) {
+              project.api_key_sha256.push_back(*digest);
+            } else {
+              r.error(h, kpath + ".sha256", "expected 64 hexadecimal digits");
+            }
+          }
+        }
+      }
+    }
+    projects.push_back(std::move(project));
+  }
+}
+
+void read_retry(Reader& r, const YAML::Node& node, const std::string& path, Retry& retry) {
+  if (!r.map(node, path, {"max_attempts", "base_ms", "max_ms"})) return;
+  if (const YAML::Node n = node["max_attempts"]) {
+    if (auto v = r.integer(n, path + ".max_attempts", 1, 100)) {
+      retry.max_attempts = static_cast<int>(*v);
+    }
+  }
+  if (const YAML::Node n = node["base_ms"]) {
+    if (auto v = r.integer(n, path + ".base_ms", 1, 86'400'000)) retry.base_ms = *v;
+  }
+  if (const YAML::Node n = node["max_ms"]) {
+    if (auto v = r.integer(n, path + ".max_ms", 1, 7 * 86'400'000LL)) retry.max_ms = *v;
+  }
+  if (retry.max_ms < retry.base_ms) r.error(node, path + ".max_ms", "must be at least base_ms");
+}
+
+void check_key_template(Reader& r, const YAML::Node& n, const std::string& path,
+                        const std::string& tmpl) {
+  bool has_event_id = false;
+  std::size_t literal = 0;
+  for (std::size_t i = 0; i < tmpl.size();) {
+    if (tmpl[i] != '{') {
+      ++literal;
+      ++i;
+      continue;
+    }
+    std::size_t close = tmpl.find('}', i);
+    std::string name = close == std::string::npos ? "" : tmpl.substr(i + 1, close - i - 1);
+    if (name == "event_id") {
+      has_event_id = true;
+    } else if (name != "source" && name != "provider") {
+      r.error(n, path, "unknown placeholder in \"" + tmpl +
+                           "\" (use {event_id}, {source} and {provider})");
+      return;
+    }
+    i = close + 1;
+  }
+  if (!has_event_id) r.error(n, path, "must contain {event_id}");
+  if (literal >= kMaxKeyLength) r.error(n, path, "leaves no room for the event id in 200 characters");
+}
+
+void read_sources(Reader& r, const YAML::Node& node, const Server& server,
+                  const std::vector<Project>& projects, std::vector<Source>& sources) {
+  if (!node.IsSequence()) {
+    r.error(node, "sources", "expected a list");
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node s = node[i];
+    std::string path = "sources[" + std::to_string(i) + "]";
+    if (!r.map(s, path,
+               {"name", "provider", "project", "secrets", "tolerance_seconds", "max_body_bytes",
+                "key_template", "job_type", "retry"})) {
+      continue;
+    }
+    Source source;
+    source.max_body_bytes = server.max_body_bytes;
+    if (const YAML::Node n = s["name"]) {
+      if (auto text = r.string(n, path + ".name")) {
+        if (!valid_name(*text)) {
+          r.error(n, path + ".name", "expected 1 to 100 of A-Z a-z 0-9 _ - .");
+        } else if (!names.insert(*text).second) {
+          r.error(n, path + ".name", "duplicate source name \"" + *text + "\"");
+        }
+        source.name = *text;
+      }
+    } else {
+      r.error(s, path + ".name", "required");
+    }
+    if (const YAML::Node n = s["provider"]) {
+      if (auto text = r.string(n, path + ".provider")) {
+        if (*text != "stripe" && *text != "github") {
+          r.error(n, path + ".provider", "unsupported provider \"" + *text + "\" (stripe, github)");
+        }
+        source.provider = *text;
+      }
+    } else {
+      r.error(s, path + ".provider", "required");
+    }
+    if (const YAML::Node n = s["project"]) {
+      if (auto text = r.string(n, path + ".project")) {
+        bool found = false;
+        for (const Project& p : projects) found = found || p.id == *text;
+        if (!found) r.error(n, path + ".project", "unknown project \"" + *text + "\"");
+        source.project = *text;
+      }
+    } else {
+      r.error(s, path + ".project", "required");
+    }
+    if (const YAML::Node n = s["secrets"]) {
+      if (!n.IsSequence()) {
+        r.error(n, path + ".secrets", "expected a list");
+      } else {
+        for (std::size_t k = 0; k < n.size(); ++k) {
+          // An empty entry is an unset optional secret, e.g. "${PREVIOUS_SECRET:-}".
+          auto text = r.string(n[k], path + ".secrets[" + std::to_string(k) + "]");
+          if (text && !text->empty()) source.secrets.push_back(*text);
+        }
+        if (source.secrets.empty()) r.error(n, path + ".secrets", "no non-empty secret");
+      }
+    } else {
+      r.error(s, path + ".secrets", "required");
+    }
+    if (const YAML::Node n = s["tolerance_seconds"]) {
+      if (source.provider == "github") {
+        r.error(n, path + ".tolerance_seconds", "github signs no timestamp");
+      } else if (auto v = r.integer(n, path + ".tolerance_seconds", 1, 86'400)) {
+        source.tolerance = std::chrono::seconds(*v);
+      }
+    }
+    if (const YAML::Node n = s["max_body_bytes"]) {
+      if (auto v = r.integer(n, path + ".max_body_bytes", 1, kMaxBodyBytesCeiling)) {
+        source.max_body_bytes = static_cast<std::size_t>(*v);
+      }
+    }
+    if (const YAML::Node n = s["key_template"]) {
+      if (auto text = r.string(n, path + ".key_template")) {
+        check_key_template(r, n, path + ".key_template", *text);
+        source.key_template = *text;
+      }
+    }
+    if (const YAML::Node n = s["job_type"]) {
+      if (auto text = r.string(n, path + ".job_type")) {
+        if (text->empty() || text->size() > kMaxKeyLength) {
+          r.error(n, path + ".job_type", "expected 1 to 200 characters");
+        }
+        source.job_type = *text;
+      }
+    }
+    if (const YAML::Node n = s["retry"]) read_retry(r, n, path + ".retry", source.retry);
+    sources.push_back(std::move(source));
+  }
+}
+
+}  // namespace
+
+bool Cidr::contains(std::string_view address) const {
+  std::array<std::uint8_t, 16> other{};
+  std::string text(address);
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, text.c_str(), other.data()) != 1) return false;
+  int full = prefix / 8;
+  for (int i = 0; i < full; ++i) {
+    if (bytes[i] != other[i]) return false;
+  }
+  if (int rest = prefix % 8; rest != 0) {
+    auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+    if ((bytes[full] & mask) != (other[full] & mask)) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> process_environment(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+Config parse(std::string_view yaml, const std::string& file_name, const Environment& env) {
+  Reader r(file_name, env);
+  Config config;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    r.error(e.mark, "", e.msg);
+    throw Error(r.errors().front());
+  }
+  if (r.map(root, "", {"server", "database", "projects", "sources"})) {
+    if (const YAML::Node n = root["server"]) read_server(r, n, config.server);
+    if (const YAML::Node n = root["database"]) {
+      read_database(r, n, config.database);
+    } else {
+      r.error(root, "database", "required");
+    }
+    if (const YAML::Node n = root["projects"]) read_projects(r, n, config.projects);
+    if (const YAML::Node n = root["sources"]) {
+      read_sources(r, n, config.server, config.projects, config.sources);
+    }
+  }
+  if (!r.errors().empty()) {
+    std::string all;
+    for (const std::string& e : r.errors()) all += (all.empty() ? "" : "\n") + e;
+    throw Error(all);
+  }
+  return config;
+}
+
+Config load(const std::string& path, const Environment& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), path, env);
+}
+
+}  // namespace flare::config

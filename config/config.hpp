@@ -1,0 +1,97 @@
+// The gateway's configuration: one YAML file, validated once at start and then read-only.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flare::config {
+
+// A network in CIDR notation; `bytes` holds an IPv4 address in its first four bytes.
+struct Cidr {
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};
+  int prefix = 0;
+
+  // `address` is the textual form of an IP address; false when it is not one or not inside.
+  bool contains(std::string_view address) const;
+};
+
+struct Tls {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct Server {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 8080;
+  std::optional<Tls> tls;
+  int threads = 2;
+  std::size_t max_body_bytes = 1 << 20;
+  std::vector<Cidr> trusted_proxies;
+  // Waiting for a request's header, the first one or the next on a kept-alive connection.
+  std::chrono::milliseconds idle_timeout{60'000};
+  // Reading a request's body and writing its response.
+  std::chrono::milliseconds read_timeout{30'000};
+};
+
+struct Database {
+  std::string url;
+  int pool_size = 4;
+  bool auto_migrate = true;
+};
+
+struct Project {
+  std::string id;
+  std::vector<std::array<std::uint8_t, 32>> api_key_sha256;
+};
+
+struct Retry {
+  int max_attempts = 25;
+  std::int64_t base_ms = 1000;
+  std::int64_t max_ms = 3'600'000;
+};
+
+struct Source {
+  std::string name;
+  std::string provider;
+  std::string project;
+  std::vector<std::string> secrets;  // every entry non-empty, at least one
+  std::chrono::seconds tolerance{300};
+  std::size_t max_body_bytes = 0;  // resolved: the source's own or server.max_body_bytes
+  std::string key_template = "webhook:{event_id}";
+  std::string job_type;  // empty: "<provider>.<event type>"
+  Retry retry;
+};
+
+struct Config {
+  Server server;
+  Database database;
+  std::vector<Project> projects;
+  std::vector<Source> sources;
+};
+
+// Every problem found in a file, one "FILE:LINE:COLUMN: path: message" per line.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+using Environment = std::function<std::optional<std::string>(const std::string& name)>;
+
+// The process environment, for `${VAR}` interpolation.
+std::optional<std::string> process_environment(const std::string& name);
+
+// Throws Error listing every problem in the file.
+Config load(const std::string& path, const Environment& env = process_environment);
+// `file_name` only labels the errors.
+Config parse(std::string_view yaml, const std::string& file_name,
+             const Environment& env = process_environment);
+
+}  // namespace flare::config

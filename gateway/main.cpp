@@ -1,0 +1,166 @@
+// flare-gateway: arguments -> configuration -> committer and server -> run. The only catch-all.
+#include <spdlog/async.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "gateway/server.hpp"
+#include "gateway/sign.hpp"
+#include "jobs/committer.hpp"
+#include "jobs/store.hpp"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+constexpr const char* kUsage = R"(flare-gateway: verified webhooks in, one job per event out.
+
+Usage:
+  flare-gateway serve --config FILE    Serve webhooks. Applies pending migrations first unless
+                                       database.auto_migrate is false. Stops on SIGTERM/SIGINT.
+  flare-gateway migrate --config FILE  Apply pending database migrations and exit.
+  flare-gateway check-config FILE      Validate FILE; print OK or every error as
+                                       FILE:LINE:COLUMN: path: message (exit 2).
+  flare-gateway sign --config FILE --source NAME [--body FILE]
+                                       Print a curl command that sends a correctly signed
+                                       delivery (a sample event unless --body) to source NAME.
+  flare-gateway --help | --version
+
+Configuration: YAML; ${VAR} and ${VAR:-default} are replaced from the environment.
+Exit status: 0 success, 1 runtime failure (e.g. database unreachable), 2 usage or configuration
+error.
+)";
+
+void setup_logging() {
+  // Network threads hand log lines to a background thread and never wait on stdout; under a
+  // flood the oldest lines are dropped rather than stalling requests.
+  spdlog::init_thread_pool(8192, 1);
+  auto logger = std::make_shared<spdlog::async_logger>(
+      "flare", std::make_shared<spdlog::sinks::stdout_sink_mt>(), spdlog::thread_pool(),
+      spdlog::async_overflow_policy::overrun_oldest);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
+  spdlog::set_default_logger(logger);
+  spdlog::flush_on(spdlog::level::info);
+}
+
+// "--name VALUE" pairs after the subcommand; nullopt on anything else.
+std::optional<std::map<std::string, std::string>> options(const std::vector<std::string>& args,
+                                                          std::initializer_list<std::string> allowed) {
+  std::map<std::string, std::string> out;
+  for (std::size_t i = 1; i < args.size(); i += 2) {
+    bool known = false;
+    for (const std::string& a : allowed) known = known || args[i] == a;
+    if (!known || i + 1 >= args.size()) return std::nullopt;
+    out[args[i]] = args[i + 1];
+  }
+  return out;
+}
+
+int usage_error(const std::string& message) {
+  std::cerr << "flare-gateway: " << message << "\nRun 'flare-gateway --help' for usage.\n";
+  return kExitUsage;
+}
+
+int serve(const flare::config::Config& config) {
+  flare::jobs::CommitterOptions options;
+  options.auto_migrate = config.database.auto_migrate;
+  flare::jobs::Committer committer(std::make_unique<flare::jobs::Store>(config.database.url),
+                                   options);
+  {
+    flare::gateway::Server server(config, committer);
+    server.run();
+    // Completes what is still queued while the server's sessions can still be reached.
+    committer.stop();
+  }
+  return 0;
+}
+
+int migrate(const flare::config::Config& config) {
+  flare::jobs::Store store(config.database.url);
+  int applied = store.migrate();
+  std::cout << "applied " << applied << " migration(s); schema at version "
+            << store.schema_version() << "\n";
+  return 0;
+}
+
+int sign(const flare::config::Config& config, const std::string& source_name,
+         const std::optional<std::string>& body_file) {
+  for (const flare::config::Source& source : config.sources) {
+    if (source.name != source_name) continue;
+    std::optional<std::string> body;
+    if (body_file) {
+      std::ifstream in(*body_file, std::ios::binary);
+      if (!in) return usage_error("cannot read " + *body_file);
+      std::ostringstream text;
+      text << in.rdbuf();
+      body = text.str();
+    }
+    auto request = flare::gateway::sign(source, body, std::chrono::system_clock::now());
+    std::cout << flare::gateway::curl_command(config, source, request) << "\n";
+    return 0;
+  }
+  return usage_error("no source named " + source_name);
+}
+
+int run(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? kExitUsage : 0;
+  }
+  const std::string& command = args[0];
+  if (command == "--version") {
+    std::cout << "flare-gateway " << FLARE_VERSION << "\n";
+    return 0;
+  }
+  if (command == "check-config") {
+    if (args.size() != 2) return usage_error("check-config takes one FILE");
+    flare::config::load(args[1]);
+    std::cout << "OK\n";
+    return 0;
+  }
+  if (command == "serve" || command == "migrate") {
+    auto opts = options(args, {"--config"});
+    if (!opts || !opts->count("--config")) return usage_error(command + " needs --config FILE");
+    flare::config::Config config = flare::config::load(opts->at("--config"));
+    setup_logging();
+    return command == "serve" ? serve(config) : migrate(config);
+  }
+  if (command == "sign") {
+    auto opts = options(args, {"--config", "--source", "--body"});
+    if (!opts || !opts->count("--config") || !opts->count("--source")) {
+      return usage_error("sign needs --config FILE --source NAME");
+    }
+    std::optional<std::string> body;
+    if (opts->count("--body")) body = opts->at("--body");
+    return sign(flare::config::load(opts->at("--config")), opts->at("--source"), body);
+  }
+  return usage_error("unknown command '" + command + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  int status = kExitFailure;
+  try {
+    status = run(args);
+  } catch (const flare::config::Error& e) {
+    std::cerr << e.what() << "\n";
+    status = kExitUsage;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    status = kExitFailure;
+  }
+  spdlog::shutdown();
+  return status;
+}

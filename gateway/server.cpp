@@ -1,0 +1,496 @@
+#include "gateway/server.hpp"
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "gateway/ingest.hpp"
+#include "gateway/reply.hpp"
+
+namespace flare::gateway {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+// How long a closing connection may keep sending what we will not read, so that the client
+// sees our response instead of a reset.
+constexpr auto kLinger = std::chrono::seconds(2);
+constexpr auto kDrain = std::chrono::seconds(10);
+constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Called once when the server stops; runs on the session's own strand.
+  virtual void shutdown() = 0;
+};
+
+// What every connection shares: read-only configuration, the committer, and the set of live
+// sessions that a stop has to reach.
+struct Shared {
+  const config::Server& server;
+  std::map<std::string, Source, std::less<>> sources;
+  jobs::Committer& committer;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> next_request{1};
+
+  std::mutex sessions_mutex;
+  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
+  std::function<void()> on_last_session;  // set by the server when it stops
+
+  Shared(const config::Config& config, jobs::Committer& c) : server(config.server), committer(c) {
+    for (const config::Source& s : config.sources) {
+      sources.emplace(s.name, Source{&s, providers::make_provider(s)});
+    }
+  }
+
+  void add(SessionBase* key, std::weak_ptr<SessionBase> session) {
+    std::lock_guard lock(sessions_mutex);
+    sessions.emplace(key, std::move(session));
+  }
+
+  void remove(SessionBase* key) {
+    std::function<void()> last;
+    {
+      std::lock_guard lock(sessions_mutex);
+      sessions.erase(key);
+      if (sessions.empty() && stopping) last = on_last_session;
+    }
+    if (last) last();
+  }
+};
+
+std::string client_address(const Shared& shared, const tcp::endpoint& peer,
+                           const http::request_parser<http::string_body>::value_type& req) {
+  std::string address = peer.address().to_string();
+  bool trusted = false;
+  for (const config::Cidr& cidr : shared.server.trusted_proxies) {
+    trusted = trusted || cidr.contains(address);
+  }
+  auto forwarded = req.find("X-Forwarded-For");
+  if (!trusted || forwarded == req.end()) return address;
+  // The proxy appends the address it saw last; anything before it is the client's claim.
+  std::string_view list(forwarded->value().data(), forwarded->value().size());
+  std::string_view last = list.substr(list.rfind(',') == std::string_view::npos ? 0 : list.rfind(',') + 1);
+  while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
+  return std::string(last.substr(0, 64));
+}
+
+// One connection. Derived is PlainSession or TlsSession; it supplies stream(), start() and
+// close_gracefully(). Every handler runs on the connection's strand.
+template <class Derived>
+class Session : public SessionBase {
+ public:
+  Session(Shared& shared, tcp::endpoint peer) : shared_(shared), peer_(std::move(peer)) {}
+
+  ~Session() override { shared_.remove(this); }
+
+  void shutdown() override {
+    net::post(derived().stream().get_executor(), [self = derived().shared_from_this()] {
+      self->closing_ = true;
+      if (self->idle_) self->close_now();
+    });
+  }
+
+ protected:
+  Derived& derived() { return static_cast<Derived&>(*this); }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(derived().stream()); }
+
+  void do_read() {
+    if (closing_ || shared_.stopping) return derived().close_gracefully();
+    idle_ = true;
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(boost::none);  // decided per route once the header is known
+    source_ = nullptr;
+    lowest().expires_after(shared_.server.idle_timeout);
+    http::async_read_header(derived().stream(), buffer_, *parser_,
+                            [self = derived().shared_from_this()](beast::error_code ec,
+                                                                  std::size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  Shared& shared_;
+
+ private:
+  void on_header(beast::error_code ec) {
+    idle_ = false;
+    started_ = std::chrono::steady_clock::now();
+    request_id_ = shared_.next_request++;
+    if (ec == http::error::header_limit) return respond(make_reply(Outcome::kHeaderTooLarge));
+    bool malformed = ec.category() == beast::error_code(http::error::bad_target).category() &&
+                     ec != http::error::end_of_stream && ec != http::error::partial_message;
+    if (malformed) return respond(make_reply(Outcome::kBadRequest));
+    if (ec) return close_now();  // end of stream, timeout, reset, or stopped while idle
+
+    auto& req = parser_->get();
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    constexpr std::string_view kWebhooks = "/webhooks/";
+
+    if (path.substr(0, kWebhooks.size()) == kWebhooks) {
+      auto found = shared_.sources.find(path.substr(kWebhooks.size()));
+      if (found == shared_.sources.end()) return respond(make_reply(Outcome::kUnknownSource));
+      source_ = &found->second;
+      if (req.method() != http::verb::post) {
+        return respond(make_reply(Outcome::kMethodNotAllowed, {}, {}, {}, "POST"));
+      }
+      std::uint64_t limit = source_->config->max_body_bytes;
+      if (parser_->content_length() && *parser_->content_length() > limit) {
+        return respond(make_reply(Outcome::kPayloadTooLarge));
+      }
+      parser_->body_limit(limit);
+      auto expect = req.find(http::field::expect);
+      if (expect != req.end() && beast::iequals(expect->value(), "100-continue")) {
+        continue_.emplace(http::status::continue_, req.version());
+        lowest().expires_after(shared_.server.read_timeout);
+        return http::async_write(derived().stream(), *continue_,
+                                 [self = derived().shared_from_this()](beast::error_code e,
+                                                                       std::size_t) {
+                                   if (e) return self->close_now();
+                                   self->read_body();
+                                 });
+      }
+      return read_body();
+    }
+    if (path == "/healthz" || path == "/readyz") {
+      if (req.method() != http::verb::get) {
+        return respond(make_reply(Outcome::kMethodNotAllowed, {}, {}, {}, "GET"));
+      }
+      if (path == "/healthz") return respond(make_reply(Outcome::kHealthy));
+      return respond(shared_.committer.ready()
+                         ? make_reply(Outcome::kReady)
+                         : make_reply(Outcome::kUnavailable,
+                                      "the database is unreachable or its schema is not current"));
+    }
+    respond(make_reply(Outcome::kNotFound));
+  }
+
+  void read_body() {
+    lowest().expires_after(shared_.server.read_timeout);
+    http::async_read(derived().stream(), buffer_, *parser_,
+                     [self = derived().shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_body(ec);
+                     });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec == http::error::body_limit) return respond(make_reply(Outcome::kPayloadTooLarge));
+    if (ec) return close_now();
+    auto& req = parser_->get();
+    providers::Headers headers;
+    for (const auto& field : req) {
+      headers.add(std::string_view(field.name_string().data(), field.name_string().size()),
+                  std::string_view(field.value().data(), field.value().size()));
+    }
+    Ingest in = ingest(*source_, headers, std::move(req.body()), std::chrono::system_clock::now());
+    if (in.outcome != Outcome::kEnqueue) return respond(make_reply(in.outcome, in.detail));
+    event_id_ = in.job.event_id;
+    key_ = in.job.idempotency_key;
+    shared_.committer.submit(std::move(in.job), [self = derived().shared_from_this()](
+                                                    jobs::Result result) {
+      net::post(self->stream().get_executor(),
+                [self, result = std::move(result)] { self->on_enqueued(result); });
+    });
+  }
+
+  void on_enqueued(const jobs::Result& result) {
+    switch (result.outcome) {
+      case jobs::Outcome::kCreated:
+        return respond(make_reply(Outcome::kAccepted, {}, result.job_id, key_));
+      case jobs::Outcome::kDuplicate:
+        return respond(make_reply(Outcome::kDuplicate, {}, result.job_id, key_));
+      case jobs::Outcome::kUnavailable:
+        return respond(make_reply(Outcome::kUnavailable));
+      case jobs::Outcome::kFailed:
+        return respond(make_reply(Outcome::kInternal));
+    }
+  }
+
+  void respond(Reply reply) {
+    auto& req = parser_->get();
+    // A body we did not read must not be taken for the next request.
+    unread_body_ = !parser_->is_done();
+    bool keep_alive = req.keep_alive() && !unread_body_ && !closing_ && !shared_.stopping;
+    res_.emplace(static_cast<http::status>(reply.status), req.version() == 10 ? 10 : 11);
+    res_->set(http::field::server, "flare-gateway");
+    res_->set(http::field::content_type, "application/json");
+    res_->set("X-Request-Id", std::to_string(request_id_));
+    if (!reply.allow.empty()) res_->set(http::field::allow, reply.allow);
+    if (reply.retry_after) res_->set(http::field::retry_after, std::to_string(kRetryAfterSeconds));
+    res_->keep_alive(keep_alive);
+    res_->body() = std::move(reply.body);
+    res_->prepare_payload();
+    log(reply);
+    lowest().expires_after(shared_.server.read_timeout);
+    http::async_write(derived().stream(), *res_,
+                      [self = derived().shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->on_write(ec);
+                      });
+  }
+
+  void on_write(beast::error_code ec) {
+    if (ec) return close_now();
+    bool keep_alive = res_->keep_alive();
+    res_.reset();
+    event_id_.clear();
+    key_.clear();
+    if (keep_alive) return do_read();
+    if (unread_body_) return lingering_close();
+    derived().close_gracefully();
+  }
+
+  // Never secrets, signatures or bodies: the route, the outcome and the event id only.
+  void log(const Reply& reply) {
+    auto& req = parser_->get();
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started_)
+                      .count();
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view path = target.substr(0, std::min<std::size_t>(target.find('?'), 128));
+    spdlog::info("request={} client={} method={} path={} source={} outcome={} status={} us={} "
+                 "event_id={}",
+                 request_id_, client_address(shared_, peer_, req),
+                 std::string_view(req.method_string().data(), req.method_string().size()),
+                 path, source_ ? source_->config->name : "-", reply.outcome, reply.status,
+                 micros, event_id_.empty() ? "-" : event_id_);
+  }
+
+  void lingering_close() {
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().expires_after(kLinger);
+    discard_ = std::make_unique<std::array<char, 4096>>();
+    drain();
+  }
+
+  void drain() {
+    lowest().async_read_some(net::buffer(*discard_),
+                             [self = derived().shared_from_this()](beast::error_code ec,
+                                                                   std::size_t) {
+                               if (ec) return self->close_now();
+                               self->drain();
+                             });
+  }
+
+ protected:
+  void close_now() {
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+  }
+
+  // After a response that ends the connection: half-close, then wait (briefly) for the
+  // client's end so that nothing it still sends turns into a reset.
+  void close_plain() { lingering_close(); }
+
+ private:
+  tcp::endpoint peer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  std::optional<http::response<http::string_body>> res_;
+  std::unique_ptr<std::array<char, 4096>> discard_;
+  const Source* source_ = nullptr;
+  std::chrono::steady_clock::time_point started_;
+  std::uint64_t request_id_ = 0;
+  std::string event_id_;
+  std::string key_;
+  bool idle_ = true;
+  bool closing_ = false;
+  bool unread_body_ = false;
+};
+
+class PlainSession : public Session<PlainSession>,
+                     public std::enable_shared_from_this<PlainSession> {
+ public:
+  PlainSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer)
+      : Session(shared, std::move(peer)), stream_(std::move(socket)) {}
+
+  beast::tcp_stream& stream() { return stream_; }
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+  void close_gracefully() { close_plain(); }
+
+ private:
+  beast::tcp_stream stream_;
+};
+
+class TlsSession : public Session<TlsSession>, public std::enable_shared_from_this<TlsSession> {
+ public:
+  TlsSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer, ssl::context& ctx)
+      : Session(shared, std::move(peer)), stream_(std::move(socket), ctx) {}
+
+  beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      beast::get_lowest_layer(self->stream_).expires_after(self->shared_.server.read_timeout);
+      self->stream_.async_handshake(ssl::stream_base::server,
+                                    [self](beast::error_code ec) {
+                                      if (ec) return self->close_now();
+                                      self->do_read();
+                                    });
+    });
+  }
+
+  void close_gracefully() {
+    beast::get_lowest_layer(stream_).expires_after(kLinger);
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->close_now(); });
+  }
+
+ private:
+  beast::ssl_stream<beast::tcp_stream> stream_;
+};
+
+ssl::context make_tls_context(const config::Tls& tls) {
+  ssl::context ctx(ssl::context::tls_server);
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::single_dh_use);
+  if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1) {
+    throw std::runtime_error("TLS: cannot require TLS 1.2");
+  }
+  beast::error_code ec;
+  ctx.use_certificate_chain_file(tls.cert_file, ec);
+  if (ec) throw std::runtime_error("TLS: cannot load " + tls.cert_file + ": " + ec.message());
+  ctx.use_private_key_file(tls.key_file, ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("TLS: cannot load " + tls.key_file + ": " + ec.message());
+  return ctx;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Shared shared;
+  std::optional<ssl::context> tls;
+  // Declared after `shared`: destroyed first, so no session outlives what it refers to.
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  net::steady_timer timer;  // accept back-off, then the drain deadline
+
+  Impl(const config::Config& config, jobs::Committer& committer)
+      : shared(config, committer),
+        ioc(config.server.threads),
+        acceptor(net::make_strand(ioc)),
+        signals(ioc, SIGINT, SIGTERM),
+        timer(acceptor.get_executor()) {
+    if (config.server.tls) tls.emplace(make_tls_context(*config.server.tls));
+    tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(net::socket_base::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(net::socket_base::max_listen_connections);
+  }
+
+  void accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (shared.stopping) return;
+      if (ec) {
+        // Out of descriptors and the like: wait a little rather than spin.
+        spdlog::warn("accept failed: {}", ec.message());
+        timer.expires_after(kAcceptRetry);
+        return timer.async_wait([this](beast::error_code e) {
+          if (!e) accept();
+        });
+      }
+      beast::error_code peer_ec;
+      tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+      if (tls) {
+        start(std::make_shared<TlsSession>(shared, std::move(socket), peer, *tls));
+      } else {
+        start(std::make_shared<PlainSession>(shared, std::move(socket), peer));
+      }
+      accept();
+    });
+  }
+
+  template <class S>
+  void start(std::shared_ptr<S> session) {
+    shared.add(session.get(), session);
+    session->start();
+  }
+
+  void stop() {
+    spdlog::info("stopping: finishing requests in flight (at most {} s)", kDrain.count());
+    std::vector<std::shared_ptr<SessionBase>> live;
+    {
+      std::lock_guard lock(shared.sessions_mutex);
+      shared.stopping = true;
+      for (auto& [key, weak] : shared.sessions) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      }
+      shared.on_last_session = [this] {
+        net::post(acceptor.get_executor(), [this] { timer.cancel(); });
+      };
+    }
+    net::post(acceptor.get_executor(), [this, idle = live.empty()] {
+      beast::error_code ignored;
+      acceptor.close(ignored);
+      signals.cancel(ignored);
+      timer.cancel();
+      if (idle) return;
+      timer.expires_after(kDrain);
+      timer.async_wait([this](beast::error_code ec) {
+        if (ec) return;  // the last session ended first
+        spdlog::warn("stopping: requests still in flight after {} s, closing them", kDrain.count());
+        ioc.stop();
+      });
+    });
+    for (auto& s : live) s->shutdown();
+  }
+};
+
+Server::Server(const config::Config& config, jobs::Committer& committer)
+    : impl_(std::make_unique<Impl>(config, committer)) {}
+
+Server::~Server() = default;
+
+void Server::run() {
+  Impl& s = *impl_;
+  s.signals.async_wait([&s](beast::error_code ec, int) {
+    if (!ec) s.stop();
+  });
+  tcp::endpoint local = s.acceptor.local_endpoint();
+  std::string host = local.address().to_string();
+  if (local.address().is_v6()) host = "[" + host + "]";
+  spdlog::info("listening on {}://{}:{}", s.tls ? "https" : "http", host, local.port());
+  s.accept();
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < s.shared.server.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
+  s.ioc.run();
+  for (std::thread& t : threads) t.join();
+  {
+    // Sessions that a forced stop left behind end with the io_context, which runs no more.
+    std::lock_guard lock(s.shared.sessions_mutex);
+    s.shared.on_last_session = nullptr;
+  }
+  spdlog::info("stopped");
+}
+
+}  // namespace flare::gateway

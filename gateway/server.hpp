@@ -1,0 +1,29 @@
+// The HTTP front: Beast async HTTP/1.1 (plain or TLS), keep-alive, header-first reads, per-source
+// body limits, timeouts and graceful stop. Webhook work is handed to the committer; network
+// threads never wait on the database.
+#pragma once
+
+#include <memory>
+
+#include "config/config.hpp"
+#include "jobs/committer.hpp"
+
+namespace flare::gateway {
+
+class Server {
+ public:
+  // Binds the listening socket; throws std::runtime_error when it cannot, or when the TLS
+  // certificate or key cannot be loaded.
+  Server(const config::Config& config, jobs::Committer& committer);
+  ~Server();
+
+  // Serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight
+  // (for at most kDrainSeconds) and returns.
+  void run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flare::gateway

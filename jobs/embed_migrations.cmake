@@ -1,0 +1,13 @@
+# Writes OUT, a C++ fragment listing every migrations/NNNN_name.sql as {version, name, sql}.
+file(GLOB files "${DIR}/*.sql")
+list(SORT files)
+set(body "")
+foreach(f IN LISTS files)
+  get_filename_component(name "${f}" NAME_WE)
+  string(REGEX MATCH "^[0-9]+" version "${name}")
+  math(EXPR version "${version}")
+  file(READ "${f}" sql)
+  string(APPEND body "{${version}, \"${name}\", R\"flare_sql(${sql})flare_sql\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

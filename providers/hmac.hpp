@@ -1,0 +1,24 @@
+// The cryptographic and encoding primitives every provider shares.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace flare::providers {
+
+using Digest = std::array<std::uint8_t, 32>;
+
+Digest hmac_sha256(std::string_view key, std::string_view data);
+Digest sha256(std::string_view data);
+
+std::string to_hex(const Digest& digest);
+// Exactly 64 hexadecimal digits, either case; anything else is nullopt.
+std::optional<Digest> digest_from_hex(std::string_view hex);
+
+// Compares in time independent of where the inputs differ.
+bool constant_time_equal(const Digest& a, const Digest& b);
+
+}  // namespace flare::providers
