@@ -12,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -123,7 +124,9 @@ class Session : public SessionBase {
     idle_ = true;
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(boost::none);  // decided per route once the header is known
+    // Decided per route once the header is known. Not boost::none: Beast 1.74 compares a
+    // Content-Length against an empty limit as if it were exceeded.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     source_ = nullptr;
     lowest().expires_after(shared_.server.idle_timeout);
     http::async_read_header(derived().stream(), buffer_, *parser_,
@@ -138,13 +141,17 @@ class Session : public SessionBase {
  private:
   void on_header(beast::error_code ec) {
     idle_ = false;
+    bool malformed = ec.category() == beast::error_code(http::error::bad_target).category() &&
+                     ec != http::error::end_of_stream && ec != http::error::partial_message;
+    // End of stream, timeout, reset, or stopped while idle: nobody is waiting for an answer.
+    if (ec && !malformed) return close_now();
     started_ = std::chrono::steady_clock::now();
     request_id_ = shared_.next_request++;
     if (ec == http::error::header_limit) return respond(make_reply(Outcome::kHeaderTooLarge));
-    bool malformed = ec.category() == beast::error_code(http::error::bad_target).category() &&
-                     ec != http::error::end_of_stream && ec != http::error::partial_message;
-    if (malformed) return respond(make_reply(Outcome::kBadRequest));
-    if (ec) return close_now();  // end of stream, timeout, reset, or stopped while idle
+    if (malformed) {
+      spdlog::debug("request={} malformed: {}", request_id_, ec.message());
+      return respond(make_reply(Outcome::kBadRequest));
+    }
 
     auto& req = parser_->get();
     std::string_view target(req.target().data(), req.target().size());
