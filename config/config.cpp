@@ -146,8 +146,8 @@ class Reader {
   static bool valid_variable(const std::string& name) {
     if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
     for (char c : name) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '_';
+      bool ok =
+          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
       if (!ok) return false;
     }
     return true;
@@ -232,8 +232,8 @@ void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (const YAML::Node n = node["tls"]) {
     if (r.map(n, "server.tls", {"cert_file", "key_file"})) {
       Tls tls;
-      for (auto [key, field] : {std::pair{"cert_file", &tls.cert_file},
-                                std::pair{"key_file", &tls.key_file}}) {
+      for (auto [key, field] :
+           {std::pair{"cert_file", &tls.cert_file}, std::pair{"key_file", &tls.key_file}}) {
         std::string path = std::string("server.tls.") + key;
         const YAML::Node f = n[key];
         if (!f) {
@@ -378,14 +378,15 @@ void check_key_template(Reader& r, const YAML::Node& n, const std::string& path,
     if (name == "event_id") {
       has_event_id = true;
     } else if (name != "source" && name != "provider") {
-      r.error(n, path, "unknown placeholder in \"" + tmpl +
-                           "\" (use {event_id}, {source} and {provider})");
+      r.error(n, path,
+              "unknown placeholder in \"" + tmpl + "\" (use {event_id}, {source} and {provider})");
       return;
     }
     i = close + 1;
   }
   if (!has_event_id) r.error(n, path, "must contain {event_id}");
-  if (literal >= kMaxKeyLength) r.error(n, path, "leaves no room for the event id in 200 characters");
+  if (literal >= kMaxKeyLength)
+    r.error(n, path, "leaves no room for the event id in 200 characters");
 }
 
 void read_sources(Reader& r, const YAML::Node& node, const Server& server,

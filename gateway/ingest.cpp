@@ -109,12 +109,11 @@ Ingest ingest(const Source& source, const providers::Headers& headers, std::stri
             {}};
   }
   const config::Source& cfg = *source.config;
-  std::string type =
-      cfg.job_type.empty() ? cfg.provider + "." + verdict.event_type : cfg.job_type;
+  std::string type = cfg.job_type.empty() ? cfg.provider + "." + verdict.event_type : cfg.job_type;
   std::optional<std::size_t> type_length = printable_utf8_length(type);
   if (!type_length || *type_length > kMaxTypeCharacters) {
-    return {Outcome::kInvalidPayload, "the event type is not printable UTF-8 of 200 characters",
-            {}};
+    return {
+        Outcome::kInvalidPayload, "the event type is not printable UTF-8 of 200 characters", {}};
   }
   jobs::NewJob job;
   job.project_id = cfg.project;

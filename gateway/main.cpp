@@ -5,9 +5,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <optional>
-#include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -54,8 +54,8 @@ void setup_logging() {
 }
 
 // "--name VALUE" pairs after the subcommand; nullopt on anything else.
-std::optional<std::map<std::string, std::string>> options(const std::vector<std::string>& args,
-                                                          std::initializer_list<std::string> allowed) {
+std::optional<std::map<std::string, std::string>> options(
+    const std::vector<std::string>& args, std::initializer_list<std::string> allowed) {
   std::map<std::string, std::string> out;
   for (std::size_t i = 1; i < args.size(); i += 2) {
     bool known = false;

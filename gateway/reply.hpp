@@ -14,7 +14,7 @@ struct Reply {
   unsigned status;
   std::string_view outcome;  // for the log: the error code, or "accepted", "duplicate", ...
   std::string body;          // JSON
-  std::string_view allow;  // the Allow header for 405, else empty
+  std::string_view allow;    // the Allow header for 405, else empty
   bool retry_after = false;
 };
 

@@ -94,7 +94,8 @@ std::string client_address(const Shared& shared, const tcp::endpoint& peer,
   if (!trusted || forwarded == req.end()) return address;
   // The proxy appends the address it saw last; anything before it is the client's claim.
   std::string_view list(forwarded->value().data(), forwarded->value().size());
-  std::string_view last = list.substr(list.rfind(',') == std::string_view::npos ? 0 : list.rfind(',') + 1);
+  std::string_view last =
+      list.substr(list.rfind(',') == std::string_view::npos ? 0 : list.rfind(',') + 1);
   while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
   return std::string(last.substr(0, 64));
 }
@@ -130,10 +131,8 @@ class Session : public SessionBase {
     source_ = nullptr;
     lowest().expires_after(shared_.server.idle_timeout);
     http::async_read_header(derived().stream(), buffer_, *parser_,
-                            [self = derived().shared_from_this()](beast::error_code ec,
-                                                                  std::size_t) {
-                              self->on_header(ec);
-                            });
+                            [self = derived().shared_from_this()](
+                                beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   Shared& shared_;
@@ -174,12 +173,12 @@ class Session : public SessionBase {
       if (expect != req.end() && beast::iequals(expect->value(), "100-continue")) {
         continue_.emplace(http::status::continue_, req.version());
         lowest().expires_after(shared_.server.read_timeout);
-        return http::async_write(derived().stream(), *continue_,
-                                 [self = derived().shared_from_this()](beast::error_code e,
-                                                                       std::size_t) {
-                                   if (e) return self->close_now();
-                                   self->read_body();
-                                 });
+        return http::async_write(
+            derived().stream(), *continue_,
+            [self = derived().shared_from_this()](beast::error_code e, std::size_t) {
+              if (e) return self->close_now();
+              self->read_body();
+            });
       }
       return read_body();
     }
@@ -217,11 +216,11 @@ class Session : public SessionBase {
     if (in.outcome != Outcome::kEnqueue) return respond(make_reply(in.outcome, in.detail));
     event_id_ = in.job.event_id;
     key_ = in.job.idempotency_key;
-    shared_.committer.submit(std::move(in.job), [self = derived().shared_from_this()](
-                                                    jobs::Result result) {
-      net::post(self->stream().get_executor(),
-                [self, result = std::move(result)] { self->on_enqueued(result); });
-    });
+    shared_.committer.submit(
+        std::move(in.job), [self = derived().shared_from_this()](jobs::Result result) {
+          net::post(self->stream().get_executor(),
+                    [self, result = std::move(result)] { self->on_enqueued(result); });
+        });
   }
 
   void on_enqueued(const jobs::Result& result) {
@@ -278,12 +277,13 @@ class Session : public SessionBase {
                       .count();
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, std::min<std::size_t>(target.find('?'), 128));
-    spdlog::info("request={} client={} method={} path={} source={} outcome={} status={} us={} "
-                 "event_id={}",
-                 request_id_, client_address(shared_, peer_, req),
-                 std::string_view(req.method_string().data(), req.method_string().size()),
-                 path, source_ ? source_->config->name : "-", reply.outcome, reply.status,
-                 micros, event_id_.empty() ? "-" : event_id_);
+    spdlog::info(
+        "request={} client={} method={} path={} source={} outcome={} status={} us={} "
+        "event_id={}",
+        request_id_, client_address(shared_, peer_, req),
+        std::string_view(req.method_string().data(), req.method_string().size()), path,
+        source_ ? source_->config->name : "-", reply.outcome, reply.status, micros,
+        event_id_.empty() ? "-" : event_id_);
   }
 
   void lingering_close() {
@@ -295,12 +295,11 @@ class Session : public SessionBase {
   }
 
   void drain() {
-    lowest().async_read_some(net::buffer(*discard_),
-                             [self = derived().shared_from_this()](beast::error_code ec,
-                                                                   std::size_t) {
-                               if (ec) return self->close_now();
-                               self->drain();
-                             });
+    lowest().async_read_some(net::buffer(*discard_), [self = derived().shared_from_this()](
+                                                         beast::error_code ec, std::size_t) {
+      if (ec) return self->close_now();
+      self->drain();
+    });
   }
 
  protected:
@@ -357,11 +356,10 @@ class TlsSession : public Session<TlsSession>, public std::enable_shared_from_th
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       beast::get_lowest_layer(self->stream_).expires_after(self->shared_.server.read_timeout);
-      self->stream_.async_handshake(ssl::stream_base::server,
-                                    [self](beast::error_code ec) {
-                                      if (ec) return self->close_now();
-                                      self->do_read();
-                                    });
+      self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+        if (ec) return self->close_now();
+        self->do_read();
+      });
     });
   }
 

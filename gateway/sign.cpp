@@ -46,8 +46,9 @@ SignedRequest sign(const config::Source& source, std::optional<std::string> body
                            random_hex(2) + "-" + random_hex(6);
     out.headers.emplace_back("X-GitHub-Event", "ping");
     out.headers.emplace_back("X-GitHub-Delivery", delivery);
-    out.headers.emplace_back("X-Hub-Signature-256",
-                             "sha256=" + providers::to_hex(providers::hmac_sha256(secret, out.body)));
+    out.headers.emplace_back(
+        "X-Hub-Signature-256",
+        "sha256=" + providers::to_hex(providers::hmac_sha256(secret, out.body)));
   }
   return out;
 }
@@ -61,7 +62,8 @@ std::string curl_command(const config::Config& config, const config::Source& sou
   std::string url = std::string(config.server.tls ? "https" : "http") + "://" + host + ":" +
                     std::to_string(config.server.port) + "/webhooks/" + source.name;
   std::string cmd = "curl -sS -X POST " + shell_quote(url);
-  for (const auto& [name, value] : request.headers) cmd += " -H " + shell_quote(name + ": " + value);
+  for (const auto& [name, value] : request.headers)
+    cmd += " -H " + shell_quote(name + ": " + value);
   return cmd + " --data-binary " + shell_quote(request.body);
 }
 

@@ -29,9 +29,10 @@ constexpr int kEnqueueRounds = 3;
 // Options that keep a dead or unreachable server from stalling the committer; the operator's own
 // settings in the URL take precedence.
 std::string with_defaults(const std::string& url) {
-  const std::pair<const char*, const char*> defaults[] = {
-      {"connect_timeout", "5"}, {"keepalives_idle", "10"}, {"keepalives_interval", "5"},
-      {"keepalives_count", "3"}};
+  const std::pair<const char*, const char*> defaults[] = {{"connect_timeout", "5"},
+                                                          {"keepalives_idle", "10"},
+                                                          {"keepalives_interval", "5"},
+                                                          {"keepalives_count", "3"}};
   bool uri = url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
   std::string out = url;
   for (auto [key, value] : defaults) {
@@ -145,18 +146,20 @@ struct Store::Impl {
         if (attempt == 0 && had_connection) continue;
         throw Unavailable(std::string(what) + ": " + e.what());
       } catch (const pqxx::sql_error& e) {
-        if (!transient(e)) throw;
+        // The server's message can quote row values, payload included: keep only the code.
+        if (!transient(e)) {
+          throw std::runtime_error(std::string(what) + ": refused by the database (SQLSTATE " +
+                                   e.sqlstate() + ")");
+        }
         conn.reset();
         if (attempt == 0 && had_connection && e.sqlstate().rfind("57P", 0) == 0) continue;
-        throw Unavailable(std::string(what) + ": " + e.what());
+        throw Unavailable(std::string(what) + ": SQLSTATE " + e.sqlstate());
       }
     }
   }
 };
 
-Store::Store(std::string url) : impl_(std::make_unique<Impl>()) {
-  impl_->url = with_defaults(url);
-}
+Store::Store(std::string url) : impl_(std::make_unique<Impl>()) { impl_->url = with_defaults(url); }
 
 Store::~Store() = default;
 
@@ -192,9 +195,8 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
       // exists.
       batch.clear();
       for (const auto& [key, job] : todo) batch.push_back(job);
-      pqxx::result existing =
-          tx.exec_params(kLookup, text_array(batch, &NewJob::project_id),
-                         text_array(batch, &NewJob::idempotency_key));
+      pqxx::result existing = tx.exec_params(kLookup, text_array(batch, &NewJob::project_id),
+                                             text_array(batch, &NewJob::idempotency_key));
       for (const auto& row : existing) {
         Key key(row[0].as<std::string>(), row[1].as<std::string>());
         found[key] = Enqueued{row[2].as<std::string>(), false};
@@ -225,7 +227,8 @@ int Store::migrate() {
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now())");
-    int current = tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
+    int current =
+        tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
     int applied = 0;
     for (const Migration& m : kMigrations) {
       if (m.version <= current) continue;

@@ -10,8 +10,7 @@ Verdict GithubProvider::verify(const InboundRequest& request,
                                std::chrono::system_clock::time_point) const {
   std::optional<std::string_view> header = request.headers.get("X-Hub-Signature-256");
   if (!header || header->empty()) {
-    return Verdict::reject(VerifyError::kMissingSignature,
-                           "X-Hub-Signature-256 header is missing");
+    return Verdict::reject(VerifyError::kMissingSignature, "X-Hub-Signature-256 header is missing");
   }
   constexpr std::string_view kPrefix = "sha256=";
   std::optional<Digest> candidate;
@@ -26,7 +25,8 @@ Verdict GithubProvider::verify(const InboundRequest& request,
   for (const std::string& secret : secrets_) {
     match |= constant_time_equal(hmac_sha256(secret, request.body), *candidate);
   }
-  if (!match) return Verdict::reject(VerifyError::kInvalidSignature, "the signature matches no secret");
+  if (!match)
+    return Verdict::reject(VerifyError::kInvalidSignature, "the signature matches no secret");
 
   std::optional<std::string_view> delivery = request.headers.get("X-GitHub-Delivery");
   if (!delivery || delivery->empty()) {

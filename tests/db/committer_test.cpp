@@ -1,0 +1,176 @@
+#include "jobs/committer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <pqxx/pqxx>
+
+#include "support/database.hpp"
+#include "support/env.hpp"
+
+namespace flare::jobs {
+namespace {
+
+NewJob job(const std::string& key, int max_attempts = 5) {
+  NewJob j;
+  j.project_id = "shop";
+  j.idempotency_key = key;
+  j.type = "github.push";
+  j.payload = "{}";
+  j.content_type = "application/json";
+  j.source = "github";
+  j.event_id = key;
+  j.max_attempts = max_attempts;
+  return j;
+}
+
+// Collects results from the committer's thread and lets the test wait for them.
+class Results {
+ public:
+  Committer::Done slot(std::size_t i) {
+    return [this, i](Result r) {
+      std::lock_guard lock(mutex_);
+      results_[i] = std::move(r);
+      ++done_;
+      changed_.notify_all();
+    };
+  }
+  explicit Results(std::size_t n) : results_(n, Result{Outcome::kFailed, "unset"}) {}
+  std::vector<Result> wait() {
+    std::unique_lock lock(mutex_);
+    bool all = changed_.wait_for(lock, std::chrono::seconds(30),
+                                 [this] { return done_ == results_.size(); });
+    EXPECT_TRUE(all) << done_ << " of " << results_.size() << " completed";
+    return results_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Result> results_;
+  std::size_t done_ = 0;
+};
+
+// Waits until a transaction of this database waits on a lock: the committer's batch is stuck
+// behind the test's LOCK TABLE.
+void wait_until_blocked(test::TestDatabase& db) {
+  pqxx::connection watcher(db.url());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pqxx::nontransaction q(watcher);
+    if (q.exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+               "datname = current_database()")[0][0]
+            .as<int>() == 1) {
+      return;
+    }
+  }
+  FAIL() << "the committer never waited on the lock";
+}
+
+Result submit_one(Committer& c, NewJob j) {
+  Results r(1);
+  c.submit(std::move(j), r.slot(0));
+  return r.wait()[0];
+}
+
+TEST(Committer, MigratesAndCommitsOne) {
+  test::TestDatabase db;
+  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  Result r = submit_one(c, job("k1"));
+  EXPECT_EQ(r.outcome, Outcome::kCreated);
+  EXPECT_TRUE(c.ready());
+  EXPECT_EQ(submit_one(c, job("k1")).job_id, r.job_id);
+  EXPECT_EQ(submit_one(c, job("k1")).outcome, Outcome::kDuplicate);
+}
+
+// While a lock holds the first transaction, every enqueue that arrives waits; when it lifts,
+// the next transaction carries all of them at once.
+TEST(Committer, TakesEverythingWaitingInOneTransaction) {
+  test::TestDatabase db;
+  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
+  Committer::Stats before = c.stats();
+
+  pqxx::connection blocker(db.url());
+  pqxx::work lock_tx(blocker);
+  lock_tx.exec("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE");
+  constexpr std::size_t kWaiting = 99;
+  Results results(kWaiting + 2);
+  c.submit(job("first"), results.slot(0));
+  wait_until_blocked(db);
+  for (std::size_t i = 1; i <= kWaiting; ++i) {
+    c.submit(job("waiting-" + std::to_string(i % 50)), results.slot(i));  // 49 keys repeat
+  }
+  c.submit(job("first"), results.slot(kWaiting + 1));
+  lock_tx.abort();
+  std::vector<Result> r = results.wait();
+
+  Committer::Stats after = c.stats();
+  EXPECT_EQ(after.batches - before.batches, 2u);
+  EXPECT_EQ(after.largest_batch, kWaiting + 1);
+  EXPECT_EQ(r[0].outcome, Outcome::kCreated);
+  EXPECT_EQ(r[kWaiting + 1].outcome, Outcome::kDuplicate);
+  EXPECT_EQ(r[kWaiting + 1].job_id, r[0].job_id);
+  int created = 0;
+  for (std::size_t i = 1; i <= kWaiting; ++i) created += r[i].outcome == Outcome::kCreated;
+  EXPECT_EQ(created, 50);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "52");
+}
+
+// One job the database refuses (here: max_attempts outside its CHECK) fails alone.
+TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
+  test::TestDatabase db;
+  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
+  pqxx::connection blocker(db.url());
+  pqxx::work lock_tx(blocker);
+  lock_tx.exec("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE");
+  Results results(4);
+  c.submit(job("hold"), results.slot(0));
+  wait_until_blocked(db);
+  c.submit(job("good-1"), results.slot(1));
+  c.submit(job("bad", 0), results.slot(2));
+  c.submit(job("good-2"), results.slot(3));
+  lock_tx.abort();
+  std::vector<Result> r = results.wait();
+  EXPECT_EQ(r[0].outcome, Outcome::kCreated);
+  EXPECT_EQ(r[1].outcome, Outcome::kCreated);
+  EXPECT_EQ(r[2].outcome, Outcome::kFailed);
+  EXPECT_EQ(r[3].outcome, Outcome::kCreated);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "4");
+}
+
+TEST(Committer, SurvivesDatabaseRestart) {
+  test::TestDatabase db;
+  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  Result before = submit_one(c, job("before"));
+  ASSERT_EQ(before.outcome, Outcome::kCreated);
+
+  test::postgres("stop");
+  EXPECT_EQ(submit_one(c, job("during")).outcome, Outcome::kUnavailable);
+  EXPECT_FALSE(c.ready());
+  test::postgres("start");
+
+  // The same committer, a new connection: nothing to restart.
+  EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
+  EXPECT_TRUE(c.ready());
+  EXPECT_EQ(submit_one(c, job("before")).job_id, before.job_id);
+  EXPECT_EQ(submit_one(c, job("during")).outcome, Outcome::kCreated);  // never stored before
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "3");
+}
+
+TEST(Committer, StopCompletesWhatWasSubmitted) {
+  test::TestDatabase db;
+  Results results(20);
+  {
+    Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+    for (std::size_t i = 0; i < 20; ++i)
+      c.submit(job(std::string("stop-").append(std::to_string(i))), results.slot(i));
+    c.stop();
+  }
+  for (const Result& r : results.wait()) EXPECT_EQ(r.outcome, Outcome::kCreated);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "20");
+}
+
+}  // namespace
+}  // namespace flare::jobs

@@ -1,0 +1,132 @@
+#include "jobs/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <barrier>
+#include <thread>
+
+#include "support/database.hpp"
+
+namespace flare::jobs {
+namespace {
+
+NewJob job(const std::string& key, const std::string& project = "shop") {
+  NewJob j;
+  j.project_id = project;
+  j.idempotency_key = key;
+  j.type = "stripe.invoice.paid";
+  j.payload = std::string("{\"id\":\"x\"}\0\xff binary", 19);
+  j.content_type = "application/json";
+  j.source = "stripe";
+  j.event_id = key.substr(key.find(':') + 1);
+  j.max_attempts = 9;
+  return j;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::make_unique<Store>(db_.url());
+    store_->migrate();
+  }
+  test::TestDatabase db_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST(Migrations, ApplyOnceThenNothing) {
+  test::TestDatabase db;
+  Store store(db.url());
+  EXPECT_EQ(store.schema_version(), 0);
+  EXPECT_EQ(store.migrate(), Store::latest_version());
+  EXPECT_EQ(store.migrate(), 0);
+  EXPECT_EQ(store.schema_version(), Store::latest_version());
+  EXPECT_EQ(db.scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_jobs_idempotency'"),
+            "CREATE UNIQUE INDEX ix_jobs_idempotency ON public.jobs USING btree (project_id, "
+            "idempotency_key) WHERE (idempotency_key IS NOT NULL)");
+}
+
+TEST_F(StoreTest, NewThenDuplicate) {
+  auto first = store_->enqueue({job("webhook:evt_1")});
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(first[0].created);
+  auto second = store_->enqueue({job("webhook:evt_1")});
+  EXPECT_FALSE(second[0].created);
+  EXPECT_EQ(second[0].job_id, first[0].job_id);
+
+  auto row = db_.query(
+      "SELECT id::text, project_id, idempotency_key, type, payload, content_type,"
+      " source, event_id, status, attempts, max_attempts FROM jobs");
+  ASSERT_EQ(row.size(), 1u);
+  EXPECT_EQ(row[0][0].as<std::string>(), first[0].job_id);
+  EXPECT_EQ(row[0][1].as<std::string>(), "shop");
+  EXPECT_EQ(row[0][2].as<std::string>(), "webhook:evt_1");
+  EXPECT_EQ(row[0][3].as<std::string>(), "stripe.invoice.paid");
+  EXPECT_EQ(pqxx::binarystring(row[0][4]).str(), job("webhook:evt_1").payload);
+  EXPECT_EQ(row[0][5].as<std::string>(), "application/json");
+  EXPECT_EQ(row[0][6].as<std::string>(), "stripe");
+  EXPECT_EQ(row[0][7].as<std::string>(), "evt_1");
+  EXPECT_EQ(row[0][8].as<std::string>(), "queued");
+  EXPECT_EQ(row[0][9].as<int>(), 0);
+  EXPECT_EQ(row[0][10].as<int>(), 9);
+}
+
+TEST_F(StoreTest, KeysArePerProject) {
+  auto a = store_->enqueue({job("payment:42", "a"), job("payment:42", "b")});
+  EXPECT_TRUE(a[0].created);
+  EXPECT_TRUE(a[1].created);
+  EXPECT_NE(a[0].job_id, a[1].job_id);
+}
+
+TEST_F(StoreTest, BatchWithInBatchDuplicate) {
+  NewJob quoted = job(R"(webhook:a "quoted\" key, {braces})");
+  auto r = store_->enqueue({job("webhook:e1"), job("webhook:e2"), job("webhook:e1"), quoted});
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_TRUE(r[0].created);
+  EXPECT_TRUE(r[1].created);
+  EXPECT_FALSE(r[2].created);
+  EXPECT_EQ(r[2].job_id, r[0].job_id);
+  EXPECT_TRUE(r[3].created);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), "3");
+  EXPECT_EQ(db_.scalar("SELECT idempotency_key FROM jobs WHERE id = '" + r[3].job_id + "'"),
+            quoted.idempotency_key);
+}
+
+TEST_F(StoreTest, DeleteFreesTheKey) {
+  auto first = store_->enqueue({job("webhook:gone")});
+  db_.query("DELETE FROM jobs WHERE id = '" + first[0].job_id + "'");
+  auto again = store_->enqueue({job("webhook:gone")});
+  EXPECT_TRUE(again[0].created);
+  EXPECT_NE(again[0].job_id, first[0].job_id);
+}
+
+// Two connections insert the same keys at the same moment, many times over: each key ends up
+// as one row, and both callers are told its id, exactly one of them "created".
+TEST_F(StoreTest, TwoConnectionsRaceOnOneKey) {
+  constexpr int kRounds = 50;
+  Store other(db_.url());
+  std::vector<Enqueued> mine(kRounds), theirs(kRounds);
+  std::barrier sync(2);
+  auto racer = [&](Store& store, std::vector<Enqueued>& out) {
+    for (int i = 0; i < kRounds; ++i) {
+      sync.arrive_and_wait();
+      out[i] = store.enqueue({job("webhook:race-" + std::to_string(i))})[0];
+    }
+  };
+  std::thread t([&] { racer(other, theirs); });
+  racer(*store_, mine);
+  t.join();
+  for (int i = 0; i < kRounds; ++i) {
+    EXPECT_EQ(mine[i].job_id, theirs[i].job_id) << i;
+    EXPECT_NE(mine[i].created, theirs[i].created) << i;
+  }
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), std::to_string(kRounds));
+}
+
+TEST(StoreUnreachable, ThrowsUnavailable) {
+  Store store("host=/nonexistent-socket-dir dbname=x");
+  EXPECT_THROW(store.enqueue({job("webhook:x")}), Unavailable);
+  EXPECT_THROW(store.schema_version(), Unavailable);
+}
+
+}  // namespace
+}  // namespace flare::jobs

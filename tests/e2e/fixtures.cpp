@@ -1,0 +1,115 @@
+#include "e2e/fixtures.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "providers/hmac.hpp"
+
+namespace flare::test {
+
+std::int64_t now_unix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string stripe_body(const std::string& event_id, const std::string& type) {
+  return R"({"id":")" + event_id + R"(","object":"event","type":")" + type +
+         R"(","data":{"object":{"amount":1200}}})";
+}
+
+HeaderList stripe_headers(const std::string& body, const std::string& secret, std::int64_t t) {
+  std::string ts = std::to_string(t == 0 ? now_unix() : t);
+  return {
+      {"Content-Type", "application/json"},
+      {"Stripe-Signature",
+       "t=" + ts + ",v1=" + providers::to_hex(providers::hmac_sha256(secret, ts + "." + body))}};
+}
+
+HeaderList github_headers(const std::string& body, const std::string& delivery,
+                          const std::string& event) {
+  return {{"Content-Type", "application/x-www-form-urlencoded"},
+          {"X-GitHub-Delivery", delivery},
+          {"X-GitHub-Event", event},
+          {"X-Hub-Signature-256",
+           "sha256=" + providers::to_hex(providers::hmac_sha256(kGithubSecret, body))}};
+}
+
+std::string gateway_config(const std::string& database_url, const std::string& server_extra) {
+  return R"(server:
+  listen: "127.0.0.1:0"
+  threads: 2
+  max_body_bytes: 65536
+  read_timeout_ms: 5000
+  trusted_proxies: ["127.0.0.1/32"]
+)" + server_extra +
+         R"(database:
+  url: ")" +
+         database_url + R"("
+projects:
+  - id: shop
+sources:
+  - name: stripe
+    provider: stripe
+    project: shop
+    secrets: [")" +
+         kStripeSecret + R"(", ")" + kStripePrevious + R"("]
+    max_body_bytes: 2048
+  - name: stripe-connect
+    provider: stripe
+    project: shop
+    secrets: [")" +
+         kStripeSecret + R"("]
+  - name: scoped
+    provider: stripe
+    project: shop
+    secrets: [")" +
+         kStripeSecret + R"("]
+    key_template: "webhook:{source}:{event_id}"
+  - name: github
+    provider: github
+    project: shop
+    secrets: [")" +
+         kGithubSecret + R"("]
+)";
+}
+
+Certificate make_self_signed_certificate() {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  if (key == nullptr || cert == nullptr) throw std::runtime_error("cannot make a key");
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  if (X509_sign(cert, key, EVP_sha256()) == 0) throw std::runtime_error("cannot sign");
+
+  auto pem = [](auto write) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    write(bio);
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio, &data);
+    std::string out(data, static_cast<std::size_t>(size));
+    BIO_free(bio);
+    return out;
+  };
+  Certificate out;
+  out.cert = std::make_unique<TempFile>(pem([&](BIO* b) { PEM_write_bio_X509(b, cert); }), ".pem");
+  out.key = std::make_unique<TempFile>(
+      pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); }),
+      ".pem");
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+}  // namespace flare::test

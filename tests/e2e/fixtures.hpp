@@ -1,0 +1,37 @@
+// Signing and configuration helpers shared by the end-to-end tests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "support/gateway.hpp"
+#include "support/http.hpp"
+
+namespace flare::test {
+
+inline const std::string kStripeSecret = "whsec_e2e_current_secret";
+inline const std::string kStripePrevious = "whsec_e2e_previous_secret";
+inline const std::string kGithubSecret = "gh_e2e_secret";
+
+std::int64_t now_unix();
+std::string stripe_body(const std::string& event_id, const std::string& type = "invoice.paid");
+// Headers of a Stripe delivery signed with `secret` at `t` (default: now).
+HeaderList stripe_headers(const std::string& body, const std::string& secret = kStripeSecret,
+                          std::int64_t t = 0);
+HeaderList github_headers(const std::string& body, const std::string& delivery,
+                          const std::string& event = "push");
+
+// The e2e gateway configuration: sources "stripe" (2048-byte limit, two secrets),
+// "stripe-connect" (same project), "scoped" (key per source) and "github". `server_extra`
+// is added under server:.
+std::string gateway_config(const std::string& database_url, const std::string& server_extra = "");
+
+// A self-signed certificate and key for 127.0.0.1, as PEM files.
+struct Certificate {
+  std::unique_ptr<TempFile> cert;
+  std::unique_ptr<TempFile> key;
+};
+Certificate make_self_signed_certificate();
+
+}  // namespace flare::test

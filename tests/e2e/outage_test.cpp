@@ -1,0 +1,62 @@
+// PostgreSQL goes away under a running gateway and comes back: 503 with Retry-After meanwhile,
+// 202 again afterwards, no restart.
+#include <gtest/gtest.h>
+
+#include "e2e/fixtures.hpp"
+#include "support/database.hpp"
+#include "support/env.hpp"
+
+namespace flare::test {
+namespace {
+
+// Starts PostgreSQL again even when an assertion ends the test early.
+struct Outage {
+  Outage() { postgres("stop"); }
+  ~Outage() {
+    if (!over) postgres("start");
+  }
+  void end() {
+    postgres("start");
+    over = true;
+  }
+  bool over = false;
+};
+
+TEST(Outage, UnavailableWhileDownAndRecoversWithoutRestart) {
+  TestDatabase db;
+  Gateway gateway(gateway_config(db.url()));
+  std::string before = stripe_body("evt_before_outage");
+  ASSERT_EQ(request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(before), before)
+                .status,
+            202);
+
+  std::string body = stripe_body("evt_during_outage");
+  {
+    Outage outage;
+    Response r =
+        request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(body), body);
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_EQ(r.json("code"), "unavailable");
+    EXPECT_EQ(r.header("retry-after"), "5");
+    EXPECT_EQ(r.header("content-type"), "application/json");
+    Response ready = request_once(gateway.port(), "GET", "/readyz");
+    EXPECT_EQ(ready.status, 503);
+    EXPECT_EQ(ready.json("code"), "unavailable");
+    EXPECT_EQ(request_once(gateway.port(), "GET", "/healthz").status, 200);
+    outage.end();
+  }
+
+  // The provider's retry of the refused delivery is stored now, once.
+  Response retried =
+      request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(body), body);
+  EXPECT_EQ(retried.status, 202) << retried.body;
+  EXPECT_EQ(request_once(gateway.port(), "GET", "/readyz").status, 200);
+  EXPECT_EQ(
+      request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(body), body).status,
+      200);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "2");
+  EXPECT_EQ(gateway.terminate(), 0);
+}
+
+}  // namespace
+}  // namespace flare::test

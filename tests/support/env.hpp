@@ -1,0 +1,30 @@
+// What the README's test command provides: a PostgreSQL to use and the binary under test.
+#pragma once
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace flare::test {
+
+// Throws (failing the test, never skipping it) when the variable is missing.
+inline std::string require_env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') {
+    throw std::runtime_error(std::string(name) +
+                             " is not set: run the tests with scripts/test, which starts "
+                             "PostgreSQL and sets it");
+  }
+  return value;
+}
+
+// Stops or starts the test PostgreSQL server; throws when the command fails.
+inline void postgres(const char* action) {
+  std::string command =
+      require_env(std::string(action) == "stop" ? "FLARE_TEST_PG_STOP" : "FLARE_TEST_PG_START");
+  if (std::system((command + " >/dev/null").c_str()) != 0) {
+    throw std::runtime_error(std::string("could not ") + action + " PostgreSQL");
+  }
+}
+
+}  // namespace flare::test

@@ -1,0 +1,148 @@
+#include "support/gateway.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <stdexcept>
+
+#include "support/env.hpp"
+
+extern char** environ;
+
+namespace flare::test {
+namespace {
+
+// Starts the binary with stdout and stderr on a pipe; returns the pid and the read end.
+std::pair<pid_t, int> spawn(const std::vector<std::string>& args) {
+  std::string binary = require_env("FLARE_BINARY");
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  std::vector<char*> argv;
+  argv.push_back(binary.data());
+  std::vector<std::string> copy = args;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    throw std::runtime_error("cannot start " + binary);
+  }
+  return {pid, fds[0]};
+}
+
+int exit_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+TempFile::TempFile(const std::string& text, const std::string& suffix) {
+  std::string pattern = "/tmp/flare-test-XXXXXX" + suffix;
+  int fd = mkstemps(pattern.data(), static_cast<int>(suffix.size()));
+  if (fd < 0) throw std::runtime_error("mkstemps failed");
+  close(fd);
+  path_ = pattern;
+  std::ofstream(path_, std::ios::binary) << text;
+}
+
+TempFile::~TempFile() { std::remove(path_.c_str()); }
+
+RunResult run_binary(const std::vector<std::string>& args) {
+  auto [pid, fd] = spawn(args);
+  std::string output;
+  char chunk[4096];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof chunk)) > 0) output.append(chunk, static_cast<std::size_t>(n));
+  close(fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {exit_code(status), output};
+}
+
+Gateway::Gateway(const std::string& config_yaml) : config_(config_yaml) {
+  std::tie(pid_, out_fd_) = spawn({"serve", "--config", config_.path()});
+  reader_ = std::thread([this] {
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(out_fd_, chunk, sizeof chunk)) > 0) {
+      std::lock_guard lock(mutex_);
+      output_.append(chunk, static_cast<std::size_t>(n));
+      changed_.notify_all();
+    }
+    std::lock_guard lock(mutex_);
+    eof_ = true;
+    changed_.notify_all();
+  });
+  std::unique_lock lock(mutex_);
+  static const std::regex kListening(R"(listening on https?://[^ ]+:(\d+))");
+  std::smatch match;
+  bool found = changed_.wait_for(lock, std::chrono::seconds(20), [&] {
+    return std::regex_search(output_, match, kListening) || eof_;
+  });
+  if (!found || match.empty()) {
+    std::string out = output_;
+    lock.unlock();
+    terminate();
+    throw std::runtime_error("the gateway did not start:\n" + out);
+  }
+  port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
+}
+
+Gateway::~Gateway() { terminate(); }
+
+void Gateway::signal(int signo) {
+  if (pid_ > 0) kill(pid_, signo);
+}
+
+int Gateway::terminate(std::chrono::seconds limit) {
+  if (pid_ < 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  int code = -1;
+  for (;;) {
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      code = exit_code(status);
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    // waitpid cannot wait with a deadline; the output pipe closing is the event to wait on.
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, std::chrono::milliseconds(50), [this] { return eof_; });
+  }
+  pid_ = -1;
+  if (reader_.joinable()) reader_.join();
+  close(out_fd_);
+  return code;
+}
+
+std::string Gateway::output() {
+  std::lock_guard lock(mutex_);
+  return output_;
+}
+
+bool Gateway::wait_for_output(const std::string& text, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return output_.find(text) != std::string::npos; });
+}
+
+}  // namespace flare::test

@@ -1,0 +1,62 @@
+// The real flare-gateway binary as a child process with a temporary config file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace flare::test {
+
+// Writes `text` to a new temporary file, removed with the object.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text, const std::string& suffix = ".yaml");
+  ~TempFile();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the binary with `args` to completion.
+RunResult run_binary(const std::vector<std::string>& args);
+
+class Gateway {
+ public:
+  // Starts `serve` on the config (whose listen address should use port 0) and waits until it
+  // logs the port it listens on.
+  explicit Gateway(const std::string& config_yaml);
+  ~Gateway();
+
+  std::uint16_t port() const { return port_; }
+  void signal(int signo);
+  // Sends SIGTERM and returns the exit code; -1 if it did not exit within `limit`.
+  int terminate(std::chrono::seconds limit = std::chrono::seconds(15));
+  std::string output();
+  // Waits until the output contains `text`; false on timeout.
+  bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout);
+
+ private:
+  TempFile config_;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string output_;
+  bool eof_ = false;
+  std::thread reader_;
+};
+
+}  // namespace flare::test

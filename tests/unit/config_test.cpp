@@ -1,0 +1,224 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace flare::config {
+namespace {
+
+const std::map<std::string, std::string> kEnv = {
+    {"DATABASE_URL", "host=/tmp dbname=flare"}, {"STRIPE_SECRET", "whsec_abc"}, {"EMPTY", ""}};
+
+std::optional<std::string> fake_env(const std::string& name) {
+  auto it = kEnv.find(name);
+  if (it == kEnv.end()) return std::nullopt;
+  return it->second;
+}
+
+Config parse_ok(const std::string& yaml) { return parse(yaml, "flare.yaml", fake_env); }
+
+// The whole error text for a config expected to be refused.
+std::string errors_of(const std::string& yaml) {
+  try {
+    parse(yaml, "flare.yaml", fake_env);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted:\n" << yaml;
+  return "";
+}
+
+const std::string kValid = R"(server:
+  listen: "127.0.0.1:9090"
+  threads: 3
+  max_body_bytes: 2048
+  trusted_proxies: ["10.0.0.0/8", "::1"]
+  idle_timeout_ms: 5000
+  read_timeout_ms: 7000
+database:
+  url: "${DATABASE_URL}"
+  pool_size: 2
+  auto_migrate: false
+projects:
+  - id: shop
+    api_keys: [{ sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" }]
+sources:
+  - name: stripe
+    provider: stripe
+    project: shop
+    secrets: ["${STRIPE_SECRET}", "${PREVIOUS:-}"]
+    tolerance_seconds: 60
+    max_body_bytes: 1024
+    key_template: "webhook:{source}:{event_id}"
+    retry: { max_attempts: 10, base_ms: 500, max_ms: 60000 }
+  - name: github
+    provider: github
+    project: shop
+    secrets: ["gh-secret"]
+    job_type: GithubEvent
+)";
+
+TEST(Config, ReadsEveryField) {
+  Config c = parse_ok(kValid);
+  EXPECT_EQ(c.server.host, "127.0.0.1");
+  EXPECT_EQ(c.server.port, 9090);
+  EXPECT_EQ(c.server.threads, 3);
+  EXPECT_EQ(c.server.max_body_bytes, 2048u);
+  ASSERT_EQ(c.server.trusted_proxies.size(), 2u);
+  EXPECT_TRUE(c.server.trusted_proxies[0].contains("10.1.2.3"));
+  EXPECT_FALSE(c.server.trusted_proxies[0].contains("11.1.2.3"));
+  EXPECT_TRUE(c.server.trusted_proxies[1].contains("::1"));
+  EXPECT_FALSE(c.server.trusted_proxies[1].contains("127.0.0.1"));
+  EXPECT_EQ(c.server.idle_timeout.count(), 5000);
+  EXPECT_EQ(c.server.read_timeout.count(), 7000);
+  EXPECT_EQ(c.database.url, "host=/tmp dbname=flare");
+  EXPECT_EQ(c.database.pool_size, 2);
+  EXPECT_FALSE(c.database.auto_migrate);
+  ASSERT_EQ(c.projects.size(), 1u);
+  EXPECT_EQ(c.projects[0].api_key_sha256.size(), 1u);
+  EXPECT_EQ(c.projects[0].api_key_sha256[0][0], 0x9f);
+  ASSERT_EQ(c.sources.size(), 2u);
+  const Source& s = c.sources[0];
+  EXPECT_EQ(s.secrets, std::vector<std::string>{"whsec_abc"});  // the empty optional one dropped
+  EXPECT_EQ(s.tolerance.count(), 60);
+  EXPECT_EQ(s.max_body_bytes, 1024u);
+  EXPECT_EQ(s.key_template, "webhook:{source}:{event_id}");
+  EXPECT_EQ(s.retry.max_attempts, 10);
+  EXPECT_EQ(s.retry.base_ms, 500);
+  EXPECT_EQ(s.retry.max_ms, 60000);
+  const Source& g = c.sources[1];
+  EXPECT_EQ(g.max_body_bytes, 2048u);  // inherited from server.max_body_bytes
+  EXPECT_EQ(g.key_template, "webhook:{event_id}");
+  EXPECT_EQ(g.job_type, "GithubEvent");
+  EXPECT_EQ(g.tolerance.count(), 300);
+}
+
+TEST(Config, Defaults) {
+  Config c = parse_ok("database: { url: x }\n");
+  EXPECT_EQ(c.server.host, "0.0.0.0");
+  EXPECT_EQ(c.server.port, 8080);
+  EXPECT_EQ(c.server.threads, 2);
+  EXPECT_EQ(c.server.max_body_bytes, 1048576u);
+  EXPECT_FALSE(c.server.tls.has_value());
+  EXPECT_TRUE(c.database.auto_migrate);
+  EXPECT_EQ(c.database.pool_size, 4);
+}
+
+TEST(Config, InterpolatesDefaultsAndIpv6Listen) {
+  Config c = parse_ok(
+      "server: { listen: \"${LISTEN:-[::1]:0}\" }\ndatabase: { url: \"a${EMPTY}b${NOPE:-c}\" }\n");
+  EXPECT_EQ(c.server.host, "::1");
+  EXPECT_EQ(c.server.port, 0);
+  EXPECT_EQ(c.database.url, "abc");
+}
+
+TEST(Config, UnsetVariableNamesItWithPosition) {
+  EXPECT_EQ(errors_of("database:\n  url: \"${MISSING_URL}\"\n"),
+            "flare.yaml:2:8: database.url: environment variable MISSING_URL is not set");
+}
+
+TEST(Config, UnknownKey) {
+  EXPECT_EQ(errors_of("database: { url: x }\nserver:\n  listen: \"1.2.3.4:1\"\n  thread: 2\n"),
+            "flare.yaml:4:3: server.thread: unknown key");
+}
+
+TEST(Config, WrongType) {
+  EXPECT_EQ(errors_of("database: { url: x }\nserver:\n  threads: many\n"),
+            "flare.yaml:3:12: server.threads: expected an integer from 1 to 256");
+  EXPECT_EQ(errors_of("database: { url: x }\nserver: [1]\n"),
+            "flare.yaml:2:9: server: expected a mapping");
+  EXPECT_EQ(errors_of("database: { url: x, auto_migrate: yes }\n"),
+            "flare.yaml:1:35: database.auto_migrate: expected true or false");
+}
+
+TEST(Config, DuplicateKeyAndDuplicateSourceName) {
+  EXPECT_EQ(errors_of("database: { url: x }\ndatabase: { url: y }\n"),
+            "flare.yaml:2:1: database: duplicate key");
+  std::string yaml = R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - { name: a, provider: github, project: p, secrets: [s] }
+  - { name: a, provider: github, project: p, secrets: [s] }
+)";
+  EXPECT_EQ(errors_of(yaml), "flare.yaml:5:13: sources[1].name: duplicate source name \"a\"");
+}
+
+TEST(Config, DanglingProject) {
+  std::string yaml = R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - { name: a, provider: github, project: q, secrets: [s] }
+)";
+  EXPECT_EQ(errors_of(yaml), "flare.yaml:4:43: sources[0].project: unknown project \"q\"");
+}
+
+TEST(Config, EmptySecretLists) {
+  std::string yaml = R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - { name: a, provider: github, project: p, secrets: [] }
+  - { name: b, provider: github, project: p, secrets: ["${EMPTY:-}"] }
+  - { name: c, provider: github, project: p }
+)";
+  EXPECT_EQ(errors_of(yaml),
+            "flare.yaml:4:55: sources[0].secrets: no non-empty secret\n"
+            "flare.yaml:5:55: sources[1].secrets: no non-empty secret\n"
+            "flare.yaml:6:5: sources[2].secrets: required");
+}
+
+TEST(Config, SourceRules) {
+  std::string yaml = R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - { name: a, provider: github, project: p, secrets: [s], tolerance_seconds: 10 }
+  - { name: b, provider: paypal, project: p, secrets: [s] }
+  - { name: c, provider: stripe, project: p, secrets: [s], key_template: "k:{id}" }
+  - { name: d, provider: stripe, project: p, secrets: [s], key_template: "k:{source}" }
+  - { name: "e/f", provider: stripe, project: p, secrets: [s], max_body_bytes: 0 }
+)";
+  EXPECT_EQ(
+      errors_of(yaml),
+      "flare.yaml:4:79: sources[0].tolerance_seconds: github signs no timestamp\n"
+      "flare.yaml:5:26: sources[1].provider: unsupported provider \"paypal\" (stripe, github)\n"
+      "flare.yaml:6:74: sources[2].key_template: unknown placeholder in \"k:{id}\" (use "
+      "{event_id}, {source} and {provider})\n"
+      "flare.yaml:7:74: sources[3].key_template: must contain {event_id}\n"
+      "flare.yaml:8:13: sources[4].name: expected 1 to 100 of A-Z a-z 0-9 _ - .\n"
+      "flare.yaml:8:80: sources[4].max_body_bytes: expected an integer from 1 to 67108864");
+}
+
+TEST(Config, ListenAndProxies) {
+  EXPECT_EQ(errors_of("database: { url: x }\nserver: { listen: \"localhost:80\" }\n"),
+            "flare.yaml:2:19: server.listen: expected HOST:PORT with an IP address, got "
+            "\"localhost:80\"");
+  EXPECT_EQ(errors_of("database: { url: x }\nserver: { trusted_proxies: [\"10.0.0.0/33\"] }\n"),
+            "flare.yaml:2:29: server.trusted_proxies[0]: expected an IP address or network, got "
+            "\"10.0.0.0/33\"");
+}
+
+TEST(Config, MissingTlsFileAndMissingDatabase) {
+  std::string yaml =
+      "server:\n  tls: { cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem }\n";
+  EXPECT_EQ(errors_of(yaml),
+            "flare.yaml:2:21: server.tls.cert_file: cannot read file \"/nonexistent/cert.pem\"\n"
+            "flare.yaml:2:54: server.tls.key_file: cannot read file \"/nonexistent/key.pem\"\n"
+            "flare.yaml:1:1: database: required");
+}
+
+TEST(Config, SyntaxErrorHasPosition) {
+  EXPECT_EQ(errors_of("database: { url: x\nserver: [\n"),
+            "flare.yaml:2:7: end of map flow not found");
+}
+
+TEST(Config, MissingFile) {
+  try {
+    load("/nonexistent/flare.yaml");
+    FAIL() << "loaded a missing file";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "/nonexistent/flare.yaml: cannot open the file");
+  }
+}
+
+}  // namespace
+}  // namespace flare::config

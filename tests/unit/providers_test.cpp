@@ -1,0 +1,228 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+
+#include "providers/github.hpp"
+#include "providers/hmac.hpp"
+#include "providers/stripe.hpp"
+
+namespace flare::providers {
+namespace {
+
+using std::chrono::seconds;
+using Clock = std::chrono::system_clock;
+
+Clock::time_point at(std::int64_t unix_seconds) { return Clock::time_point(seconds(unix_seconds)); }
+
+Verdict verify(const Provider& p, const std::vector<std::pair<std::string, std::string>>& fields,
+               const std::string& body, Clock::time_point now = at(1700000000)) {
+  Headers headers;
+  for (const auto& [name, value] : fields) headers.add(name, value);
+  return p.verify(InboundRequest{headers, body}, now);
+}
+
+// Signs the way Stripe documents: HMAC-SHA256 of "<t>.<body>" keyed with the secret as is.
+std::string stripe_v1(const std::string& secret, const std::string& t, const std::string& body) {
+  return to_hex(hmac_sha256(secret, t + "." + body));
+}
+
+TEST(Hmac, Rfc4231TestCase2) {
+  EXPECT_EQ(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Hmac, HexParsing) {
+  std::string hex = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  ASSERT_TRUE(digest_from_hex(hex));
+  EXPECT_EQ(to_hex(*digest_from_hex(hex)), hex);
+  std::string upper = hex;
+  for (char& c : upper) c = static_cast<char>(std::toupper(c));
+  EXPECT_TRUE(digest_from_hex(upper));
+  EXPECT_FALSE(digest_from_hex(hex.substr(1)));
+  EXPECT_FALSE(digest_from_hex(hex + "0"));
+  EXPECT_FALSE(digest_from_hex(std::string(63, '0') + "g"));
+  EXPECT_FALSE(digest_from_hex(""));
+}
+
+// GitHub's documented example ("Validating webhook deliveries").
+TEST(Github, DocumentedVector) {
+  GithubProvider github({"It's a Secret to Everybody"});
+  Verdict v = verify(github,
+                     {{"X-Hub-Signature-256",
+                       "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
+                      {"X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+                      {"x-github-event", "push"}},
+                     "Hello, World!");
+  EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
+  EXPECT_EQ(v.event_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+  EXPECT_EQ(v.event_type, "push");
+}
+
+TEST(Github, Errors) {
+  GithubProvider github({"It's a Secret to Everybody"});
+  const std::string good =
+      "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+  const std::pair<std::string, std::string> id{"X-GitHub-Delivery", "d-1"},
+      ev{"X-GitHub-Event", "push"};
+  EXPECT_EQ(verify(github, {id, ev}, "Hello, World!").error, VerifyError::kMissingSignature);
+  EXPECT_EQ(verify(github, {{"X-Hub-Signature-256", ""}, id, ev}, "Hello, World!").error,
+            VerifyError::kMissingSignature);
+  // GitHub's legacy SHA-1 header alone is not enough.
+  EXPECT_EQ(verify(github, {{"X-Hub-Signature", "sha1=abc"}, id, ev}, "Hello, World!").error,
+            VerifyError::kMissingSignature);
+  for (std::string bad :
+       {std::string("757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),
+        std::string("sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),
+        good.substr(0, good.size() - 1), good + "00", std::string("sha256="),
+        std::string("sha256=") + std::string(100000, 'a')}) {
+    EXPECT_EQ(verify(github, {{"X-Hub-Signature-256", bad}, id, ev}, "Hello, World!").error,
+              VerifyError::kInvalidSignature)
+        << bad.substr(0, 80);
+  }
+  EXPECT_EQ(verify(github, {{"X-Hub-Signature-256", good}, id, ev}, "Hello, World?").error,
+            VerifyError::kInvalidSignature);
+  EXPECT_EQ(verify(github, {{"X-Hub-Signature-256", good}, ev}, "Hello, World!").error,
+            VerifyError::kInvalidEventId);
+  EXPECT_EQ(verify(github, {{"X-Hub-Signature-256", good}, {"X-GitHub-Delivery", ""}, ev},
+                   "Hello, World!")
+                .error,
+            VerifyError::kInvalidEventId);
+  EXPECT_EQ(verify(github, {{"X-Hub-Signature-256", good}, id}, "Hello, World!").error,
+            VerifyError::kInvalidPayload);
+}
+
+TEST(Github, Rotation) {
+  GithubProvider github({"new secret", "It's a Secret to Everybody"});
+  Verdict v = verify(github,
+                     {{"X-Hub-Signature-256",
+                       "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
+                      {"X-GitHub-Delivery", "d"},
+                      {"X-GitHub-Event", "ping"}},
+                     "Hello, World!");
+  EXPECT_EQ(v.error, VerifyError::kNone);
+}
+
+std::map<std::string, std::string> read_fixture(const std::string& name) {
+  std::ifstream in(std::string(FLARE_TEST_DATA) + "/" + name);
+  std::map<std::string, std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+// Made by Stripe's own Node SDK (tests/data/make_stripe_fixture.js).
+TEST(Stripe, SdkFixture) {
+  auto f = read_fixture("stripe_sdk.txt");
+  ASSERT_FALSE(f["header"].empty());
+  StripeProvider stripe({f["secret"]}, seconds(300));
+  Verdict v = verify(stripe, {{"Stripe-Signature", f["header"]}}, f["payload"],
+                     at(std::stoll(f["timestamp"])));
+  EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
+  EXPECT_EQ(v.event_id, "evt_1PfixtureSDK0001");
+  EXPECT_EQ(v.event_type, "payment_intent.succeeded");
+}
+
+const std::string kSecret = "whsec_test_secret";
+const std::string kBody = R"({"id":"evt_123","type":"invoice.paid","data":{}})";
+
+TEST(Stripe, DocumentedScheme) {
+  StripeProvider stripe({kSecret}, seconds(300));
+  Verdict v = verify(
+      stripe, {{"Stripe-Signature", "t=1700000000,v1=" + stripe_v1(kSecret, "1700000000", kBody)}},
+      kBody);
+  EXPECT_EQ(v.error, VerifyError::kNone);
+  EXPECT_EQ(v.event_id, "evt_123");
+  EXPECT_EQ(v.event_type, "invoice.paid");
+}
+
+TEST(Stripe, RotationAndSeveralV1) {
+  std::string t = "1700000000";
+  std::string old_sig = stripe_v1("whsec_old", t, kBody);
+  std::string new_sig = stripe_v1(kSecret, t, kBody);
+  StripeProvider only_new({kSecret}, seconds(300));
+  StripeProvider both({kSecret, "whsec_old"}, seconds(300));
+  // Stripe sends one v1 per active secret while an endpoint secret is being rolled.
+  EXPECT_EQ(verify(only_new, {{"Stripe-Signature", "t=" + t + ",v1=" + old_sig + ",v1=" + new_sig}},
+                   kBody)
+                .error,
+            VerifyError::kNone);
+  EXPECT_EQ(verify(both, {{"Stripe-Signature", "t=" + t + ",v1=" + old_sig}}, kBody).error,
+            VerifyError::kNone);
+  EXPECT_EQ(verify(only_new, {{"Stripe-Signature", "t=" + t + ",v1=" + old_sig}}, kBody).error,
+            VerifyError::kInvalidSignature);
+  // v0 is ignored, whatever it holds; unknown schemes too.
+  EXPECT_EQ(verify(only_new, {{"Stripe-Signature", "t=" + t + ",v0=" + new_sig}}, kBody).error,
+            VerifyError::kInvalidSignature);
+  EXPECT_EQ(
+      verify(only_new, {{"Stripe-Signature", "t=" + t + ",v0=zz,v9=x,v1=" + new_sig}}, kBody).error,
+      VerifyError::kNone);
+}
+
+TEST(Stripe, ToleranceEdgesBothDirections) {
+  StripeProvider stripe({kSecret}, seconds(300));
+  std::string t = "1700000000";
+  std::vector<std::pair<std::string, std::string>> h{
+      {"Stripe-Signature", "t=" + t + ",v1=" + stripe_v1(kSecret, t, kBody)}};
+  EXPECT_EQ(verify(stripe, h, kBody, at(1700000300)).error, VerifyError::kNone);
+  EXPECT_EQ(verify(stripe, h, kBody, at(1700000301)).error, VerifyError::kStale);
+  EXPECT_EQ(verify(stripe, h, kBody, at(1699999700)).error, VerifyError::kNone);
+  EXPECT_EQ(verify(stripe, h, kBody, at(1699999699)).error, VerifyError::kStale);
+}
+
+TEST(Stripe, ForgedStaleIsInvalidNotStale) {
+  StripeProvider stripe({kSecret}, seconds(300));
+  std::string sig = stripe_v1("whsec_other", "1", kBody);
+  EXPECT_EQ(verify(stripe, {{"Stripe-Signature", "t=1,v1=" + sig}}, kBody).error,
+            VerifyError::kInvalidSignature);
+}
+
+TEST(Stripe, MalformedEmptyAndHugeHeaders) {
+  StripeProvider stripe({kSecret}, seconds(300));
+  std::string t = "1700000000";
+  std::string sig = stripe_v1(kSecret, t, kBody);
+  EXPECT_EQ(verify(stripe, {}, kBody).error, VerifyError::kMissingSignature);
+  EXPECT_EQ(verify(stripe, {{"Stripe-Signature", ""}}, kBody).error,
+            VerifyError::kMissingSignature);
+  for (std::string bad :
+       {std::string("garbage"), std::string(","), std::string("t=,v1=") + sig, "v1=" + sig,
+        "t=" + t, "t=abc,v1=" + sig, "t=-5,v1=" + sig, "t=1e9,v1=" + sig,
+        "t=" + t + ",t=" + t + ",v1=" + sig, "t=99999999999999999999,v1=" + sig,
+        "t=" + t + ",v1=" + sig.substr(0, 63), "t=" + t + ",v1=" + std::string(64, 'g'),
+        "t=" + t + ",v1=" + sig + "," + std::string(5000, 'x')}) {
+    EXPECT_EQ(verify(stripe, {{"Stripe-Signature", bad}}, kBody).error,
+              VerifyError::kInvalidSignature)
+        << bad.substr(0, 80);
+  }
+  // A body changed after signing.
+  EXPECT_EQ(verify(stripe, {{"Stripe-Signature", "t=" + t + ",v1=" + sig}}, kBody + " ").error,
+            VerifyError::kInvalidSignature);
+}
+
+TEST(Stripe, EventIdentity) {
+  StripeProvider stripe({kSecret}, seconds(300));
+  auto check = [&](const std::string& body) {
+    std::string t = "1700000000";
+    return verify(stripe, {{"Stripe-Signature", "t=" + t + ",v1=" + stripe_v1(kSecret, t, body)}},
+                  body);
+  };
+  EXPECT_EQ(check("not json").error, VerifyError::kInvalidPayload);
+  EXPECT_EQ(check("").error, VerifyError::kInvalidPayload);
+  EXPECT_EQ(check("[1,2]").error, VerifyError::kInvalidPayload);
+  EXPECT_EQ(check(std::string(100000, '[')).error,
+            VerifyError::kInvalidPayload);  // no stack overflow
+  EXPECT_EQ(check(R"({"type":"x"})").error, VerifyError::kInvalidEventId);
+  EXPECT_EQ(check(R"({"id":"","type":"x"})").error, VerifyError::kInvalidEventId);
+  EXPECT_EQ(check(R"({"id":7,"type":"x"})").error, VerifyError::kInvalidEventId);
+  EXPECT_EQ(check(R"({"id":"evt_1"})").error, VerifyError::kInvalidPayload);
+  Verdict v = check(R"({"id":"evt_\u00e9","type":"charge.refunded","nested":{"id":"no"}})");
+  EXPECT_EQ(v.error, VerifyError::kNone);
+  EXPECT_EQ(v.event_id, "evt_\xc3\xa9");
+  EXPECT_EQ(v.event_type, "charge.refunded");
+}
+
+}  // namespace
+}  // namespace flare::providers
