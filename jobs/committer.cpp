@@ -66,7 +66,8 @@ void Committer::check_health() {
       store_->migrate();
     }
     int version = store_->schema_version();
-    schema_current_ = version == Store::latest_version();
+    // Migrations only add, so a newer schema serves an older binary during a rolling upgrade.
+    schema_current_ = version >= Store::latest_version();
     if (!schema_current_) {
       spdlog::warn("database schema is at version {}, this binary needs {}: run migrate", version,
                    Store::latest_version());
