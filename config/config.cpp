@@ -220,8 +220,8 @@ bool readable(const std::string& path) { return std::ifstream(path).good(); }
 
 void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (!r.map(node, "server",
-             {"listen", "tls", "threads", "max_body_bytes", "trusted_proxies", "idle_timeout_ms",
-              "read_timeout_ms"})) {
+             {"listen", "tls", "threads", "max_connections", "max_body_bytes", "trusted_proxies",
+              "idle_timeout_ms", "read_timeout_ms"})) {
     return;
   }
   if (const YAML::Node n = node["listen"]) {
@@ -248,6 +248,11 @@ void read_server(Reader& r, const YAML::Node& node, Server& server) {
   }
   if (const YAML::Node n = node["threads"]) {
     if (auto v = r.integer(n, "server.threads", 1, 256)) server.threads = static_cast<int>(*v);
+  }
+  if (const YAML::Node n = node["max_connections"]) {
+    if (auto v = r.integer(n, "server.max_connections", 1, 1'000'000)) {
+      server.max_connections = static_cast<std::size_t>(*v);
+    }
   }
   if (const YAML::Node n = node["max_body_bytes"]) {
     if (auto v = r.integer(n, "server.max_body_bytes", 1, kMaxBodyBytesCeiling)) {

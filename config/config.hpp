@@ -33,6 +33,7 @@ struct Server {
   std::uint16_t port = 8080;
   std::optional<Tls> tls;
   int threads = 2;
+  std::size_t max_connections = 10'000;
   std::size_t max_body_bytes = 1 << 20;
   std::vector<Cidr> trusted_proxies;
   // Waiting for a request's header, the first one or the next on a kept-alive connection.

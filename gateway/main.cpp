@@ -2,6 +2,7 @@
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <fstream>
@@ -71,7 +72,17 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
+// Each connection is a descriptor: take the hard limit rather than the usual soft 1024.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int serve(const flare::config::Config& config) {
+  raise_descriptor_limit();
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
   flare::jobs::Committer committer(std::make_unique<flare::jobs::Store>(config.database.url),

@@ -67,6 +67,11 @@ struct Shared {
     }
   }
 
+  std::size_t live_sessions() {
+    std::lock_guard lock(sessions_mutex);
+    return sessions.size();
+  }
+
   void add(SessionBase* key, std::weak_ptr<SessionBase> session) {
     std::lock_guard lock(sessions_mutex);
     sessions.emplace(key, std::move(session));
@@ -94,10 +99,12 @@ std::string client_address(const Shared& shared, const tcp::endpoint& peer,
   if (!trusted || forwarded == req.end()) return address;
   // The proxy appends the address it saw last; anything before it is the client's claim.
   std::string_view list(forwarded->value().data(), forwarded->value().size());
-  std::string_view last =
-      list.substr(list.rfind(',') == std::string_view::npos ? 0 : list.rfind(',') + 1);
+  std::size_t comma = list.rfind(',');
+  std::string_view last = comma == std::string_view::npos ? list : list.substr(comma + 1);
   while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
-  return std::string(last.substr(0, 64));
+  beast::error_code ec;
+  net::ip::address claimed = net::ip::make_address(std::string(last.substr(0, 64)), ec);
+  return ec ? address : claimed.to_string();
 }
 
 // One connection. Derived is PlainSession or TlsSession; it supplies stream(), start() and
@@ -422,6 +429,12 @@ struct Server::Impl {
         return timer.async_wait([this](beast::error_code e) {
           if (!e) accept();
         });
+      }
+      if (shared.live_sessions() >= shared.server.max_connections) {
+        // Refused at once: an overloaded gateway keeps serving the connections it has.
+        beast::error_code ignored;
+        socket.close(ignored);
+        return accept();
       }
       beast::error_code peer_ec;
       tcp::endpoint peer = socket.remote_endpoint(peer_ec);

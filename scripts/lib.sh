@@ -24,11 +24,19 @@ install_missing() {
     "${missing[@]}" >/dev/null
 }
 
+# Quiet when the build succeeds; the whole compiler output when it does not.
 build() {
-  echo "==> building in $BUILD"
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" -j"$(nproc)" -- --no-print-directory | grep -vE '^\[ *[0-9]+%\] (Building|Linking)' || true
-  [ -x "$BUILD/gateway/flare-gateway" ]
+  echo "==> building in $BUILD (a few minutes the first time on 2 cores, ccache after that)"
+  local log
+  log=$(mktemp)
+  if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
+         cmake --build "$BUILD" -j"$(nproc)"; } >"$log" 2>&1; then
+    cat "$log"
+    rm -f "$log"
+    echo "==> build failed" >&2
+    return 1
+  fi
+  rm -f "$log"
 }
 
 # pg_start DATADIR SOCKETDIR: initdb if needed, then start a server that listens only on a
