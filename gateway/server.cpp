@@ -413,10 +413,15 @@ struct Server::Impl {
         timer(acceptor.get_executor()) {
     if (config.server.tls) tls.emplace(make_tls_context(*config.server.tls));
     tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(net::socket_base::reuse_address(true));
-    acceptor.bind(endpoint);
-    acceptor.listen(net::socket_base::max_listen_connections);
+    beast::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      throw std::runtime_error("cannot listen on " + config.server.host + ":" +
+                               std::to_string(config.server.port) + ": " + ec.message());
+    }
   }
 
   void accept() {

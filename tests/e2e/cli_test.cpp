@@ -57,6 +57,20 @@ TEST(Cli, MigrateTwice) {
   EXPECT_EQ(run_binary({"migrate", "--config", unreachable.path()}).exit_code, 1);
 }
 
+TEST(Cli, PortInUseIsAClearError) {
+  TestDatabase db;
+  Gateway first(gateway_config(db.url()));
+  std::string config = gateway_config(db.url());
+  config.replace(config.find("127.0.0.1:0"), 11, "127.0.0.1:" + std::to_string(first.port()));
+  TempFile taken(config);
+  RunResult second = run_binary({"serve", "--config", taken.path()});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.output.find("cannot listen on 127.0.0.1:" + std::to_string(first.port()) +
+                               ": Address already in use"),
+            std::string::npos)
+      << second.output;
+}
+
 TEST(Cli, SignPrintsACurlCommand) {
   TempFile config(gateway_config("host=/nowhere"));
   RunResult r = run_binary({"sign", "--config", config.path(), "--source", "stripe"});
