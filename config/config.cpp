@@ -368,6 +368,16 @@ void read_retry(Reader& r, const YAML::Node& node, const std::string& path, Retr
   if (retry.max_ms < retry.base_ms) r.error(node, path + ".max_ms", "must be at least base_ms");
 }
 
+void read_workers(Reader& r, const YAML::Node& node, Workers& workers) {
+  if (!r.map(node, "workers", {"lease_seconds", "retry"})) return;
+  if (const YAML::Node n = node["lease_seconds"]) {
+    if (auto v = r.integer(n, "workers.lease_seconds", 1, 86'400)) {
+      workers.lease_seconds = static_cast<int>(*v);
+    }
+  }
+  if (const YAML::Node n = node["retry"]) read_retry(r, n, "workers.retry", workers.retry);
+}
+
 void check_key_template(Reader& r, const YAML::Node& n, const std::string& path,
                         const std::string& tmpl) {
   bool has_event_id = false;
@@ -521,7 +531,7 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
     r.error(e.mark, "", e.msg);
     throw Error(r.errors().front());
   }
-  if (r.map(root, "", {"server", "database", "projects", "sources"})) {
+  if (r.map(root, "", {"server", "database", "projects", "sources", "workers"})) {
     if (const YAML::Node n = root["server"]) read_server(r, n, config.server);
     if (const YAML::Node n = root["database"]) {
       read_database(r, n, config.database);
@@ -532,6 +542,7 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
     if (const YAML::Node n = root["sources"]) {
       read_sources(r, n, config.server, config.projects, config.sources);
     }
+    if (const YAML::Node n = root["workers"]) read_workers(r, n, config.workers);
   }
   if (!r.errors().empty()) {
     std::string all;

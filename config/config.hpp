@@ -71,11 +71,18 @@ struct Source {
   Retry retry;
 };
 
+// For jobs that applications enqueue through the jobs API, and for pull workers.
+struct Workers {
+  int lease_seconds = 60;  // the lease a claim takes unless it asks for another
+  Retry retry;
+};
+
 struct Config {
   Server server;
   Database database;
   std::vector<Project> projects;
   std::vector<Source> sources;
+  Workers workers;
 };
 
 // Every problem found in a file, one "FILE:LINE:COLUMN: path: message" per line.

@@ -1,47 +1,11 @@
 #include "gateway/ingest.hpp"
 
+#include "gateway/text.hpp"
+
 namespace flare::gateway {
 namespace {
 
-constexpr std::size_t kMaxKeyCharacters = 200;
-constexpr std::size_t kMaxTypeCharacters = 200;
 constexpr std::size_t kMaxContentType = 200;
-
-// Counts code points; nullopt for invalid UTF-8 or any control character.
-std::optional<std::size_t> printable_utf8_length(std::string_view s) {
-  std::size_t count = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t extra = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      cp = c;
-    } else if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return std::nullopt;
-    }
-    if (i + extra >= s.size()) return std::nullopt;
-    for (std::size_t k = 1; k <= extra; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return std::nullopt;
-      cp = cp << 6 | (cc & 0x3f);
-    }
-    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
-    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return std::nullopt;
-    i += extra + 1;
-    ++count;
-  }
-  return count;
-}
 
 Outcome outcome_of(providers::VerifyError e) {
   switch (e) {
@@ -92,7 +56,7 @@ std::optional<std::string> derive_key(const config::Source& source, std::string_
     i = close + 1;
   }
   std::optional<std::size_t> length = printable_utf8_length(key);
-  if (!length || *length > kMaxKeyCharacters) return std::nullopt;
+  if (!length || *length > kMaxKeyLength) return std::nullopt;
   return key;
 }
 
@@ -111,7 +75,7 @@ Ingest ingest(const Source& source, const providers::Headers& headers, std::stri
   const config::Source& cfg = *source.config;
   std::string type = cfg.job_type.empty() ? cfg.provider + "." + verdict.event_type : cfg.job_type;
   std::optional<std::size_t> type_length = printable_utf8_length(type);
-  if (!type_length || *type_length > kMaxTypeCharacters) {
+  if (!type_length || *type_length > kMaxTypeLength) {
     return {
         Outcome::kInvalidPayload, "the event type is not printable UTF-8 of 200 characters", {}};
   }

@@ -17,6 +17,7 @@
 #include "gateway/server.hpp"
 #include "gateway/sign.hpp"
 #include "jobs/committer.hpp"
+#include "jobs/pool.hpp"
 #include "jobs/store.hpp"
 
 namespace {
@@ -87,11 +88,13 @@ int serve(const flare::config::Config& config) {
   options.auto_migrate = config.database.auto_migrate;
   flare::jobs::Committer committer(std::make_unique<flare::jobs::Store>(config.database.url),
                                    options);
+  flare::jobs::Pool pool(config.database.url, config.database.pool_size);
   {
-    flare::gateway::Server server(config, committer);
+    flare::gateway::Server server(config, committer, pool);
     server.run();
     // Completes what is still queued while the server's sessions can still be reached.
     committer.stop();
+    pool.stop();
   }
   return 0;
 }

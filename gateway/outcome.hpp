@@ -1,29 +1,40 @@
-// Every way a request can end. reply.cpp maps each to its HTTP status and error code.
+// Every way a request can end. reply.cpp maps each to its HTTP status and code.
 #pragma once
-
-#include <string_view>
 
 namespace flare::gateway {
 
 enum class Outcome {
   kEnqueue,  // not an ending: the job goes to the committer
+  // Successes.
   kAccepted,
   kDuplicate,
   kHealthy,
   kReady,
-  kUnknownSource,
+  kOk,
+  kCreated,
+  kDeleted,
+  // Errors of any route.
   kNotFound,
   kMethodNotAllowed,
   kPayloadTooLarge,
   kHeaderTooLarge,
   kBadRequest,
+  kUnavailable,
+  kInternal,
+  // Webhooks.
+  kUnknownSource,
   kMissingSignature,
   kInvalidSignature,
   kStale,
   kInvalidEventId,
   kInvalidPayload,
-  kUnavailable,
-  kInternal,
+  // The jobs API.
+  kUnauthorized,
+  kInvalidJson,
+  kValidationError,
+  kIdempotencyConflict,
+  kLeaseLost,
+  kInvalidStatus,
 };
 
 }  // namespace flare::gateway

@@ -8,8 +8,8 @@ namespace {
 
 struct Row {
   unsigned status;
-  std::string_view name;     // error code for errors
-  std::string_view message;  // default error message; empty for successes
+  std::string_view name;     // the error code for errors
+  std::string_view message;  // the default error message
 };
 
 Row row(Outcome outcome) {
@@ -24,18 +24,28 @@ Row row(Outcome outcome) {
       return {200, "ok", {}};
     case Outcome::kReady:
       return {200, "ready", {}};
-    case Outcome::kUnknownSource:
-      return {404, "unknown_source", "no source of that name is configured"};
+    case Outcome::kOk:
+      return {200, "ok", {}};
+    case Outcome::kCreated:
+      return {201, "created", {}};
+    case Outcome::kDeleted:
+      return {204, "deleted", {}};
     case Outcome::kNotFound:
       return {404, "not_found", "no such route"};
     case Outcome::kMethodNotAllowed:
       return {405, "method_not_allowed", "method not allowed on this route"};
     case Outcome::kPayloadTooLarge:
-      return {413, "payload_too_large", "the body exceeds this source's max_body_bytes"};
+      return {413, "payload_too_large", "the body exceeds the limit of this route"};
     case Outcome::kHeaderTooLarge:
       return {431, "header_too_large", "the request header exceeds 16 KiB"};
     case Outcome::kBadRequest:
       return {400, "bad_request", "malformed HTTP request"};
+    case Outcome::kUnavailable:
+      return {503, "unavailable", "the database is unavailable; nothing was stored, retry later"};
+    case Outcome::kInternal:
+      return {500, "internal_error", "the request could not be completed; retry later"};
+    case Outcome::kUnknownSource:
+      return {404, "unknown_source", "no source of that name is configured"};
     case Outcome::kMissingSignature:
       return {400, "missing_signature", "the signature header is missing"};
     case Outcome::kInvalidSignature:
@@ -46,48 +56,75 @@ Row row(Outcome outcome) {
       return {400, "invalid_event_id", "the event id is missing or unusable"};
     case Outcome::kInvalidPayload:
       return {400, "invalid_payload", "the body cannot be parsed"};
-    case Outcome::kUnavailable:
-      return {503, "unavailable", "the database is unavailable; nothing was stored, retry later"};
-    case Outcome::kInternal:
-      return {500, "internal_error", "the event could not be stored; retry later"};
+    case Outcome::kUnauthorized:
+      return {401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>"};
+    case Outcome::kInvalidJson:
+      return {400, "invalid_json", "the body is not a JSON object"};
+    case Outcome::kValidationError:
+      return {400, "validation_error", "a field is invalid"};
+    case Outcome::kIdempotencyConflict:
+      return {409, "idempotency_conflict", "a job with this idempotency key already exists"};
+    case Outcome::kLeaseLost:
+      return {409, "lease_lost", "this lease token is not the job's current lease"};
+    case Outcome::kInvalidStatus:
+      return {409, "invalid_status", "the job's status does not allow this"};
   }
   return {500, "internal_error", "unexpected outcome"};
 }
 
+class Json {
+ public:
+  Json() : writer_(buffer_) {}
+  void string(std::string_view s) {
+    writer_.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  }
+  void fields(const Fields& fields) {
+    for (const auto& [name, value] : fields) {
+      string(name);
+      string(value);
+    }
+  }
+  rapidjson::Writer<rapidjson::StringBuffer>& writer() { return writer_; }
+  std::string str() const { return std::string(buffer_.GetString(), buffer_.GetSize()); }
+
+ private:
+  rapidjson::StringBuffer buffer_;
+  rapidjson::Writer<rapidjson::StringBuffer> writer_;
+};
+
 }  // namespace
 
-Reply make_reply(Outcome outcome, std::string_view detail, std::string_view job_id,
-                 std::string_view key, std::string_view allow) {
+Reply error(Outcome outcome, std::string_view message, const Fields& fields) {
   Row r = row(outcome);
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> json(buffer);
-  auto string = [&json](std::string_view s) {
-    json.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  };
-  json.StartObject();
-  if (r.status < 300) {
-    string("status");
-    string(r.name);
-    if (!job_id.empty()) {
-      string("job_id");
-      string(job_id);
-      string("idempotency_key");
-      string(key);
-    }
-  } else {
-    string("error");
-    json.StartObject();
-    string("code");
-    string(r.name);
-    string("message");
-    string(detail.empty() ? r.message : detail);
-    json.EndObject();
-  }
-  json.EndObject();
-  Reply reply{r.status, r.name, std::string(buffer.GetString(), buffer.GetSize()), {}, false};
-  if (outcome == Outcome::kMethodNotAllowed) reply.allow = allow;
-  reply.retry_after = r.status == 503;
-  return reply;
+  Json json;
+  json.writer().StartObject();
+  json.string("error");
+  json.writer().StartObject();
+  json.string("code");
+  json.string(r.name);
+  json.string("message");
+  json.string(message.empty() ? r.message : message);
+  json.fields(fields);
+  json.writer().EndObject();
+  json.writer().EndObject();
+  return Reply{r.status, r.name,          json.str(),
+               {},       r.status == 503, outcome == Outcome::kUnauthorized};
+}
+
+Reply status(Outcome outcome, const Fields& fields) {
+  Row r = row(outcome);
+  Json json;
+  json.writer().StartObject();
+  json.string("status");
+  json.string(r.name);
+  json.fields(fields);
+  json.writer().EndObject();
+  return Reply{r.status, r.name, json.str(), {}, false, false};
+}
+
+Reply success(Outcome outcome, std::string body) {
+  Row r = row(outcome);
+  return Reply{r.status, r.name, std::move(body), {}, false, false};
 }
 
 }  // namespace flare::gateway

@@ -1,8 +1,10 @@
-// SPEC §3's response contract in one table: outcome -> status, error code and JSON body.
+// The one table from outcome to HTTP status, code and JSON body (SPEC §3 and §5).
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "gateway/outcome.hpp"
 
@@ -13,13 +15,19 @@ inline constexpr int kRetryAfterSeconds = 5;
 struct Reply {
   unsigned status;
   std::string_view outcome;  // for the log: the error code, or "accepted", "duplicate", ...
-  std::string body;          // JSON
-  std::string_view allow;    // the Allow header for 405, else empty
-  bool retry_after = false;
+  std::string body;          // JSON; empty only for 204
+  std::string_view allow;    // the Allow header, for 405
+  bool retry_after = false;  // 503: Retry-After
+  bool challenge = false;    // 401: WWW-Authenticate: Bearer
 };
 
-// `detail` replaces the default error message; `job_id` and `key` fill 202 and 200 bodies.
-Reply make_reply(Outcome outcome, std::string_view detail = {}, std::string_view job_id = {},
-                 std::string_view key = {}, std::string_view allow = "POST");
+using Fields = std::vector<std::pair<std::string_view, std::string_view>>;
+
+// {"error":{"code":...,"message":...,<fields>}}; the table's message unless one is given.
+Reply error(Outcome outcome, std::string_view message = {}, const Fields& fields = {});
+// {"status":<the outcome's name>,<fields>}
+Reply status(Outcome outcome, const Fields& fields = {});
+// A success whose JSON body the caller made.
+Reply success(Outcome outcome, std::string body);
 
 }  // namespace flare::gateway

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gateway/api.hpp"
 #include "gateway/ingest.hpp"
 #include "gateway/reply.hpp"
 
@@ -53,7 +54,9 @@ class SessionBase {
 struct Shared {
   const config::Server& server;
   std::map<std::string, Source, std::less<>> sources;
+  Api api;
   jobs::Committer& committer;
+  jobs::Pool& pool;
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> next_request{1};
 
@@ -61,7 +64,8 @@ struct Shared {
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
   std::function<void()> on_last_session;  // set by the server when it stops
 
-  Shared(const config::Config& config, jobs::Committer& c) : server(config.server), committer(c) {
+  Shared(const config::Config& config, jobs::Committer& c, jobs::Pool& p)
+      : server(config.server), api(config), committer(c), pool(p) {
     for (const config::Source& s : config.sources) {
       sources.emplace(s.name, Source{&s, providers::make_provider(s)});
     }
@@ -136,6 +140,7 @@ class Session : public SessionBase {
     // Content-Length against an empty limit as if it were exceeded.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     source_ = nullptr;
+    api_ = false;
     lowest().expires_after(shared_.server.idle_timeout);
     http::async_read_header(derived().stream(), buffer_, *parser_,
                             [self = derived().shared_from_this()](
@@ -153,10 +158,10 @@ class Session : public SessionBase {
     if (ec && !malformed) return close_now();
     started_ = std::chrono::steady_clock::now();
     request_id_ = shared_.next_request++;
-    if (ec == http::error::header_limit) return respond(make_reply(Outcome::kHeaderTooLarge));
+    if (ec == http::error::header_limit) return respond(error(Outcome::kHeaderTooLarge));
     if (malformed) {
       spdlog::debug("request={} malformed: {}", request_id_, ec.message());
-      return respond(make_reply(Outcome::kBadRequest));
+      return respond(error(Outcome::kBadRequest));
     }
 
     auto& req = parser_->get();
@@ -166,40 +171,50 @@ class Session : public SessionBase {
 
     if (path.substr(0, kWebhooks.size()) == kWebhooks) {
       auto found = shared_.sources.find(path.substr(kWebhooks.size()));
-      if (found == shared_.sources.end()) return respond(make_reply(Outcome::kUnknownSource));
+      if (found == shared_.sources.end()) return respond(error(Outcome::kUnknownSource));
       source_ = &found->second;
-      if (req.method() != http::verb::post) {
-        return respond(make_reply(Outcome::kMethodNotAllowed, {}, {}, {}, "POST"));
-      }
-      std::uint64_t limit = source_->config->max_body_bytes;
-      if (parser_->content_length() && *parser_->content_length() > limit) {
-        return respond(make_reply(Outcome::kPayloadTooLarge));
-      }
-      parser_->body_limit(limit);
-      auto expect = req.find(http::field::expect);
-      if (expect != req.end() && beast::iequals(expect->value(), "100-continue")) {
-        continue_.emplace(http::status::continue_, req.version());
-        lowest().expires_after(shared_.server.read_timeout);
-        return http::async_write(
-            derived().stream(), *continue_,
-            [self = derived().shared_from_this()](beast::error_code e, std::size_t) {
-              if (e) return self->close_now();
-              self->read_body();
-            });
-      }
-      return read_body();
+      if (req.method() != http::verb::post) return respond(not_allowed("POST"));
+      return read_body(source_->config->max_body_bytes);
+    }
+    if (path == Api::kPrefix || path.substr(0, Api::kPrefix.size() + 1) == "/v1/jobs/") {
+      api_ = true;
+      return read_body(shared_.server.max_body_bytes);
     }
     if (path == "/healthz" || path == "/readyz") {
-      if (req.method() != http::verb::get) {
-        return respond(make_reply(Outcome::kMethodNotAllowed, {}, {}, {}, "GET"));
-      }
-      if (path == "/healthz") return respond(make_reply(Outcome::kHealthy));
+      if (req.method() != http::verb::get) return respond(not_allowed("GET"));
+      if (path == "/healthz") return respond(status(Outcome::kHealthy));
       return respond(shared_.committer.ready()
-                         ? make_reply(Outcome::kReady)
-                         : make_reply(Outcome::kUnavailable,
-                                      "the database is unreachable or its schema is not current"));
+                         ? status(Outcome::kReady)
+                         : error(Outcome::kUnavailable,
+                                 "the database is unreachable or its schema is not current"));
     }
-    respond(make_reply(Outcome::kNotFound));
+    respond(error(Outcome::kNotFound));
+  }
+
+  static Reply not_allowed(std::string_view allow) {
+    Reply r = error(Outcome::kMethodNotAllowed);
+    r.allow = allow;
+    return r;
+  }
+
+  // The body is refused from its declared length before any of it is read, else while reading.
+  void read_body(std::uint64_t limit) {
+    if (parser_->content_length() && *parser_->content_length() > limit) {
+      return respond(error(Outcome::kPayloadTooLarge));
+    }
+    parser_->body_limit(limit);
+    auto& req = parser_->get();
+    auto expect = req.find(http::field::expect);
+    if (expect == req.end() || !beast::iequals(expect->value(), "100-continue")) {
+      return read_body();
+    }
+    continue_.emplace(http::status::continue_, req.version());
+    lowest().expires_after(shared_.server.read_timeout);
+    http::async_write(derived().stream(), *continue_,
+                      [self = derived().shared_from_this()](beast::error_code e, std::size_t) {
+                        if (e) return self->close_now();
+                        self->read_body();
+                      });
   }
 
   void read_body() {
@@ -211,8 +226,9 @@ class Session : public SessionBase {
   }
 
   void on_body(beast::error_code ec) {
-    if (ec == http::error::body_limit) return respond(make_reply(Outcome::kPayloadTooLarge));
+    if (ec == http::error::body_limit) return respond(error(Outcome::kPayloadTooLarge));
     if (ec) return close_now();
+    if (api_) return on_api();
     auto& req = parser_->get();
     providers::Headers headers;
     for (const auto& field : req) {
@@ -220,9 +236,8 @@ class Session : public SessionBase {
                   std::string_view(field.value().data(), field.value().size()));
     }
     Ingest in = ingest(*source_, headers, std::move(req.body()), std::chrono::system_clock::now());
-    if (in.outcome != Outcome::kEnqueue) return respond(make_reply(in.outcome, in.detail));
+    if (in.outcome != Outcome::kEnqueue) return respond(error(in.outcome, in.detail));
     event_id_ = in.job.event_id;
-    key_ = in.job.idempotency_key;
     shared_.committer.submit(
         std::move(in.job), [self = derived().shared_from_this()](jobs::Result result) {
           net::post(self->stream().get_executor(),
@@ -230,16 +245,51 @@ class Session : public SessionBase {
         });
   }
 
+  void on_api() {
+    auto& req = parser_->get();
+    auto auth = req.find(http::field::authorization);
+    ApiPlan plan = shared_.api.plan(
+        ApiRequest{std::string_view(req.method_string().data(), req.method_string().size()),
+                   std::string_view(req.target().data(), req.target().size()),
+                   auth == req.end() ? std::nullopt
+                                     : std::optional<std::string_view>(std::string_view(
+                                           auth->value().data(), auth->value().size())),
+                   std::move(req.body())});
+    auto self = derived().shared_from_this();
+    if (plan.reply) return respond(std::move(*plan.reply));
+    if (plan.enqueue) {
+      return shared_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
+        net::post(self->stream().get_executor(), [self, reply = Api::enqueued(result)]() mutable {
+          self->respond(std::move(reply));
+        });
+      });
+    }
+    shared_.pool.submit(
+        [self, work = std::move(plan.work)](jobs::Store& store) {
+          net::post(self->stream().get_executor(),
+                    [self, reply = work(store)]() mutable { self->respond(std::move(reply)); });
+        },
+        [self](jobs::Outcome outcome) {
+          net::post(self->stream().get_executor(), [self, outcome] {
+            self->respond(error(outcome == jobs::Outcome::kUnavailable ? Outcome::kUnavailable
+                                                                       : Outcome::kInternal));
+          });
+        });
+  }
+
   void on_enqueued(const jobs::Result& result) {
+    const std::string& key = result.job.idempotency_key;
     switch (result.outcome) {
       case jobs::Outcome::kCreated:
-        return respond(make_reply(Outcome::kAccepted, {}, result.job_id, key_));
+        return respond(status(Outcome::kAccepted,
+                              {{"job_id", result.stored.job_id}, {"idempotency_key", key}}));
       case jobs::Outcome::kDuplicate:
-        return respond(make_reply(Outcome::kDuplicate, {}, result.job_id, key_));
+        return respond(status(Outcome::kDuplicate,
+                              {{"job_id", result.stored.job_id}, {"idempotency_key", key}}));
       case jobs::Outcome::kUnavailable:
-        return respond(make_reply(Outcome::kUnavailable));
+        return respond(error(Outcome::kUnavailable));
       case jobs::Outcome::kFailed:
-        return respond(make_reply(Outcome::kInternal));
+        return respond(error(Outcome::kInternal));
     }
   }
 
@@ -250,10 +300,11 @@ class Session : public SessionBase {
     bool keep_alive = req.keep_alive() && !unread_body_ && !closing_ && !shared_.stopping;
     res_.emplace(static_cast<http::status>(reply.status), req.version() == 10 ? 10 : 11);
     res_->set(http::field::server, "flare-gateway");
-    res_->set(http::field::content_type, "application/json");
+    if (!reply.body.empty()) res_->set(http::field::content_type, "application/json");
     res_->set("X-Request-Id", std::to_string(request_id_));
     if (!reply.allow.empty()) res_->set(http::field::allow, reply.allow);
     if (reply.retry_after) res_->set(http::field::retry_after, std::to_string(kRetryAfterSeconds));
+    if (reply.challenge) res_->set(http::field::www_authenticate, "Bearer");
     res_->keep_alive(keep_alive);
     res_->body() = std::move(reply.body);
     res_->prepare_payload();
@@ -270,7 +321,6 @@ class Session : public SessionBase {
     bool keep_alive = res_->keep_alive();
     res_.reset();
     event_id_.clear();
-    key_.clear();
     if (keep_alive) return do_read();
     if (unread_body_) return lingering_close();
     derived().close_gracefully();
@@ -331,7 +381,7 @@ class Session : public SessionBase {
   std::chrono::steady_clock::time_point started_;
   std::uint64_t request_id_ = 0;
   std::string event_id_;
-  std::string key_;
+  bool api_ = false;
   bool idle_ = true;
   bool closing_ = false;
   bool unread_body_ = false;
@@ -405,8 +455,8 @@ struct Server::Impl {
   net::signal_set signals;
   net::steady_timer timer;  // accept back-off, then the drain deadline
 
-  Impl(const config::Config& config, jobs::Committer& committer)
-      : shared(config, committer),
+  Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool)
+      : shared(config, committer, pool),
         ioc(config.server.threads),
         acceptor(net::make_strand(ioc)),
         signals(ioc, SIGINT, SIGTERM),
@@ -488,8 +538,8 @@ struct Server::Impl {
   }
 };
 
-Server::Server(const config::Config& config, jobs::Committer& committer)
-    : impl_(std::make_unique<Impl>(config, committer)) {}
+Server::Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool)
+    : impl_(std::make_unique<Impl>(config, committer, pool)) {}
 
 Server::~Server() = default;
 

@@ -1,12 +1,13 @@
-// The HTTP front: Beast async HTTP/1.1 (plain or TLS), keep-alive, header-first reads, per-source
-// body limits, timeouts and graceful stop. Webhook work is handed to the committer; network
-// threads never wait on the database.
+// The HTTP front: Beast async HTTP/1.1 (plain or TLS), keep-alive, header-first reads, per-route
+// body limits, timeouts and graceful stop. Enqueues go to the committer and other database work
+// to the pool; network threads never wait on the database.
 #pragma once
 
 #include <memory>
 
 #include "config/config.hpp"
 #include "jobs/committer.hpp"
+#include "jobs/pool.hpp"
 
 namespace flare::gateway {
 
@@ -14,7 +15,7 @@ class Server {
  public:
   // Binds the listening socket; throws std::runtime_error when it cannot, or when the TLS
   // certificate or key cannot be loaded.
-  Server(const config::Config& config, jobs::Committer& committer);
+  Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool);
   ~Server();
 
   // Serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight

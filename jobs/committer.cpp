@@ -18,7 +18,7 @@ void Committer::submit(NewJob job, Done done) {
       return;
     }
   }
-  done(Result{Outcome::kUnavailable, {}});
+  done(Result{Outcome::kUnavailable, {}, std::move(job)});
 }
 
 void Committer::stop() {
@@ -82,7 +82,7 @@ void Committer::check_health() {
 
 void Committer::commit(std::vector<Pending>& batch) {
   if (!schema_current_) {
-    for (Pending& p : batch) p.done(Result{Outcome::kUnavailable, {}});
+    for (Pending& p : batch) p.done(Result{Outcome::kUnavailable, {}, std::move(p.job)});
     return;
   }
   std::vector<NewJob> jobs;
@@ -98,18 +98,20 @@ void Committer::commit(std::vector<Pending>& batch) {
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       batch[i].done(Result{results[i].created ? Outcome::kCreated : Outcome::kDuplicate,
-                           std::move(results[i].job_id)});
+                           std::move(results[i]), std::move(jobs[i])});
     }
   } catch (const Unavailable& e) {
     spdlog::warn("database unavailable: {}", e.what());
     schema_current_ = false;
     if (ready_.exchange(false)) spdlog::info("database not ready");
-    for (Pending& p : batch) p.done(Result{Outcome::kUnavailable, {}});
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i].done(Result{Outcome::kUnavailable, {}, std::move(jobs[i])});
+    }
   } catch (const std::exception& e) {
     // One job the database refuses must not fail the others: store them one at a time.
     if (batch.size() == 1) {
       spdlog::error("enqueue refused by the database: {}", e.what());
-      batch[0].done(Result{Outcome::kFailed, {}});
+      batch[0].done(Result{Outcome::kFailed, {}, std::move(jobs[0])});
       return;
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {

@@ -28,7 +28,8 @@ enum class Outcome {
 
 struct Result {
   Outcome outcome;
-  std::string job_id;  // set for kCreated and kDuplicate
+  Enqueued stored;  // set for kCreated and kDuplicate
+  NewJob job;       // what was submitted, handed back
 };
 
 struct CommitterOptions {

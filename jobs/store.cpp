@@ -1,5 +1,6 @@
 #include "jobs/store.hpp"
 
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -26,7 +27,7 @@ constexpr long long kMigrationLock = 0x666c617265;  // "flare"
 
 constexpr int kEnqueueRounds = 3;
 
-// Options that keep a dead or unreachable server from stalling the committer; the operator's own
+// Options that keep a dead or unreachable server from stalling a thread; the operator's own
 // settings in the URL take precedence.
 std::string with_defaults(const std::string& url) {
   const std::pair<const char*, const char*> defaults[] = {{"connect_timeout", "5"},
@@ -48,58 +49,117 @@ std::string with_defaults(const std::string& url) {
 }
 
 // PostgreSQL array literals, so that a whole batch travels as a handful of parameters.
-void append_element(std::string& out, std::string_view value) {
-  out += out.size() == 1 ? "\"" : ",\"";
-  for (char c : value) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '"';
-}
-
-std::string text_array(const std::vector<const NewJob*>& jobs, std::string NewJob::*field) {
-  std::string out = "{";
-  for (const NewJob* job : jobs) append_element(out, job->*field);
-  return out + "}";
-}
-
-std::string bytea_array(const std::vector<const NewJob*>& jobs) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out = "{";
-  for (const NewJob* job : jobs) {
-    out += out.size() == 1 ? "\"\\\\x" : ",\"\\\\x";
-    for (unsigned char c : job->payload) {
-      out += kDigits[c >> 4];
-      out += kDigits[c & 0xf];
+class ArrayLiteral {
+ public:
+  void text(std::string_view value) {
+    next();
+    out_ += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') out_ += '\\';
+      out_ += c;
     }
-    out += '"';
+    out_ += '"';
   }
-  return out + "}";
+  void bytes(std::string_view value) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    next();
+    out_ += "\"\\\\x";
+    for (unsigned char c : value) {
+      out_ += kDigits[c >> 4];
+      out_ += kDigits[c & 0xf];
+    }
+    out_ += '"';
+  }
+  void number(std::optional<std::int64_t> value) {
+    next();
+    out_ += value ? std::to_string(*value) : "NULL";
+  }
+  std::string str() const { return out_ + "}"; }
+
+ private:
+  void next() { out_ += out_.size() == 1 ? "" : ","; }
+  std::string out_ = "{";
+};
+
+std::string random_uuid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("no random bytes for a job id");
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kDigits[b[i] >> 4];
+    out += kDigits[b[i] & 0xf];
+  }
+  return out;
 }
 
-std::string int_array(const std::vector<const NewJob*>& jobs) {
-  std::string out = "{";
-  for (const NewJob* job : jobs) {
-    if (out.size() > 1) out += ',';
-    out += std::to_string(job->max_attempts);
-  }
-  return out + "}";
+#define FLARE_TS(column) \
+  "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+// Every read of a job selects these, in this order (see read_job).
+constexpr const char* kJobColumns =
+    "id::text, project_id, idempotency_key, type, status, attempts, max_attempts, priority, "
+    "payload, content_type, source, event_id, last_error, lease_token::text, " FLARE_TS(
+        "created_at") ", " FLARE_TS("updated_at") ", " FLARE_TS("run_at") ", " FLARE_TS(
+        "completed_at") ", " FLARE_TS("locked_until") ", "
+                      "(extract(epoch FROM created_at) * 1000000)::bigint";
+
+std::optional<std::string> nullable(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<std::string>();
 }
 
-// Lock order across gateways: every batch inserts its keys sorted, so two batches that share
-// keys wait on each other instead of deadlocking.
-using Key = std::pair<std::string, std::string>;
+Job read_job(const pqxx::row& r) {
+  Job job;
+  job.id = r[0].as<std::string>();
+  job.project_id = r[1].as<std::string>();
+  job.idempotency_key = nullable(r[2]);
+  job.type = r[3].as<std::string>();
+  job.status = r[4].as<std::string>();
+  job.attempts = r[5].as<int>();
+  job.max_attempts = r[6].as<int>();
+  job.priority = r[7].as<int>();
+  job.payload = pqxx::binarystring(r[8]).str();
+  job.content_type = r[9].as<std::string>();
+  job.source = nullable(r[10]);
+  job.event_id = nullable(r[11]);
+  job.last_error = nullable(r[12]);
+  job.lease_token = nullable(r[13]);
+  job.created_at = r[14].as<std::string>();
+  job.updated_at = r[15].as<std::string>();
+  job.run_at = r[16].as<std::string>();
+  job.completed_at = nullable(r[17]);
+  job.locked_until = nullable(r[18]);
+  return job;
+}
+
+std::string select_job(const std::string& where) {
+  return std::string("SELECT ") + kJobColumns + " FROM jobs WHERE " + where;
+}
+
+std::string update_job(const std::string& set_and_where) {
+  return "UPDATE jobs SET " + set_and_where + " RETURNING " + kJobColumns;
+}
 
 constexpr const char* kInsert = R"sql(
-INSERT INTO jobs (project_id, idempotency_key, type, payload, content_type, source, event_id,
-                  max_attempts)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[],
-                     $7::text[], $8::int[])
+INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source, event_id,
+                  max_attempts, attempt_allowance, priority, run_at)
+SELECT id, project_id, nullif(key, ''), type, payload, content_type, nullif(source, ''),
+       nullif(event_id, ''), max_attempts, max_attempts, priority,
+       coalesce('epoch'::timestamptz + run_at * interval '1 microsecond', now())
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
+            $8::text[], $9::int[], $10::int[], $11::bigint[])
+  AS u(id, project_id, key, type, payload, content_type, source, event_id, max_attempts,
+       priority, run_at)
 ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING project_id, idempotency_key, id::text)sql";
+RETURNING id::text, )sql" FLARE_TS("created_at") ", " FLARE_TS("run_at");
 
 constexpr const char* kLookup = R"sql(
-SELECT j.project_id, j.idempotency_key, j.id::text
+SELECT j.project_id, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS(
+    "j.created_at") ", " FLARE_TS("j.run_at") R"sql(
 FROM jobs j JOIN unnest($1::text[], $2::text[]) AS k(project_id, idempotency_key)
   ON j.project_id = k.project_id AND j.idempotency_key = k.idempotency_key)sql";
 
@@ -112,6 +172,8 @@ bool transient(const pqxx::sql_error& e) {
          state.rfind("40", 0) == 0;
 }
 
+using Key = std::pair<std::string, std::string>;
+
 }  // namespace
 
 struct Store::Impl {
@@ -122,7 +184,7 @@ struct Store::Impl {
     if (!conn || !conn->is_open()) {
       conn.reset();
       auto fresh = std::make_unique<pqxx::connection>(url);
-      // A statement stuck on a lock must not hold every waiting webhook hostage.
+      // A statement stuck on a lock must not hold every waiting request hostage.
       pqxx::nontransaction(*fresh).exec("SET statement_timeout = 10000");
       conn = std::move(fresh);
     }
@@ -137,7 +199,8 @@ struct Store::Impl {
     for (int attempt = 0;; ++attempt) {
       bool had_connection = conn && conn->is_open();
       try {
-        return work(connection());
+        pqxx::work tx(connection());
+        return work(tx);
       } catch (const pqxx::in_doubt_error& e) {
         conn.reset();
         throw Unavailable(std::string(what) + ": commit outcome unknown: " + e.what());
@@ -157,6 +220,14 @@ struct Store::Impl {
       }
     }
   }
+
+  // The job after an UPDATE that matched nothing: gone, or in the wrong state.
+  static Changed unchanged(pqxx::work& tx, const std::string& project, const std::string& id,
+                           Change otherwise) {
+    pqxx::result r = tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"), project, id);
+    if (r.empty()) return {Change::kNotFound, std::nullopt};
+    return {otherwise, read_job(r[0])};
+  }
 };
 
 Store::Store(std::string url) : impl_(std::make_unique<Impl>()) { impl_->url = with_defaults(url); }
@@ -164,64 +235,242 @@ Store::Store(std::string url) : impl_(std::make_unique<Impl>()) { impl_->url = w
 Store::~Store() = default;
 
 std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
-  std::map<Key, Enqueued> found;
-  std::map<Key, const NewJob*> pending;  // sorted: the lock order
-  for (const NewJob& job : jobs) pending.emplace(Key(job.project_id, job.idempotency_key), &job);
+  // The first job of each key is the one inserted; keys in sorted order are the lock order, so
+  // two batches that share keys wait on each other instead of deadlocking.
+  std::map<Key, std::size_t> first_of_key;
+  std::vector<std::size_t> unkeyed;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (jobs[i].idempotency_key.empty()) {
+      unkeyed.push_back(i);
+    } else {
+      first_of_key.emplace(Key(jobs[i].project_id, jobs[i].idempotency_key), i);
+    }
+  }
+  std::vector<std::string> ids(jobs.size());
+  for (std::string& id : ids) id = random_uuid();
+  std::vector<Enqueued> results(jobs.size());
 
-  impl_->run("enqueue", [&](pqxx::connection& c) {
-    found.clear();
-    std::map<Key, const NewJob*> todo = pending;
-    pqxx::work tx(c);
+  impl_->run("enqueue", [&](pqxx::work& tx) {
+    std::vector<std::size_t> todo = unkeyed;
+    for (const auto& [key, i] : first_of_key) todo.push_back(i);
     // A key can vanish between the insert that saw it and the lookup (its job was deleted);
     // the next round inserts it again.
     for (int round = 0; !todo.empty(); ++round) {
       if (round == kEnqueueRounds) throw std::runtime_error("enqueue: keys keep vanishing");
-      std::vector<const NewJob*> batch;
-      for (const auto& [key, job] : todo) batch.push_back(job);
-      pqxx::result inserted = tx.exec_params(
-          kInsert, text_array(batch, &NewJob::project_id),
-          text_array(batch, &NewJob::idempotency_key), text_array(batch, &NewJob::type),
-          bytea_array(batch), text_array(batch, &NewJob::content_type),
-          text_array(batch, &NewJob::source), text_array(batch, &NewJob::event_id),
-          int_array(batch));
-      for (const auto& row : inserted) {
-        Key key(row[0].as<std::string>(), row[1].as<std::string>());
-        found[key] = Enqueued{row[2].as<std::string>(), true};
-        todo.erase(key);
+      ArrayLiteral id, project, key, type, payload, content_type, source, event_id, attempts,
+          priority, run_at;
+      std::map<std::string, std::size_t> by_id;
+      for (std::size_t i : todo) {
+        const NewJob& j = jobs[i];
+        id.text(ids[i]);
+        project.text(j.project_id);
+        key.text(j.idempotency_key);
+        type.text(j.type);
+        payload.bytes(j.payload);
+        content_type.text(j.content_type);
+        source.text(j.source);
+        event_id.text(j.event_id);
+        attempts.number(j.max_attempts);
+        priority.number(j.priority);
+        run_at.number(j.run_at_micros);
+        by_id[ids[i]] = i;
       }
-      if (todo.empty()) break;
+      pqxx::result inserted =
+          tx.exec_params(kInsert, id.str(), project.str(), key.str(), type.str(), payload.str(),
+                         content_type.str(), source.str(), event_id.str(), attempts.str(),
+                         priority.str(), run_at.str());
+      for (const auto& row : inserted) {
+        std::size_t i = by_id.at(row[0].as<std::string>());
+        results[i] = {ids[i], true, "queued", row[1].as<std::string>(), row[2].as<std::string>()};
+      }
+      std::vector<std::size_t> missing;
+      for (std::size_t i : todo) {
+        if (results[i].job_id.empty()) missing.push_back(i);
+      }
+      if (missing.empty()) break;
       // A new statement, so a new snapshot: it sees the rows that other transactions committed
       // while the insert waited on their keys. A duplicate is only reported for a row that
       // exists.
-      batch.clear();
-      for (const auto& [key, job] : todo) batch.push_back(job);
-      pqxx::result existing = tx.exec_params(kLookup, text_array(batch, &NewJob::project_id),
-                                             text_array(batch, &NewJob::idempotency_key));
+      ArrayLiteral lookup_project, lookup_key;
+      for (std::size_t i : missing) {
+        lookup_project.text(jobs[i].project_id);
+        lookup_key.text(jobs[i].idempotency_key);
+      }
+      pqxx::result existing = tx.exec_params(kLookup, lookup_project.str(), lookup_key.str());
       for (const auto& row : existing) {
-        Key key(row[0].as<std::string>(), row[1].as<std::string>());
-        found[key] = Enqueued{row[2].as<std::string>(), false};
-        todo.erase(key);
+        std::size_t i = first_of_key.at(Key(row[0].as<std::string>(), row[1].as<std::string>()));
+        results[i] = {row[2].as<std::string>(), false, row[3].as<std::string>(),
+                      row[4].as<std::string>(), row[5].as<std::string>()};
+      }
+      todo.clear();
+      for (std::size_t i : missing) {
+        if (results[i].job_id.empty()) todo.push_back(i);
       }
     }
     tx.commit();
   });
 
-  std::vector<Enqueued> results;
-  results.reserve(jobs.size());
-  std::map<Key, bool> answered;
-  for (const NewJob& job : jobs) {
-    Key key(job.project_id, job.idempotency_key);
-    Enqueued result = found.at(key);
-    // The second request for a key in one batch is a duplicate of the first.
-    result.created = result.created && answered.emplace(key, true).second;
-    results.push_back(std::move(result));
+  // Later jobs with a key already in the batch are told about the first one.
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (!results[i].job_id.empty()) continue;
+    results[i] = results[first_of_key.at(Key(jobs[i].project_id, jobs[i].idempotency_key))];
+    results[i].created = false;
   }
   return results;
 }
 
+std::optional<Job> Store::get(const std::string& project, const std::string& id) {
+  return impl_->run("get", [&](pqxx::work& tx) -> std::optional<Job> {
+    pqxx::result r = tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"), project, id);
+    if (r.empty()) return std::nullopt;
+    return read_job(r[0]);
+  });
+}
+
+Page Store::list(const std::string& project, const ListQuery& query) {
+  return impl_->run("list", [&](pqxx::work& tx) {
+    // One more than asked tells whether another page follows.
+    pqxx::result r = tx.exec_params(
+        select_job("project_id = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR type = $3) "
+                   "AND ($4::bigint = 0 OR (created_at, id) < ('epoch'::timestamptz + $4::bigint "
+                   "* interval '1 microsecond', $5::uuid)) ORDER BY created_at DESC, id DESC "
+                   "LIMIT $6"),
+        project, query.status, query.type, query.after ? query.after->created_micros : 0,
+        query.after ? query.after->id : "00000000-0000-0000-0000-000000000000", query.limit + 1);
+    Page page;
+    for (const auto& row : r) {
+      if (static_cast<int>(page.jobs.size()) == query.limit) {
+        const Job& last = page.jobs.back();
+        page.next = Cursor{r[page.jobs.size() - 1][19].as<std::int64_t>(), last.id};
+        break;
+      }
+      page.jobs.push_back(read_job(row));
+    }
+    return page;
+  });
+}
+
+Changed Store::retry(const std::string& project, const std::string& id) {
+  return impl_->run("retry", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
+        update_job("status = 'queued', run_at = now(), updated_at = now(), completed_at = NULL, "
+                   "max_attempts = attempts + attempt_allowance WHERE project_id = $1 AND id = "
+                   "$2::uuid AND status IN ('dead', 'cancelled')"),
+        project, id);
+    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kWrongStatus)
+                            : Changed{Change::kDone, read_job(r[0])};
+    tx.commit();
+    return out;
+  });
+}
+
+Changed Store::cancel(const std::string& project, const std::string& id) {
+  return impl_->run("cancel", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
+        update_job("status = 'cancelled', updated_at = now() WHERE project_id = $1 AND id = "
+                   "$2::uuid AND status IN ('queued', 'retrying')"),
+        project, id);
+    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kWrongStatus)
+                            : Changed{Change::kDone, read_job(r[0])};
+    tx.commit();
+    return out;
+  });
+}
+
+bool Store::remove(const std::string& project, const std::string& id) {
+  return impl_->run("remove", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
+        "DELETE FROM jobs WHERE project_id = $1 AND id = $2::uuid RETURNING 1", project, id);
+    tx.commit();
+    return !r.empty();
+  });
+}
+
+std::vector<Job> Store::claim(const std::string& project, const std::vector<std::string>& types,
+                              int max, int lease_seconds) {
+  ArrayLiteral type_list;
+  for (const std::string& t : types) type_list.text(t);
+  return impl_->run("claim", [&](pqxx::work& tx) {
+    // A lease that ran out on the last allowed attempt ends the job: no attempt is left.
+    tx.exec_params(
+        "UPDATE jobs SET status = 'dead', lease_token = NULL, locked_until = NULL, updated_at = "
+        "now(), last_error = 'the lease of the last attempt ran out' WHERE project_id = $1 AND "
+        "status = 'running' AND locked_until < now() AND attempts >= max_attempts",
+        project);
+    pqxx::result r = tx.exec_params(
+        "WITH due AS (SELECT project_id AS due_project, id AS due_id FROM jobs WHERE project_id "
+        "= $1 AND ((status IN ('queued', 'retrying') AND run_at <= now()) OR (status = "
+        "'running' AND locked_until < now())) AND (cardinality($2::text[]) = 0 OR type = "
+        "ANY($2::text[])) ORDER BY priority DESC, run_at LIMIT $3 FOR UPDATE SKIP LOCKED) " +
+            update_job("status = 'running', attempts = attempts + 1, lease_token = "
+                       "gen_random_uuid(), locked_until = now() + make_interval(secs => "
+                       "$4::double precision), updated_at = now() FROM due WHERE project_id = "
+                       "due_project AND id = due_id"),
+        project, type_list.str(), max, lease_seconds);
+    std::vector<Job> claimed;
+    for (const auto& row : r) claimed.push_back(read_job(row));
+    std::sort(claimed.begin(), claimed.end(), [](const Job& a, const Job& b) {
+      return a.priority != b.priority ? a.priority > b.priority : a.run_at < b.run_at;
+    });
+    tx.commit();
+    return claimed;
+  });
+}
+
+Changed Store::heartbeat(const std::string& project, const std::string& id,
+                         const std::string& token, int lease_seconds) {
+  return impl_->run("heartbeat", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
+        update_job("locked_until = now() + make_interval(secs => $4::double precision), "
+                   "updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND status = "
+                   "'running' AND lease_token = $3::uuid"),
+        project, id, token, lease_seconds);
+    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kLeaseLost)
+                            : Changed{Change::kDone, read_job(r[0])};
+    tx.commit();
+    return out;
+  });
+}
+
+Changed Store::complete(const std::string& project, const std::string& id,
+                        const std::string& token) {
+  return impl_->run("complete", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
+        update_job("status = 'succeeded', completed_at = now(), updated_at = now(), lease_token "
+                   "= NULL, locked_until = NULL WHERE project_id = $1 AND id = $2::uuid AND "
+                   "status = 'running' AND lease_token = $3::uuid"),
+        project, id, token);
+    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kLeaseLost)
+                            : Changed{Change::kDone, read_job(r[0])};
+    tx.commit();
+    return out;
+  });
+}
+
+Changed Store::fail(const std::string& project, const std::string& id, const std::string& token,
+                    const std::string& error, bool retry, const Backoff& backoff) {
+  return impl_->run("fail", [&](pqxx::work& tx) {
+    pqxx::result held = tx.exec_params(
+        select_job("project_id = $1 AND id = $2::uuid AND status = 'running' AND lease_token = "
+                   "$3::uuid FOR UPDATE"),
+        project, id, token);
+    if (held.empty()) return Impl::unchanged(tx, project, id, Change::kLeaseLost);
+    Job job = read_job(held[0]);
+    bool again = retry && job.attempts < job.max_attempts;
+    pqxx::result r = tx.exec_params(
+        update_job("status = $4, last_error = $5, run_at = CASE WHEN $4 = 'retrying' THEN now() "
+                   "+ $6::bigint * interval '1 millisecond' ELSE run_at END, lease_token = NULL, "
+                   "locked_until = NULL, updated_at = now() WHERE project_id = $1 AND id = "
+                   "$2::uuid AND lease_token = $3::uuid"),
+        project, id, token, again ? "retrying" : "dead", error,
+        again ? static_cast<std::int64_t>(backoff(job).count()) : 0);
+    tx.commit();
+    return Changed{Change::kDone, read_job(r[0])};
+  });
+}
+
 int Store::migrate() {
-  return impl_->run("migrate", [](pqxx::connection& c) {
-    pqxx::work tx(c);
+  return impl_->run("migrate", [](pqxx::work& tx) {
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLock);
     tx.exec(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -244,8 +493,7 @@ int Store::migrate() {
 }
 
 int Store::schema_version() {
-  return impl_->run("schema_version", [](pqxx::connection& c) {
-    pqxx::work tx(c);
+  return impl_->run("schema_version", [](pqxx::work& tx) {
     if (tx.exec("SELECT to_regclass('schema_migrations') IS NULL")[0][0].as<bool>()) return 0;
     return tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
   });

@@ -1,8 +1,12 @@
 // The jobs table in PostgreSQL. The only place that speaks to the database: everything it
-// throws is Unavailable (worth retrying later) or a bug in the request it was given.
+// throws is Unavailable (worth retrying later) or a refusal of the request it was given.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,6 +21,34 @@ class Unavailable : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A position in the newest-first listing.
+struct Cursor {
+  std::int64_t created_micros = 0;
+  std::string id;
+};
+
+struct ListQuery {
+  std::string status;  // empty: any
+  std::string type;    // empty: any
+  int limit = 50;
+  std::optional<Cursor> after;
+};
+
+struct Page {
+  std::vector<Job> jobs;
+  std::optional<Cursor> next;  // set when more jobs may follow
+};
+
+enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost };
+
+struct Changed {
+  Change change;
+  std::optional<Job> job;  // after the change; as it stands for kWrongStatus and kLeaseLost
+};
+
+// How long a job that has just failed waits before its next attempt.
+using Backoff = std::function<std::chrono::milliseconds(const Job& failed)>;
+
 class Store {
  public:
   // Connects on first use, and again after a failure. Not thread-safe: one owner thread.
@@ -25,10 +57,27 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // One transaction for the whole batch. Returns one result per job, in order: the new job's
-  // id, or the id of the job that already holds the key (two jobs in the batch with one key
-  // get the same id, the first one created).
+  // One transaction for the whole batch. Returns one result per job, in order: the new job, or
+  // the job that already holds the key (two jobs in the batch with one key: the first is
+  // created, the second is told it exists).
   std::vector<Enqueued> enqueue(const std::vector<NewJob>& jobs);
+
+  // Every call below takes the project: a job of another project does not exist.
+  std::optional<Job> get(const std::string& project, const std::string& id);
+  Page list(const std::string& project, const ListQuery& query);
+  Changed retry(const std::string& project, const std::string& id);   // dead, cancelled
+  Changed cancel(const std::string& project, const std::string& id);  // queued, retrying
+  bool remove(const std::string& project, const std::string& id);
+
+  // Due jobs (and jobs whose lease ran out) become running under a new lease token.
+  std::vector<Job> claim(const std::string& project, const std::vector<std::string>& types, int max,
+                         int lease_seconds);
+  // Only the job's current lease token is accepted; any other is kLeaseLost.
+  Changed heartbeat(const std::string& project, const std::string& id, const std::string& token,
+                    int lease_seconds);
+  Changed complete(const std::string& project, const std::string& id, const std::string& token);
+  Changed fail(const std::string& project, const std::string& id, const std::string& token,
+               const std::string& error, bool retry, const Backoff& backoff);
 
   // Applies every pending migration under an advisory lock; returns how many it applied.
   int migrate();

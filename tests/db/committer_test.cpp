@@ -35,7 +35,7 @@ class Results {
       changed_.notify_all();
     };
   }
-  explicit Results(std::size_t n) : results_(n, Result{Outcome::kFailed, "unset"}) {}
+  explicit Results(std::size_t n) : results_(n, Result{Outcome::kFailed, {}, {}}) {}
   std::vector<Result> wait() {
     std::unique_lock lock(mutex_);
     bool all = changed_.wait_for(lock, std::chrono::seconds(30),
@@ -79,7 +79,7 @@ TEST(Committer, MigratesAndCommitsOne) {
   Result r = submit_one(c, job("k1"));
   EXPECT_EQ(r.outcome, Outcome::kCreated);
   EXPECT_TRUE(c.ready());
-  EXPECT_EQ(submit_one(c, job("k1")).job_id, r.job_id);
+  EXPECT_EQ(submit_one(c, job("k1")).stored.job_id, r.stored.job_id);
   EXPECT_EQ(submit_one(c, job("k1")).outcome, Outcome::kDuplicate);
 }
 
@@ -110,7 +110,7 @@ TEST(Committer, TakesEverythingWaitingInOneTransaction) {
   EXPECT_EQ(after.largest_batch, kWaiting + 1);
   EXPECT_EQ(r[0].outcome, Outcome::kCreated);
   EXPECT_EQ(r[kWaiting + 1].outcome, Outcome::kDuplicate);
-  EXPECT_EQ(r[kWaiting + 1].job_id, r[0].job_id);
+  EXPECT_EQ(r[kWaiting + 1].stored.job_id, r[0].stored.job_id);
   int created = 0;
   for (std::size_t i = 1; i <= kWaiting; ++i) created += r[i].outcome == Outcome::kCreated;
   EXPECT_EQ(created, 50);
@@ -154,7 +154,7 @@ TEST(Committer, SurvivesDatabaseRestart) {
   // The same committer, a new connection: nothing to restart.
   EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
   EXPECT_TRUE(c.ready());
-  EXPECT_EQ(submit_one(c, job("before")).job_id, before.job_id);
+  EXPECT_EQ(submit_one(c, job("before")).stored.job_id, before.stored.job_id);
   EXPECT_EQ(submit_one(c, job("during")).outcome, Outcome::kCreated);  // never stored before
   EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "3");
 }

@@ -116,20 +116,29 @@ TEST(Reply, ContractTable) {
                                        {Outcome::kStale, 401, "timestamp_out_of_tolerance"},
                                        {Outcome::kInvalidEventId, 400, "invalid_event_id"},
                                        {Outcome::kInvalidPayload, 400, "invalid_payload"},
-                                       {Outcome::kUnavailable, 503, "unavailable"}}) {
-    Reply reply = make_reply(r.outcome);
+                                       {Outcome::kUnavailable, 503, "unavailable"},
+                                       {Outcome::kUnauthorized, 401, "unauthorized"},
+                                       {Outcome::kInvalidJson, 400, "invalid_json"},
+                                       {Outcome::kValidationError, 400, "validation_error"},
+                                       {Outcome::kIdempotencyConflict, 409, "idempotency_conflict"},
+                                       {Outcome::kLeaseLost, 409, "lease_lost"},
+                                       {Outcome::kInvalidStatus, 409, "invalid_status"}}) {
+    Reply reply = error(r.outcome);
     EXPECT_EQ(reply.status, r.status) << r.code;
     EXPECT_EQ(reply.outcome, r.code);
     EXPECT_EQ(reply.body.rfind("{\"error\":{\"code\":\"" + r.code + "\",\"message\":\"", 0), 0u)
         << reply.body;
     EXPECT_EQ(reply.retry_after, r.status == 503);
+    EXPECT_EQ(reply.challenge, r.code == "unauthorized");
   }
-  EXPECT_EQ(make_reply(Outcome::kMethodNotAllowed).allow, "POST");
-  Reply accepted = make_reply(Outcome::kAccepted, {}, "id-1", "webhook:\"q\"");
+  EXPECT_EQ(error(Outcome::kValidationError, "bad", {{"field", "type"}}).body,
+            R"({"error":{"code":"validation_error","message":"bad","field":"type"}})");
+  Reply accepted =
+      status(Outcome::kAccepted, {{"job_id", "id-1"}, {"idempotency_key", "webhook:\"q\""}});
   EXPECT_EQ(accepted.status, 202u);
   EXPECT_EQ(accepted.body,
             R"({"status":"accepted","job_id":"id-1","idempotency_key":"webhook:\"q\""})");
-  Reply duplicate = make_reply(Outcome::kDuplicate, {}, "id-1", "k");
+  Reply duplicate = status(Outcome::kDuplicate, {{"job_id", "id-1"}, {"idempotency_key", "k"}});
   EXPECT_EQ(duplicate.status, 200u);
   EXPECT_EQ(duplicate.body, R"({"status":"duplicate","job_id":"id-1","idempotency_key":"k"})");
 }

@@ -1,0 +1,630 @@
+#include "gateway/api.hpp"
+
+#include <openssl/evp.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <array>
+#include <charconv>
+#include <random>
+
+#include "gateway/text.hpp"
+#include "jobs/backoff.hpp"
+
+namespace flare::gateway {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+constexpr std::size_t kMaxTokenLength = 512;
+constexpr std::size_t kMaxErrorLength = 10'000;
+constexpr int kMaxListLimit = 500;
+constexpr int kDefaultListLimit = 50;
+constexpr int kMaxClaim = 100;
+constexpr std::size_t kMaxClaimTypes = 100;
+constexpr int kMaxLeaseSeconds = 86'400;
+constexpr int kMaxPriority = 1000;
+constexpr std::string_view kStatuses[] = {"queued",   "running", "succeeded",
+                                          "retrying", "dead",    "cancelled"};
+
+Reply invalid(std::string_view field, std::string_view message) {
+  return error(Outcome::kValidationError, message, {{"field", field}});
+}
+
+Reply no_such_job() { return error(Outcome::kNotFound, "no such job"); }
+
+Reply not_allowed(std::string_view allow) {
+  Reply r = error(Outcome::kMethodNotAllowed);
+  r.allow = allow;
+  return r;
+}
+
+ApiPlan answer(Reply reply) {
+  ApiPlan plan;
+  plan.reply = std::move(reply);
+  return plan;
+}
+
+bool is_uuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    char c = s[i];
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (dash ? c != '-' : !hex) return false;
+  }
+  return true;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+// The cursor is opaque to clients: "<created_at in Unix microseconds>.<id>" as hex.
+std::string encode_cursor(const jobs::Cursor& c) {
+  std::string plain = std::to_string(c.created_micros) + "." + c.id;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char ch : plain) {
+    out += kDigits[ch >> 4];
+    out += kDigits[ch & 0xf];
+  }
+  return out;
+}
+
+std::optional<jobs::Cursor> decode_cursor(std::string_view hex) {
+  if (hex.size() % 2 != 0 || hex.size() > 200) return std::nullopt;
+  std::string plain;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, value, 16);
+    if (ec != std::errc() || end != hex.data() + i + 2) return std::nullopt;
+    plain += static_cast<char>(value);
+  }
+  std::size_t dot = plain.find('.');
+  if (dot == std::string::npos) return std::nullopt;
+  jobs::Cursor c;
+  auto [end, ec] = std::from_chars(plain.data(), plain.data() + dot, c.created_micros);
+  c.id = plain.substr(dot + 1);
+  if (ec != std::errc() || end != plain.data() + dot || c.created_micros <= 0 || !is_uuid(c.id)) {
+    return std::nullopt;
+  }
+  return c;
+}
+
+void string(Writer& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void optional(Writer& w, const std::optional<std::string>& s) {
+  if (s) {
+    string(w, *s);
+  } else {
+    w.Null();
+  }
+}
+
+// SPEC §5's job object; `claimed` adds the attempt number and the lease token.
+void write_job(Writer& w, const jobs::Job& job, bool claimed) {
+  w.StartObject();
+  string(w, "id");
+  string(w, job.id);
+  string(w, "type");
+  string(w, job.type);
+  string(w, "status");
+  string(w, job.status);
+  string(w, "attempts");
+  w.Int(job.attempts);
+  string(w, "max_attempts");
+  w.Int(job.max_attempts);
+  string(w, "priority");
+  w.Int(job.priority);
+  string(w, "idempotency_key");
+  optional(w, job.idempotency_key);
+  // The stored bytes are shown as JSON when they are JSON, else as base64.
+  rapidjson::Document parsed;
+  parsed.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(
+      job.payload.data(), job.payload.size());
+  if (!parsed.HasParseError()) {
+    string(w, "payload");
+    w.RawValue(job.payload.data(), job.payload.size(), parsed.GetType());
+  } else {
+    string(w, "payload_base64");
+    string(w, base64(job.payload));
+  }
+  string(w, "content_type");
+  string(w, job.content_type);
+  string(w, "last_error");
+  optional(w, job.last_error);
+  string(w, "source");
+  optional(w, job.source);
+  string(w, "event_id");
+  optional(w, job.event_id);
+  string(w, "created_at");
+  string(w, job.created_at);
+  string(w, "updated_at");
+  string(w, job.updated_at);
+  string(w, "run_at");
+  string(w, job.run_at);
+  string(w, "completed_at");
+  optional(w, job.completed_at);
+  string(w, "locked_until");
+  optional(w, job.locked_until);
+  if (claimed) {
+    string(w, "attempt");
+    w.Int(job.attempts);
+    string(w, "lease_token");
+    optional(w, job.lease_token);
+  }
+  w.EndObject();
+}
+
+std::string job_json(const jobs::Job& job) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  write_job(w, job, false);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+Reply changed_reply(const jobs::Changed& c) {
+  switch (c.change) {
+    case jobs::Change::kDone:
+      return success(Outcome::kOk, job_json(*c.job));
+    case jobs::Change::kNotFound:
+      return no_such_job();
+    case jobs::Change::kWrongStatus:
+      return error(Outcome::kInvalidStatus, "the job is " + c.job->status,
+                   {{"status", c.job->status}});
+    case jobs::Change::kLeaseLost:
+      return error(Outcome::kLeaseLost, {}, {{"status", c.job->status}});
+  }
+  return error(Outcome::kInternal);
+}
+
+// A JSON object body, parsed without recursion; nullopt for anything else.
+std::optional<rapidjson::Document> parse_object(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
+                                                                                    body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  return doc;
+}
+
+// Names every member that is not in `allowed`: a misspelt field must not be ignored silently.
+std::optional<Reply> unknown_members(const rapidjson::Value& object,
+                                     std::initializer_list<std::string_view> allowed) {
+  for (const auto& m : object.GetObject()) {
+    std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    bool known = false;
+    for (std::string_view a : allowed) known = known || a == name;
+    if (!known) return invalid(name, "unknown field");
+  }
+  return std::nullopt;
+}
+
+const rapidjson::Value* member(const rapidjson::Value& object, const char* name) {
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() || it->value.IsNull() ? nullptr : &it->value;
+}
+
+// An integer member within [min, max], or its default when absent.
+std::optional<Reply> read_int(const rapidjson::Value& object, const char* name, int min, int max,
+                              int& out) {
+  const rapidjson::Value* v = member(object, name);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsInt() || v->GetInt() < min || v->GetInt() > max) {
+    return invalid(name,
+                   "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+  }
+  out = v->GetInt();
+  return std::nullopt;
+}
+
+std::optional<Reply> read_token(const rapidjson::Value& object, std::string& out) {
+  const rapidjson::Value* v = member(object, "lease_token");
+  if (v == nullptr || !v->IsString() || !is_uuid(v->GetString())) {
+    return invalid("lease_token", "required: the lease token the claim returned");
+  }
+  out = v->GetString();
+  return std::nullopt;
+}
+
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  auto yoe = static_cast<unsigned>(y - era * 400);
+  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
+  auto digits = [&s](std::size_t at, std::size_t n, int& out) {
+    if (at + n > s.size()) return false;
+    out = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute, second;
+  if (!digits(0, 4, year) || s.size() < 20 || s[4] != '-' || !digits(5, 2, month) || s[7] != '-' ||
+      !digits(8, 2, day) || (s[10] != 'T' && s[10] != 't') || !digits(11, 2, hour) ||
+      s[13] != ':' || !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
+    return std::nullopt;
+  }
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (year < 1 || month < 1 || month > 12 || day < 1 ||
+      day > kDays[month - 1] + (month == 2 && leap) || hour > 23 || minute > 59 || second > 59) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  std::int64_t micros = 0;
+  if (s[i] == '.') {
+    std::size_t start = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (i - start < 6) micros = micros * 10 + (s[i] - '0');
+      ++i;
+    }
+    if (i == start || i - start > 9) return std::nullopt;
+    for (std::size_t k = i - start; k < 6; ++k) micros *= 10;
+  }
+  std::int64_t offset = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh, om;
+    if (!digits(i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !digits(i + 4, 2, om) ||
+        oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != s.size()) return std::nullopt;
+  std::int64_t seconds =
+      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second - offset;
+  return seconds * 1'000'000 + micros;
+}
+
+Api::Api(const config::Config& config) : config_(config) {
+  for (const config::Project& p : config.projects) {
+    for (const auto& digest : p.api_key_sha256) keys_.push_back(Key{digest, &p});
+  }
+}
+
+const config::Project* Api::authenticate(std::optional<std::string_view> authorization) const {
+  if (!authorization) return nullptr;
+  std::string_view value = *authorization;
+  std::size_t space = value.find(' ');
+  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Bearer")) {
+    return nullptr;
+  }
+  std::string_view token = value.substr(space + 1);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  if (token.empty() || token.size() > kMaxTokenLength) return nullptr;
+  providers::Digest digest = providers::sha256(token);
+  // Every key is compared, in constant time, whichever matches.
+  const config::Project* found = nullptr;
+  for (const Key& key : keys_) {
+    if (providers::constant_time_equal(digest, key.sha256)) found = key.project;
+  }
+  return found;
+}
+
+ApiPlan Api::plan(ApiRequest request) const {
+  const config::Project* project = authenticate(request.authorization);
+  if (project == nullptr) return answer(error(Outcome::kUnauthorized));
+  std::string_view target = request.target;
+  std::size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+  std::string_view rest = path.substr(kPrefix.size());
+  std::string_view method = request.method;
+
+  if (rest.empty() || rest == "/") {
+    if (method == "POST") return create(*project, request.body);
+    if (method == "GET") return list(*project, query);
+    return answer(not_allowed("GET, POST"));
+  }
+  if (rest.front() != '/') return answer(error(Outcome::kNotFound));
+  rest.remove_prefix(1);
+  if (rest == "claim") {
+    if (method != "POST") return answer(not_allowed("POST"));
+    return claim(*project, request.body);
+  }
+  std::size_t slash = rest.find('/');
+  std::string id(rest.substr(0, slash));
+  std::string_view action = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  bool known_action = action == "retry" || action == "cancel" || action == "complete" ||
+                      action == "fail" || action == "heartbeat";
+  if (!action.empty() && !known_action) return answer(error(Outcome::kNotFound));
+  if (!action.empty() && method != "POST") return answer(not_allowed("POST"));
+  if (action.empty() && method != "GET" && method != "DELETE") {
+    return answer(not_allowed("GET, DELETE"));
+  }
+  if (!is_uuid(id)) return answer(no_such_job());
+
+  std::string p = project->id;
+  ApiPlan plan;
+  if (action.empty() && method == "GET") {
+    plan.work = [p, id](jobs::Store& store) {
+      std::optional<jobs::Job> job = store.get(p, id);
+      return job ? success(Outcome::kOk, job_json(*job)) : no_such_job();
+    };
+  } else if (action.empty()) {
+    plan.work = [p, id](jobs::Store& store) {
+      return store.remove(p, id) ? success(Outcome::kDeleted, "") : no_such_job();
+    };
+  } else if (action == "retry") {
+    plan.work = [p, id](jobs::Store& store) { return changed_reply(store.retry(p, id)); };
+  } else if (action == "cancel") {
+    plan.work = [p, id](jobs::Store& store) { return changed_reply(store.cancel(p, id)); };
+  } else {
+    return lease_action(*project, id, action, request.body);
+  }
+  return plan;
+}
+
+ApiPlan Api::create(const config::Project& project, const std::string& body) const {
+  std::optional<rapidjson::Document> doc = parse_object(body);
+  if (!doc) return answer(error(Outcome::kInvalidJson));
+  if (auto bad = unknown_members(
+          *doc, {"type", "payload", "idempotency_key", "run_at", "max_attempts", "priority"})) {
+    return answer(*bad);
+  }
+  jobs::NewJob job;
+  job.project_id = project.id;
+  job.content_type = "application/json";
+  job.max_attempts = config_.workers.retry.max_attempts;
+
+  const rapidjson::Value* type = member(*doc, "type");
+  std::optional<std::size_t> type_length;
+  if (type != nullptr && type->IsString()) {
+    job.type.assign(type->GetString(), type->GetStringLength());
+    type_length = printable_utf8_length(job.type);
+  }
+  if (!type_length || *type_length == 0 || *type_length > kMaxTypeLength) {
+    return answer(invalid("type", "required: 1 to 200 printable characters"));
+  }
+
+  const rapidjson::Value* payload = member(*doc, "payload");
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  if (payload != nullptr) {
+    payload->Accept(w);
+  } else {
+    w.Null();
+  }
+  job.payload.assign(buffer.GetString(), buffer.GetSize());
+
+  if (const rapidjson::Value* key = member(*doc, "idempotency_key")) {
+    std::optional<std::size_t> length;
+    if (key->IsString()) {
+      job.idempotency_key.assign(key->GetString(), key->GetStringLength());
+      length = printable_utf8_length(job.idempotency_key);
+    }
+    if (!length || *length == 0 || *length > kMaxKeyLength) {
+      return answer(
+          invalid("idempotency_key", "1 to 200 characters without control characters, or absent"));
+    }
+  }
+  if (const rapidjson::Value* run_at = member(*doc, "run_at")) {
+    if (run_at->IsString()) job.run_at_micros = parse_rfc3339(run_at->GetString());
+    if (!job.run_at_micros) {
+      return answer(invalid("run_at", "an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"));
+    }
+  }
+  if (auto bad = read_int(*doc, "max_attempts", 1, 100, job.max_attempts)) return answer(*bad);
+  if (auto bad = read_int(*doc, "priority", -kMaxPriority, kMaxPriority, job.priority)) {
+    return answer(*bad);
+  }
+  ApiPlan plan;
+  plan.enqueue = std::move(job);
+  return plan;
+}
+
+Reply Api::enqueued(const jobs::Result& result) {
+  switch (result.outcome) {
+    case jobs::Outcome::kCreated: {
+      const jobs::NewJob& n = result.job;
+      jobs::Job job;
+      job.id = result.stored.job_id;
+      job.project_id = n.project_id;
+      if (!n.idempotency_key.empty()) job.idempotency_key = n.idempotency_key;
+      job.type = n.type;
+      job.status = result.stored.status;
+      job.max_attempts = n.max_attempts;
+      job.priority = n.priority;
+      job.payload = n.payload;
+      job.content_type = n.content_type;
+      job.created_at = result.stored.created_at;
+      job.updated_at = result.stored.created_at;
+      job.run_at = result.stored.run_at;
+      return success(Outcome::kCreated, job_json(job));
+    }
+    case jobs::Outcome::kDuplicate:
+      return error(Outcome::kIdempotencyConflict,
+                   "a job with this idempotency key already exists in this project",
+                   {{"job_id", result.stored.job_id}, {"status", result.stored.status}});
+    case jobs::Outcome::kUnavailable:
+      return error(Outcome::kUnavailable);
+    case jobs::Outcome::kFailed:
+      break;
+  }
+  return error(Outcome::kInternal);
+}
+
+ApiPlan Api::list(const config::Project& project, std::string_view query) const {
+  jobs::ListQuery q;
+  q.limit = kDefaultListLimit;
+  while (!query.empty()) {
+    std::size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    std::size_t eq = pair.find('=');
+    std::string name = percent_decode(pair.substr(0, eq));
+    std::string value = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+    if (name == "status") {
+      bool known = false;
+      for (std::string_view s : kStatuses) known = known || s == value;
+      if (!known) {
+        return answer(
+            invalid("status", "one of queued, running, succeeded, retrying, dead, cancelled"));
+      }
+      q.status = value;
+    } else if (name == "type") {
+      if (value.empty() || value.size() > 4 * kMaxTypeLength) {
+        return answer(invalid("type", "1 to 200 characters"));
+      }
+      q.type = value;
+    } else if (name == "limit") {
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), q.limit);
+      if (ec != std::errc() || end != value.data() + value.size() || q.limit < 1 ||
+          q.limit > kMaxListLimit) {
+        return answer(invalid("limit", "an integer from 1 to 500"));
+      }
+    } else if (name == "cursor") {
+      q.after = decode_cursor(value);
+      if (!q.after) return answer(invalid("cursor", "not a cursor this API returned"));
+    } else {
+      return answer(invalid(name, "unknown query parameter"));
+    }
+  }
+  ApiPlan plan;
+  plan.work = [p = project.id, q](jobs::Store& store) {
+    jobs::Page page = store.list(p, q);
+    rapidjson::StringBuffer buffer;
+    Writer w(buffer);
+    w.StartObject();
+    string(w, "jobs");
+    w.StartArray();
+    for (const jobs::Job& job : page.jobs) write_job(w, job, false);
+    w.EndArray();
+    string(w, "next_cursor");
+    if (page.next) {
+      string(w, encode_cursor(*page.next));
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+    return success(Outcome::kOk, std::string(buffer.GetString(), buffer.GetSize()));
+  };
+  return plan;
+}
+
+ApiPlan Api::claim(const config::Project& project, const std::string& body) const {
+  std::optional<rapidjson::Document> doc = parse_object(body);
+  if (!doc) return answer(error(Outcome::kInvalidJson));
+  if (auto bad = unknown_members(*doc, {"types", "max", "lease_seconds"})) return answer(*bad);
+  std::vector<std::string> types;
+  if (const rapidjson::Value* list = member(*doc, "types")) {
+    Reply bad = invalid("types", "a list of at most 100 job types");
+    if (!list->IsArray() || list->Size() > kMaxClaimTypes) return answer(bad);
+    for (const auto& t : list->GetArray()) {
+      if (!t.IsString() || t.GetStringLength() == 0) return answer(bad);
+      types.emplace_back(t.GetString(), t.GetStringLength());
+    }
+  }
+  int max = 1;
+  int lease = config_.workers.lease_seconds;
+  if (auto bad = read_int(*doc, "max", 1, kMaxClaim, max)) return answer(*bad);
+  if (auto bad = read_int(*doc, "lease_seconds", 1, kMaxLeaseSeconds, lease)) return answer(*bad);
+  ApiPlan plan;
+  plan.work = [p = project.id, types = std::move(types), max, lease](jobs::Store& store) {
+    std::vector<jobs::Job> claimed = store.claim(p, types, max, lease);
+    rapidjson::StringBuffer buffer;
+    Writer w(buffer);
+    w.StartObject();
+    string(w, "jobs");
+    w.StartArray();
+    for (const jobs::Job& job : claimed) write_job(w, job, true);
+    w.EndArray();
+    w.EndObject();
+    return success(Outcome::kOk, std::string(buffer.GetString(), buffer.GetSize()));
+  };
+  return plan;
+}
+
+ApiPlan Api::lease_action(const config::Project& project, const std::string& id,
+                          std::string_view action, const std::string& body) const {
+  std::optional<rapidjson::Document> doc = parse_object(body);
+  if (!doc) return answer(error(Outcome::kInvalidJson));
+  std::string token;
+  std::string p = project.id;
+  ApiPlan plan;
+  if (action == "heartbeat") {
+    if (auto bad = unknown_members(*doc, {"lease_token", "lease_seconds"})) return answer(*bad);
+    int lease = config_.workers.lease_seconds;
+    if (auto bad = read_token(*doc, token)) return answer(*bad);
+    if (auto bad = read_int(*doc, "lease_seconds", 1, kMaxLeaseSeconds, lease)) {
+      return answer(*bad);
+    }
+    plan.work = [p, id, token, lease](jobs::Store& store) {
+      return changed_reply(store.heartbeat(p, id, token, lease));
+    };
+  } else if (action == "complete") {
+    if (auto bad = unknown_members(*doc, {"lease_token"})) return answer(*bad);
+    if (auto bad = read_token(*doc, token)) return answer(*bad);
+    plan.work = [p, id, token](jobs::Store& store) {
+      return changed_reply(store.complete(p, id, token));
+    };
+  } else {
+    if (auto bad = unknown_members(*doc, {"lease_token", "error", "retry"})) return answer(*bad);
+    if (auto bad = read_token(*doc, token)) return answer(*bad);
+    std::string message;
+    if (const rapidjson::Value* e = member(*doc, "error")) {
+      if (!e->IsString() || e->GetStringLength() > kMaxErrorLength) {
+        return answer(invalid("error", "a string of at most 10000 bytes"));
+      }
+      message.assign(e->GetString(), e->GetStringLength());
+    }
+    bool retry = true;
+    if (const rapidjson::Value* r = member(*doc, "retry")) {
+      if (!r->IsBool()) return answer(invalid("retry", "true or false"));
+      retry = r->GetBool();
+    }
+    plan.work = [this, p, id, token, message, retry](jobs::Store& store) {
+      return changed_reply(store.fail(p, id, token, message, retry,
+                                      [this](const jobs::Job& job) { return backoff(job); }));
+    };
+  }
+  return plan;
+}
+
+std::chrono::milliseconds Api::backoff(const jobs::Job& failed) const {
+  const config::Retry* retry = &config_.workers.retry;
+  for (const config::Source& s : config_.sources) {
+    if (failed.source && s.name == *failed.source) retry = &s.retry;
+  }
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  double unit = std::uniform_real_distribution<double>(0.0, 1.0)(random);
+  return jobs::backoff(failed.attempts, retry->base_ms, retry->max_ms, unit);
+}
+
+}  // namespace flare::gateway
