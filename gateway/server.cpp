@@ -257,6 +257,8 @@ class Session : public SessionBase {
                    std::move(req.body())});
     auto self = derived().shared_from_this();
     if (plan.reply) return respond(std::move(*plan.reply));
+    // Reads and changes wait for a current schema, as enqueues do in the committer.
+    if (!shared_.committer.ready()) return respond(error(Outcome::kUnavailable));
     if (plan.enqueue) {
       return shared_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
         net::post(self->stream().get_executor(), [self, reply = Api::enqueued(result)]() mutable {

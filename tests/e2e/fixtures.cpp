@@ -52,6 +52,12 @@ std::string gateway_config(const std::string& database_url, const std::string& s
          database_url + R"("
 projects:
   - id: shop
+    api_keys: [{ sha256: "0c21e3e42e4e7f8e5804de6e2b86484e5248f6ccae2e4f8bfe962f2f0f621006" }]
+  - id: other
+    api_keys: [{ sha256: "db4fe93bc206354d950662a3b21961a2f2fb4f1f8af2144187be1f137ed60078" }]
+workers:
+  lease_seconds: 30
+  retry: { max_attempts: 3, base_ms: 1, max_ms: 1 }
 sources:
   - name: stripe
     provider: stripe

@@ -13,6 +13,9 @@ namespace flare::test {
 inline const std::string kStripeSecret = "whsec_e2e_current_secret";
 inline const std::string kStripePrevious = "whsec_e2e_previous_secret";
 inline const std::string kGithubSecret = "gh_e2e_secret";
+// API keys of the projects "shop" and "other".
+inline const std::string kShopKey = "key-shop";
+inline const std::string kOtherKey = "key-other";
 
 std::int64_t now_unix();
 std::string stripe_body(const std::string& event_id, const std::string& type = "invoice.paid");
@@ -22,9 +25,10 @@ HeaderList stripe_headers(const std::string& body, const std::string& secret = k
 HeaderList github_headers(const std::string& body, const std::string& delivery,
                           const std::string& event = "push");
 
-// The e2e gateway configuration: sources "stripe" (2048-byte limit, two secrets),
-// "stripe-connect" (same project), "scoped" (key per source) and "github". `server_extra`
-// is added under server:.
+// The e2e gateway configuration: projects "shop" and "other" with one API key each; sources
+// "stripe" (2048-byte limit, two secrets), "stripe-connect" (same project), "scoped" (key per
+// source) and "github"; API jobs get 3 attempts, 1 ms apart. `server_extra` is added under
+// server:.
 std::string gateway_config(const std::string& database_url, const std::string& server_extra = "");
 
 // A self-signed certificate and key for 127.0.0.1, as PEM files.

@@ -43,6 +43,13 @@ TEST(Outage, UnavailableWhileDownAndRecoversWithoutRestart) {
     EXPECT_EQ(ready.status, 503);
     EXPECT_EQ(ready.json("code"), "unavailable");
     EXPECT_EQ(request_once(gateway.port(), "GET", "/healthz").status, 200);
+    HeaderList api_key{{"Authorization", "Bearer " + kShopKey}};
+    Response listed = request_once(gateway.port(), "GET", "/v1/jobs", api_key);
+    EXPECT_EQ(listed.status, 503);
+    EXPECT_EQ(listed.header("retry-after"), "5");
+    Response created =
+        request_once(gateway.port(), "POST", "/v1/jobs", api_key, R"({"type":"DuringOutage"})");
+    EXPECT_EQ(created.status, 503);
     outage.end();
   }
 

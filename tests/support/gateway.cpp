@@ -100,6 +100,13 @@ Gateway::Gateway(const std::string& config_yaml) : config_(config_yaml) {
     throw std::runtime_error("the gateway did not start:\n" + out);
   }
   port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
+  lock.unlock();
+  // Tests start from a gateway that has migrated its database and can serve every route.
+  if (!wait_for_output("database ready", std::chrono::seconds(20))) {
+    std::string out = output();
+    terminate();
+    throw std::runtime_error("the gateway did not reach its database:\n" + out);
+  }
 }
 
 Gateway::~Gateway() { terminate(); }

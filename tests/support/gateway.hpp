@@ -35,7 +35,7 @@ RunResult run_binary(const std::vector<std::string>& args);
 class Gateway {
  public:
   // Starts `serve` on the config (whose listen address should use port 0) and waits until it
-  // logs the port it listens on.
+  // logs the port it listens on and that its database is ready.
   explicit Gateway(const std::string& config_yaml);
   ~Gateway();
 
