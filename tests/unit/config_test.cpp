@@ -113,6 +113,22 @@ TEST(Config, InterpolatesDefaultsAndIpv6Listen) {
   EXPECT_EQ(c.database.url, "abc");
 }
 
+TEST(Config, Workers) {
+  Config c = parse_ok(
+      "database: { url: x }\nworkers:\n  lease_seconds: 15\n  retry: { max_attempts: 4, base_ms: "
+      "10, max_ms: 20 }\n");
+  EXPECT_EQ(c.workers.lease_seconds, 15);
+  EXPECT_EQ(c.workers.retry.max_attempts, 4);
+  EXPECT_EQ(c.workers.retry.base_ms, 10);
+  EXPECT_EQ(c.workers.retry.max_ms, 20);
+  EXPECT_EQ(parse_ok("database: { url: x }\n").workers.lease_seconds, 60);
+  EXPECT_EQ(
+      errors_of(
+          "database: { url: x }\nworkers: { concurrency: 8, retry: { base_ms: 10, max_ms: 5 } }\n"),
+      "flare.yaml:2:12: workers.concurrency: unknown key\n"
+      "flare.yaml:2:35: workers.retry.max_ms: must be at least base_ms");
+}
+
 TEST(Config, UnsetVariableNamesItWithPosition) {
   EXPECT_EQ(errors_of("database:\n  url: \"${MISSING_URL}\"\n"),
             "flare.yaml:2:8: database.url: environment variable MISSING_URL is not set");
