@@ -260,9 +260,10 @@ class Session : public SessionBase {
     // Reads and changes wait for a current schema, as enqueues do in the committer.
     if (!shared_.committer.ready()) return respond(error(Outcome::kUnavailable));
     if (plan.enqueue) {
+      // The reply is rendered on the connection's strand, not on the committer's thread.
       return shared_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
-        net::post(self->stream().get_executor(), [self, reply = Api::enqueued(result)]() mutable {
-          self->respond(std::move(reply));
+        net::post(self->stream().get_executor(), [self, result = std::move(result)] {
+          self->respond(Api::enqueued(result));
         });
       });
     }
