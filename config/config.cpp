@@ -1,8 +1,10 @@
 #include "config/config.hpp"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -369,13 +371,124 @@ void read_retry(Reader& r, const YAML::Node& node, const std::string& path, Retr
 }
 
 void read_workers(Reader& r, const YAML::Node& node, Workers& workers) {
-  if (!r.map(node, "workers", {"lease_seconds", "retry"})) return;
+  if (!r.map(node, "workers",
+             {"enabled", "concurrency", "lease_seconds", "poll_interval_ms", "retry"})) {
+    return;
+  }
+  if (const YAML::Node n = node["enabled"]) {
+    if (auto v = r.boolean(n, "workers.enabled")) workers.enabled = *v;
+  }
+  if (const YAML::Node n = node["concurrency"]) {
+    if (auto v = r.integer(n, "workers.concurrency", 1, 256)) {
+      workers.concurrency = static_cast<int>(*v);
+    }
+  }
+  if (const YAML::Node n = node["poll_interval_ms"]) {
+    if (auto v = r.integer(n, "workers.poll_interval_ms", 10, 60'000)) {
+      workers.poll_interval = std::chrono::milliseconds(*v);
+    }
+  }
   if (const YAML::Node n = node["lease_seconds"]) {
     if (auto v = r.integer(n, "workers.lease_seconds", 1, 86'400)) {
       workers.lease_seconds = static_cast<int>(*v);
     }
   }
   if (const YAML::Node n = node["retry"]) read_retry(r, n, "workers.retry", workers.retry);
+}
+
+// Standard base64 with padding; nullopt for anything else.
+std::optional<std::string> decode_base64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  for (char c : text) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=';
+    if (!ok) return std::nullopt;
+  }
+  std::string out(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  n -= (text.back() == '=') + (text[text.size() - 2] == '=');
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+// http[s]://host[:port][/path]; host a name or an IP address ([v6] in brackets).
+bool parse_url(const std::string& url, Destination& d) {
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+    d.port = 80;
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+    d.tls = true;
+    d.port = 443;
+  } else {
+    return false;
+  }
+  std::size_t slash = rest.find_first_of("/?");
+  std::string authority = rest.substr(0, slash);
+  d.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  if (d.target.front() == '?') d.target = std::string(1, '/').append(d.target);
+  if (authority.empty() || authority.find('@') != std::string::npos) return false;
+  std::size_t colon = authority.rfind(':');
+  if (authority.front() == '[') {
+    std::size_t close = authority.find(']');
+    if (close == std::string::npos) return false;
+    d.host = authority.substr(1, close - 1);
+    colon = close + 1 < authority.size() ? close + 1 : std::string::npos;
+    if (colon != std::string::npos && authority[colon] != ':') return false;
+  } else {
+    d.host = authority.substr(0, colon);
+  }
+  if (colon != std::string::npos) {
+    int port = 0;
+    const char* begin = authority.data() + colon + 1;
+    const char* end = authority.data() + authority.size();
+    auto [stop, ec] = std::from_chars(begin, end, port);
+    if (ec != std::errc() || stop != end || port < 1 || port > 65535) return false;
+    d.port = static_cast<std::uint16_t>(port);
+  }
+  for (char c : d.host + d.target) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return !d.host.empty();
+}
+
+void read_destination(Reader& r, const YAML::Node& node, const std::string& path,
+                      std::optional<Destination>& out) {
+  if (!r.map(node, path, {"url", "secret", "timeout_ms"})) return;
+  Destination d;
+  if (const YAML::Node n = node["url"]) {
+    if (auto text = r.string(n, path + ".url")) {
+      d.url = *text;
+      if (!parse_url(*text, d)) {
+        r.error(n, path + ".url", "expected http[s]://HOST[:PORT][/PATH]");
+      }
+    }
+  } else {
+    r.error(node, path + ".url", "required");
+  }
+  if (const YAML::Node n = node["secret"]) {
+    if (auto text = r.string(n, path + ".secret")) {
+      std::optional<std::string> key;
+      if (text->rfind("whsec_", 0) == 0) key = decode_base64(text->substr(6));
+      if (!key || key->size() < 16) {
+        r.error(n, path + ".secret", "expected whsec_ and the base64 of at least 16 bytes");
+      } else {
+        d.key = *key;
+      }
+    }
+  } else {
+    r.error(node, path + ".secret", "required");
+  }
+  if (const YAML::Node n = node["timeout_ms"]) {
+    if (auto v = r.integer(n, path + ".timeout_ms", 100, 600'000)) {
+      d.timeout = std::chrono::milliseconds(*v);
+    }
+  }
+  out = d;
 }
 
 void check_key_template(Reader& r, const YAML::Node& n, const std::string& path,
@@ -416,7 +529,7 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     std::string path = "sources[" + std::to_string(i) + "]";
     if (!r.map(s, path,
                {"name", "provider", "project", "secrets", "tolerance_seconds", "max_body_bytes",
-                "key_template", "job_type", "retry"})) {
+                "key_template", "job_type", "destination", "retry"})) {
       continue;
     }
     Source source;
@@ -493,6 +606,9 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
         source.job_type = *text;
       }
     }
+    if (const YAML::Node n = s["destination"]) {
+      read_destination(r, n, path + ".destination", source.destination);
+    }
     if (const YAML::Node n = s["retry"]) read_retry(r, n, path + ".retry", source.retry);
     sources.push_back(std::move(source));
   }
@@ -543,6 +659,16 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
       read_sources(r, n, config.server, config.projects, config.sources);
     }
     if (const YAML::Node n = root["workers"]) read_workers(r, n, config.workers);
+    // An attempt must end before its lease does, or a second worker would start another.
+    for (std::size_t i = 0; i < config.sources.size(); ++i) {
+      const auto& d = config.sources[i].destination;
+      if (d && d->timeout >= std::chrono::seconds(config.workers.lease_seconds)) {
+        const YAML::Node at = root["sources"][i]["destination"]["timeout_ms"];
+        r.error(at ? at.Mark() : root["sources"][i].Mark(),
+                "sources[" + std::to_string(i) + "].destination.timeout_ms",
+                "must be shorter than workers.lease_seconds");
+      }
+    }
   }
   if (!r.errors().empty()) {
     std::string all;

@@ -59,6 +59,17 @@ struct Retry {
   std::int64_t max_ms = 3'600'000;
 };
 
+// Where the built-in workers push a source's jobs.
+struct Destination {
+  std::string url;
+  bool tls = false;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string target;  // path and query
+  std::string key;     // the whsec_ secret, base64-decoded: signs every push
+  std::chrono::milliseconds timeout{10'000};
+};
+
 struct Source {
   std::string name;
   std::string provider;
@@ -68,13 +79,16 @@ struct Source {
   std::size_t max_body_bytes = 0;  // resolved: the source's own or server.max_body_bytes
   std::string key_template = "webhook:{event_id}";
   std::string job_type;  // empty: "<provider>.<event type>"
+  std::optional<Destination> destination;
   Retry retry;
 };
 
-// For jobs that applications enqueue through the jobs API, and for pull workers.
 struct Workers {
-  int lease_seconds = 60;  // the lease a claim takes unless it asks for another
-  Retry retry;
+  bool enabled = true;  // push workers run inside `serve`
+  int concurrency = 8;
+  int lease_seconds = 60;  // a push attempt's lease, and a pull claim's unless it asks
+  std::chrono::milliseconds poll_interval{1000};
+  Retry retry;  // for jobs enqueued through the jobs API
 };
 
 struct Config {

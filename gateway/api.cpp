@@ -1,6 +1,5 @@
 #include "gateway/api.hpp"
 
-#include <openssl/evp.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -66,15 +65,6 @@ bool iequals(std::string_view a, std::string_view b) {
     }
   }
   return true;
-}
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 // The cursor is opaque to clients: "<created_at in Unix microseconds>.<id>" as hex.
@@ -147,7 +137,7 @@ void write_job(Writer& w, const jobs::Job& job, bool claimed) {
     w.RawValue(job.payload.data(), job.payload.size(), parsed.GetType());
   } else {
     string(w, "payload_base64");
-    string(w, base64(job.payload));
+    string(w, providers::to_base64(job.payload));
   }
   string(w, "content_type");
   string(w, job.content_type);
@@ -557,7 +547,7 @@ ApiPlan Api::claim(const config::Project& project, const std::string& body) cons
   if (auto bad = read_int(*doc, "lease_seconds", 1, kMaxLeaseSeconds, lease)) return answer(*bad);
   ApiPlan plan;
   plan.work = [p = project.id, types = std::move(types), max, lease](jobs::Store& store) {
-    std::vector<jobs::Job> claimed = store.claim(p, types, max, lease);
+    std::vector<jobs::Job> claimed = store.claim({p, types, {}}, max, lease);
     rapidjson::StringBuffer buffer;
     Writer w(buffer);
     w.StartObject();
@@ -610,16 +600,17 @@ ApiPlan Api::lease_action(const config::Project& project, const std::string& id,
       retry = r->GetBool();
     }
     plan.work = [this, p, id, token, message, retry](jobs::Store& store) {
-      return changed_reply(store.fail(p, id, token, message, retry,
-                                      [this](const jobs::Job& job) { return backoff(job); }));
+      return changed_reply(store.fail(p, id, token, message, retry, [this](const jobs::Job& job) {
+        return retry_delay(config_, job);
+      }));
     };
   }
   return plan;
 }
 
-std::chrono::milliseconds Api::backoff(const jobs::Job& failed) const {
-  const config::Retry* retry = &config_.workers.retry;
-  for (const config::Source& s : config_.sources) {
+std::chrono::milliseconds retry_delay(const config::Config& config, const jobs::Job& failed) {
+  const config::Retry* retry = &config.workers.retry;
+  for (const config::Source& s : config.sources) {
     if (failed.source && s.name == *failed.source) retry = &s.retry;
   }
   thread_local std::mt19937_64 random{std::random_device{}()};

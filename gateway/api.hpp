@@ -47,7 +47,6 @@ class Api {
   ApiPlan claim(const config::Project& project, const std::string& body) const;
   ApiPlan lease_action(const config::Project& project, const std::string& id,
                        std::string_view action, const std::string& body) const;
-  std::chrono::milliseconds backoff(const jobs::Job& failed) const;
 
   const config::Config& config_;
   struct Key {
@@ -56,6 +55,10 @@ class Api {
   };
   std::vector<Key> keys_;
 };
+
+// How long a job waits after its failed attempt: backoff with full jitter, by the retry policy
+// of its source, or workers.retry for jobs enqueued through the API.
+std::chrono::milliseconds retry_delay(const config::Config& config, const jobs::Job& failed);
 
 // RFC 3339 date-time to Unix microseconds; nullopt when malformed or out of range.
 std::optional<std::int64_t> parse_rfc3339(std::string_view text);

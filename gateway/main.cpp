@@ -1,9 +1,11 @@
 // flare-gateway: arguments -> configuration -> committer and server -> run. The only catch-all.
+#include <pthread.h>
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,25 +13,35 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config.hpp"
+#include "gateway/api.hpp"
+#include "gateway/push.hpp"
 #include "gateway/server.hpp"
 #include "gateway/sign.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/pool.hpp"
 #include "jobs/store.hpp"
+#include "jobs/worker.hpp"
 
 namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// How long attempts in flight may take to finish when the process stops.
+constexpr std::chrono::seconds kDrain{10};
 
 constexpr const char* kUsage = R"(flare-gateway: verified webhooks in, one job per event out.
 
 Usage:
-  flare-gateway serve --config FILE    Serve webhooks. Applies pending migrations first unless
-                                       database.auto_migrate is false. Stops on SIGTERM/SIGINT.
+  flare-gateway serve --config FILE [--no-workers]
+                                       Serve webhooks and the jobs API, and push jobs to the
+                                       sources' destinations (unless --no-workers or
+                                       workers.enabled is false). Applies pending migrations
+                                       unless database.auto_migrate is false.
+  flare-gateway worker --config FILE   Push jobs to destinations only: no HTTP server.
   flare-gateway migrate --config FILE  Apply pending database migrations and exit.
   flare-gateway check-config FILE      Validate FILE; print OK or every error as
                                        FILE:LINE:COLUMN: path: message (exit 2).
@@ -37,6 +49,9 @@ Usage:
                                        Print a curl command that sends a correctly signed
                                        delivery (a sample event unless --body) to source NAME.
   flare-gateway --help | --version
+
+serve and worker stop on SIGTERM or SIGINT: no new requests or attempts, those in flight
+finish (10 s at most), unfinished attempts are released, exit 0.
 
 Configuration: YAML; ${VAR} and ${VAR:-default} are replaced from the environment.
 Exit status: 0 success, 1 runtime failure (e.g. database unreachable), 2 usage or configuration
@@ -55,15 +70,23 @@ void setup_logging() {
   spdlog::flush_on(spdlog::level::info);
 }
 
-// "--name VALUE" pairs after the subcommand; nullopt on anything else.
+// "--name VALUE" pairs and bare `flags` after the subcommand; nullopt on anything else.
 std::optional<std::map<std::string, std::string>> options(
-    const std::vector<std::string>& args, std::initializer_list<std::string> allowed) {
+    const std::vector<std::string>& args, std::initializer_list<std::string> allowed,
+    std::initializer_list<std::string> flags = {}) {
   std::map<std::string, std::string> out;
-  for (std::size_t i = 1; i < args.size(); i += 2) {
-    bool known = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    bool flag = false, known = false;
+    for (const std::string& f : flags) flag = flag || args[i] == f;
     for (const std::string& a : allowed) known = known || args[i] == a;
-    if (!known || i + 1 >= args.size()) return std::nullopt;
-    out[args[i]] = args[i + 1];
+    if (flag) {
+      out[args[i]] = "";
+    } else if (known && i + 1 < args.size()) {
+      out[args[i]] = args[i + 1];
+      ++i;
+    } else {
+      return std::nullopt;
+    }
   }
   return out;
 }
@@ -71,6 +94,45 @@ std::optional<std::map<std::string, std::string>> options(
 int usage_error(const std::string& message) {
   std::cerr << "flare-gateway: " << message << "\nRun 'flare-gateway --help' for usage.\n";
   return kExitUsage;
+}
+
+// SIGTERM and SIGINT are blocked in every thread and taken by sigwait, so that one place
+// decides what a stop means. Call before any thread starts.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+void wait_for_stop_signal(const sigset_t& set) {
+  int signal = 0;
+  sigwait(&set, &signal);
+  spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+std::vector<std::string> pushed_sources(const flare::config::Config& config) {
+  std::vector<std::string> out;
+  for (const auto& s : config.sources) {
+    if (s.destination) out.push_back(s.name);
+  }
+  return out;
+}
+
+std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config& config) {
+  flare::jobs::WorkerOptions options{pushed_sources(config), config.workers.concurrency,
+                                     config.workers.lease_seconds, config.workers.poll_interval};
+  std::string names;
+  for (const std::string& s : options.sources) names += (names.empty() ? "" : ", ") + s;
+  spdlog::info("workers started: {} pushing {}", options.concurrency, names);
+  auto backoff = [&config](const flare::jobs::Job& job) {
+    return flare::gateway::retry_delay(config, job);
+  };
+  return std::make_unique<flare::jobs::Workers>(
+      config.database.url, std::move(options),
+      [&config] { return std::make_unique<flare::gateway::PushClient>(config); }, backoff);
 }
 
 // Each connection is a descriptor: take the hard limit rather than the usual soft 1024.
@@ -82,20 +144,40 @@ void raise_descriptor_limit() {
   }
 }
 
-int serve(const flare::config::Config& config) {
+int serve(const flare::config::Config& config, bool workers_enabled, const sigset_t& stop) {
   raise_descriptor_limit();
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
   flare::jobs::Committer committer(std::make_unique<flare::jobs::Store>(config.database.url),
                                    options);
   flare::jobs::Pool pool(config.database.url, config.database.pool_size);
-  {
-    flare::gateway::Server server(config, committer, pool);
-    server.run();
-    // Completes what is still queued while the server's sessions can still be reached.
-    committer.stop();
-    pool.stop();
+  flare::gateway::Server server(config, committer, pool);
+  std::unique_ptr<flare::jobs::Workers> workers;
+  if (workers_enabled && config.workers.enabled && !pushed_sources(config).empty()) {
+    workers = start_workers(config);
   }
+  std::thread signals([&] {
+    wait_for_stop_signal(stop);
+    server.stop();
+    if (workers) workers->stop(kDrain);
+  });
+  server.run();
+  signals.join();
+  // Completes what is still queued while the server's sessions can still be reached.
+  committer.stop();
+  pool.stop();
+  return 0;
+}
+
+int worker(const flare::config::Config& config, const sigset_t& stop) {
+  if (pushed_sources(config).empty()) {
+    std::cerr << "flare-gateway: no source has a destination: nothing to push\n";
+    return kExitUsage;
+  }
+  auto workers = start_workers(config);
+  wait_for_stop_signal(stop);
+  workers->stop(kDrain);
+  spdlog::info("stopped");
   return 0;
 }
 
@@ -142,12 +224,17 @@ int run(const std::vector<std::string>& args) {
     std::cout << "OK\n";
     return 0;
   }
-  if (command == "serve" || command == "migrate") {
-    auto opts = options(args, {"--config"});
+  if (command == "serve" || command == "worker" || command == "migrate") {
+    auto opts = options(args, {"--config"}, {"--no-workers"});
     if (!opts || !opts->count("--config")) return usage_error(command + " needs --config FILE");
+    bool no_workers = opts->count("--no-workers") > 0;
+    if (no_workers && command != "serve") return usage_error("--no-workers is for serve");
     flare::config::Config config = flare::config::load(opts->at("--config"));
+    sigset_t stop = block_stop_signals();
     setup_logging();
-    return command == "serve" ? serve(config) : migrate(config);
+    if (command == "serve") return serve(config, !no_workers, stop);
+    if (command == "worker") return worker(config, stop);
+    return migrate(config);
   }
   if (command == "sign") {
     auto opts = options(args, {"--config", "--source", "--body"});

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -262,9 +261,8 @@ class Session : public SessionBase {
     if (plan.enqueue) {
       // The reply is rendered on the connection's strand, not on the committer's thread.
       return shared_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
-        net::post(self->stream().get_executor(), [self, result = std::move(result)] {
-          self->respond(Api::enqueued(result));
-        });
+        net::post(self->stream().get_executor(),
+                  [self, result = std::move(result)] { self->respond(Api::enqueued(result)); });
       });
     }
     shared_.pool.submit(
@@ -455,14 +453,12 @@ struct Server::Impl {
   // Declared after `shared`: destroyed first, so no session outlives what it refers to.
   net::io_context ioc;
   tcp::acceptor acceptor;
-  net::signal_set signals;
   net::steady_timer timer;  // accept back-off, then the drain deadline
 
   Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool)
       : shared(config, committer, pool),
         ioc(config.server.threads),
         acceptor(net::make_strand(ioc)),
-        signals(ioc, SIGINT, SIGTERM),
         timer(acceptor.get_executor()) {
     if (config.server.tls) tls.emplace(make_tls_context(*config.server.tls));
     tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
@@ -512,11 +508,11 @@ struct Server::Impl {
   }
 
   void stop() {
-    spdlog::info("stopping: finishing requests in flight (at most {} s)", kDrain.count());
     std::vector<std::shared_ptr<SessionBase>> live;
     {
       std::lock_guard lock(shared.sessions_mutex);
-      shared.stopping = true;
+      if (shared.stopping.exchange(true)) return;
+      spdlog::info("stopping: finishing requests in flight (at most {} s)", kDrain.count());
       for (auto& [key, weak] : shared.sessions) {
         if (auto s = weak.lock()) live.push_back(std::move(s));
       }
@@ -527,7 +523,6 @@ struct Server::Impl {
     net::post(acceptor.get_executor(), [this, idle = live.empty()] {
       beast::error_code ignored;
       acceptor.close(ignored);
-      signals.cancel(ignored);
       timer.cancel();
       if (idle) return;
       timer.expires_after(kDrain);
@@ -546,11 +541,10 @@ Server::Server(const config::Config& config, jobs::Committer& committer, jobs::P
 
 Server::~Server() = default;
 
+void Server::stop() { impl_->stop(); }
+
 void Server::run() {
   Impl& s = *impl_;
-  s.signals.async_wait([&s](beast::error_code ec, int) {
-    if (!ec) s.stop();
-  });
   tcp::endpoint local = s.acceptor.local_endpoint();
   std::string host = local.address().to_string();
   if (local.address().is_v6()) host = "[" + host + "]";

@@ -18,9 +18,10 @@ class Server {
   Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool);
   ~Server();
 
-  // Serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight
-  // (for at most kDrainSeconds) and returns.
+  // Serves until stop(), then finishes the requests in flight (10 s at most) and returns.
   void run();
+  // From any thread: stop accepting, close idle connections, let run() return when drained.
+  void stop();
 
  private:
   struct Impl;

@@ -174,14 +174,25 @@ bool transient(const pqxx::sql_error& e) {
 
 using Key = std::pair<std::string, std::string>;
 
+// Every commit that makes a job due notifies this channel; workers LISTEN on it.
+constexpr const char* kWakeChannel = "flare_jobs";
+
+class Wakeup : public pqxx::notification_receiver {
+ public:
+  explicit Wakeup(pqxx::connection_base& c) : notification_receiver(c, kWakeChannel) {}
+  void operator()(const std::string&, int) override {}
+};
+
 }  // namespace
 
 struct Store::Impl {
   std::string url;
   std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<Wakeup> wakeup;  // declared after conn: destroyed before it
 
   pqxx::connection& connection() {
     if (!conn || !conn->is_open()) {
+      wakeup.reset();
       conn.reset();
       auto fresh = std::make_unique<pqxx::connection>(url);
       // A statement stuck on a lock must not hold every waiting request hostage.
@@ -307,6 +318,9 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         if (results[i].job_id.empty()) todo.push_back(i);
       }
     }
+    bool created =
+        std::any_of(results.begin(), results.end(), [](const Enqueued& e) { return e.created; });
+    if (created) tx.exec("NOTIFY " + std::string(kWakeChannel));
     tx.commit();
   });
 
@@ -359,6 +373,7 @@ Changed Store::retry(const std::string& project, const std::string& id) {
         project, id);
     Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kWrongStatus)
                             : Changed{Change::kDone, read_job(r[0])};
+    if (out.change == Change::kDone) tx.exec("NOTIFY " + std::string(kWakeChannel));
     tx.commit();
     return out;
   });
@@ -386,27 +401,33 @@ bool Store::remove(const std::string& project, const std::string& id) {
   });
 }
 
-std::vector<Job> Store::claim(const std::string& project, const std::vector<std::string>& types,
-                              int max, int lease_seconds) {
-  ArrayLiteral type_list;
-  for (const std::string& t : types) type_list.text(t);
+std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_seconds) {
+  ArrayLiteral types, sources;
+  for (const std::string& t : scope.types) types.text(t);
+  for (const std::string& s : scope.sources) sources.text(s);
+  const std::string in_scope =
+      "($1 = '' OR project_id = $1) AND (cardinality($2::text[]) = 0 OR type = ANY($2::text[])) "
+      "AND (cardinality($3::text[]) = 0 OR source = ANY($3::text[]))";
   return impl_->run("claim", [&](pqxx::work& tx) {
     // A lease that ran out on the last allowed attempt ends the job: no attempt is left.
     tx.exec_params(
-        "UPDATE jobs SET status = 'dead', lease_token = NULL, locked_until = NULL, updated_at = "
-        "now(), last_error = 'the lease of the last attempt ran out' WHERE project_id = $1 AND "
-        "status = 'running' AND locked_until < now() AND attempts >= max_attempts",
-        project);
+        "UPDATE jobs SET status = 'dead', lease_token = NULL, locked_until = NULL, "
+        "updated_at = now(), last_error = 'the lease of the last attempt ran out' "
+        "WHERE " +
+            in_scope +
+            " AND status = 'running' AND locked_until < now() AND attempts >= "
+            "max_attempts",
+        scope.project, types.str(), sources.str());
     pqxx::result r = tx.exec_params(
-        "WITH due AS (SELECT project_id AS due_project, id AS due_id FROM jobs WHERE project_id "
-        "= $1 AND ((status IN ('queued', 'retrying') AND run_at <= now()) OR (status = "
-        "'running' AND locked_until < now())) AND (cardinality($2::text[]) = 0 OR type = "
-        "ANY($2::text[])) ORDER BY priority DESC, run_at LIMIT $3 FOR UPDATE SKIP LOCKED) " +
+        "WITH due AS (SELECT project_id AS due_project, id AS due_id FROM jobs WHERE " + in_scope +
+            " AND ((status IN ('queued', 'retrying') AND run_at <= now()) OR (status = "
+            "'running' AND locked_until < now())) ORDER BY priority DESC, run_at LIMIT $4 FOR "
+            "UPDATE SKIP LOCKED) " +
             update_job("status = 'running', attempts = attempts + 1, lease_token = "
                        "gen_random_uuid(), locked_until = now() + make_interval(secs => "
-                       "$4::double precision), updated_at = now() FROM due WHERE project_id = "
+                       "$5::double precision), updated_at = now() FROM due WHERE project_id = "
                        "due_project AND id = due_id"),
-        project, type_list.str(), max, lease_seconds);
+        scope.project, types.str(), sources.str(), max, lease_seconds);
     std::vector<Job> claimed;
     for (const auto& row : r) claimed.push_back(read_job(row));
     std::sort(claimed.begin(), claimed.end(), [](const Job& a, const Job& b) {
@@ -467,6 +488,40 @@ Changed Store::fail(const std::string& project, const std::string& id, const std
     tx.commit();
     return Changed{Change::kDone, read_job(r[0])};
   });
+}
+
+Changed Store::release(const std::string& project, const std::string& id,
+                       const std::string& token) {
+  return impl_->run("release", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
+        update_job("status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END, attempts "
+                   "= attempts - 1, run_at = now(), lease_token = NULL, locked_until = NULL, "
+                   "updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND status = "
+                   "'running' AND lease_token = $3::uuid"),
+        project, id, token);
+    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kLeaseLost)
+                            : Changed{Change::kDone, read_job(r[0])};
+    tx.exec("NOTIFY " + std::string(kWakeChannel));
+    tx.commit();
+    return out;
+  });
+}
+
+bool Store::wait_for_jobs(std::chrono::milliseconds timeout) {
+  try {
+    pqxx::connection& c = impl_->connection();
+    if (!impl_->wakeup) impl_->wakeup = std::make_unique<Wakeup>(c);
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+    return c.await_notification(micros / 1'000'000, micros % 1'000'000) > 0;
+  } catch (const pqxx::broken_connection& e) {
+    impl_->wakeup.reset();
+    impl_->conn.reset();
+    throw Unavailable(std::string("listen: ") + e.what());
+  } catch (const pqxx::sql_error& e) {
+    impl_->wakeup.reset();
+    impl_->conn.reset();
+    throw Unavailable("listen: SQLSTATE " + e.sqlstate());
+  }
 }
 
 int Store::migrate() {

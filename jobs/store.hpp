@@ -39,6 +39,13 @@ struct Page {
   std::optional<Cursor> next;  // set when more jobs may follow
 };
 
+// Which jobs a claim may take; an empty field does not narrow.
+struct ClaimScope {
+  std::string project;
+  std::vector<std::string> types;
+  std::vector<std::string> sources;
+};
+
 enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost };
 
 struct Changed {
@@ -70,14 +77,20 @@ class Store {
   bool remove(const std::string& project, const std::string& id);
 
   // Due jobs (and jobs whose lease ran out) become running under a new lease token.
-  std::vector<Job> claim(const std::string& project, const std::vector<std::string>& types, int max,
-                         int lease_seconds);
+  std::vector<Job> claim(const ClaimScope& scope, int max, int lease_seconds);
   // Only the job's current lease token is accepted; any other is kLeaseLost.
   Changed heartbeat(const std::string& project, const std::string& id, const std::string& token,
                     int lease_seconds);
   Changed complete(const std::string& project, const std::string& id, const std::string& token);
   Changed fail(const std::string& project, const std::string& id, const std::string& token,
                const std::string& error, bool retry, const Backoff& backoff);
+  // Gives back a lease whose attempt was abandoned (a stopping worker): the job is due again
+  // and the attempt is not counted.
+  Changed release(const std::string& project, const std::string& id, const std::string& token);
+
+  // Waits until an enqueue commits anywhere (LISTEN/NOTIFY) or `timeout` passes; true when
+  // woken. Use a Store of its own: the connection stays in LISTEN.
+  bool wait_for_jobs(std::chrono::milliseconds timeout);
 
   // Applies every pending migration under an advisory lock; returns how many it applied.
   int migrate();

@@ -18,6 +18,9 @@ std::string to_hex(const Digest& digest);
 // Exactly 64 hexadecimal digits, either case; anything else is nullopt.
 std::optional<Digest> digest_from_hex(std::string_view hex);
 
+// Standard base64 with padding.
+std::string to_base64(std::string_view bytes);
+
 // Compares in time independent of where the inputs differ.
 bool constant_time_equal(const Digest& a, const Digest& b);
 

@@ -73,8 +73,11 @@ RunResult run_binary(const std::vector<std::string>& args) {
   return {exit_code(status), output};
 }
 
-Gateway::Gateway(const std::string& config_yaml) : config_(config_yaml) {
-  std::tie(pid_, out_fd_) = spawn({"serve", "--config", config_.path()});
+Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args)
+    : config_(config_yaml) {
+  bool serve = args.at(0) == "serve";
+  args.insert(args.begin() + 1, {"--config", config_.path()});
+  std::tie(pid_, out_fd_) = spawn(args);
   reader_ = std::thread([this] {
     char chunk[4096];
     ssize_t n;
@@ -87,25 +90,28 @@ Gateway::Gateway(const std::string& config_yaml) : config_(config_yaml) {
     eof_ = true;
     changed_.notify_all();
   });
+  auto fail = [this](const std::string& why) {
+    std::string out = output();
+    terminate();
+    throw std::runtime_error(why + ":\n" + out);
+  };
+  if (!serve) {
+    if (!wait_for_output("workers started", std::chrono::seconds(20))) fail("no workers started");
+    return;
+  }
   std::unique_lock lock(mutex_);
   static const std::regex kListening(R"(listening on https?://[^ ]+:(\d+))");
   std::smatch match;
   bool found = changed_.wait_for(lock, std::chrono::seconds(20), [&] {
     return std::regex_search(output_, match, kListening) || eof_;
   });
-  if (!found || match.empty()) {
-    std::string out = output_;
-    lock.unlock();
-    terminate();
-    throw std::runtime_error("the gateway did not start:\n" + out);
-  }
-  port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
+  bool listening = found && !match.empty();
+  if (listening) port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
   lock.unlock();
+  if (!listening) fail("the gateway did not start");
   // Tests start from a gateway that has migrated its database and can serve every route.
   if (!wait_for_output("database ready", std::chrono::seconds(20))) {
-    std::string out = output();
-    terminate();
-    throw std::runtime_error("the gateway did not reach its database:\n" + out);
+    fail("the gateway did not reach its database");
   }
 }
 
@@ -113,6 +119,16 @@ Gateway::~Gateway() { terminate(); }
 
 void Gateway::signal(int signo) {
   if (pid_ > 0) kill(pid_, signo);
+}
+
+void Gateway::kill_hard() {
+  if (pid_ < 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (reader_.joinable()) reader_.join();
+  close(out_fd_);
 }
 
 int Gateway::terminate(std::chrono::seconds limit) {

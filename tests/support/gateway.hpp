@@ -34,13 +34,16 @@ RunResult run_binary(const std::vector<std::string>& args);
 
 class Gateway {
  public:
-  // Starts `serve` on the config (whose listen address should use port 0) and waits until it
-  // logs the port it listens on and that its database is ready.
-  explicit Gateway(const std::string& config_yaml);
+  // Starts `serve` (or `args`, e.g. {"worker"}) on the config, whose listen address should use
+  // port 0, and waits until it is ready: for serve, listening and its database migrated; for
+  // worker, its workers started.
+  explicit Gateway(const std::string& config_yaml, std::vector<std::string> args = {"serve"});
   ~Gateway();
 
   std::uint16_t port() const { return port_; }
   void signal(int signo);
+  // SIGKILL: no chance to clean up.
+  void kill_hard();
   // Sends SIGTERM and returns the exit code; -1 if it did not exit within `limit`.
   int terminate(std::chrono::seconds limit = std::chrono::seconds(15));
   std::string output();

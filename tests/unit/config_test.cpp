@@ -115,18 +115,56 @@ TEST(Config, InterpolatesDefaultsAndIpv6Listen) {
 
 TEST(Config, Workers) {
   Config c = parse_ok(
-      "database: { url: x }\nworkers:\n  lease_seconds: 15\n  retry: { max_attempts: 4, base_ms: "
-      "10, max_ms: 20 }\n");
+      "database: { url: x }\nworkers:\n  enabled: false\n  concurrency: 3\n  lease_seconds: 15\n"
+      "  poll_interval_ms: 250\n  retry: { max_attempts: 4, base_ms: 10, max_ms: 20 }\n");
+  EXPECT_FALSE(c.workers.enabled);
+  EXPECT_EQ(c.workers.concurrency, 3);
   EXPECT_EQ(c.workers.lease_seconds, 15);
+  EXPECT_EQ(c.workers.poll_interval.count(), 250);
   EXPECT_EQ(c.workers.retry.max_attempts, 4);
   EXPECT_EQ(c.workers.retry.base_ms, 10);
   EXPECT_EQ(c.workers.retry.max_ms, 20);
-  EXPECT_EQ(parse_ok("database: { url: x }\n").workers.lease_seconds, 60);
+  Config d = parse_ok("database: { url: x }\n");
+  EXPECT_TRUE(d.workers.enabled);
+  EXPECT_EQ(d.workers.concurrency, 8);
+  EXPECT_EQ(d.workers.lease_seconds, 60);
   EXPECT_EQ(
       errors_of(
-          "database: { url: x }\nworkers: { concurrency: 8, retry: { base_ms: 10, max_ms: 5 } }\n"),
-      "flare.yaml:2:12: workers.concurrency: unknown key\n"
-      "flare.yaml:2:35: workers.retry.max_ms: must be at least base_ms");
+          "database: { url: x }\nworkers: { threads: 8, retry: { base_ms: 10, max_ms: 5 } }\n"),
+      "flare.yaml:2:12: workers.threads: unknown key\n"
+      "flare.yaml:2:31: workers.retry.max_ms: must be at least base_ms");
+}
+
+TEST(Config, Destination) {
+  std::string base = "database: { url: x }\nprojects: [{ id: p }]\nsources:\n";
+  // "whsec_" + base64 of 24 bytes, as Standard Webhooks secrets are made.
+  Config c = parse_ok(base +
+                      "  - name: a\n    provider: github\n    project: p\n    secrets: [s]\n"
+                      "    destination: { url: \"https://[::1]:8443/hooks?x=1\", secret: "
+                      "\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", timeout_ms: 2500 }\n");
+  const Destination& d = *c.sources[0].destination;
+  EXPECT_TRUE(d.tls);
+  EXPECT_EQ(d.host, "::1");
+  EXPECT_EQ(d.port, 8443);
+  EXPECT_EQ(d.target, "/hooks?x=1");
+  EXPECT_EQ(d.key.size(), 24u);
+  EXPECT_EQ(d.timeout.count(), 2500);
+  Config plain = parse_ok(base +
+                          "  - { name: a, provider: github, project: p, secrets: [s], destination: "
+                          "{ url: \"http://receiver.internal\", secret: "
+                          "\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" } }\n");
+  EXPECT_FALSE(plain.sources[0].destination->tls);
+  EXPECT_EQ(plain.sources[0].destination->port, 80);
+  EXPECT_EQ(plain.sources[0].destination->target, "/");
+  EXPECT_EQ(
+      errors_of(base +
+                "  - { name: a, provider: github, project: p, secrets: [s], destination: { url: "
+                "\"ftp://x\", secret: \"whsec_***\", timeout_ms: 70000 } }\n"),
+      "flare.yaml:4:80: sources[0].destination.url: expected http[s]://HOST[:PORT][/PATH]\n"
+      "flare.yaml:4:99: sources[0].destination.secret: expected whsec_ and the base64 of at "
+      "least 16 bytes\n"
+      "flare.yaml:4:124: sources[0].destination.timeout_ms: must be shorter than "
+      "workers.lease_seconds");
 }
 
 TEST(Config, UnsetVariableNamesItWithPosition) {

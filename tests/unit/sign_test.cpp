@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
+#include "gateway/push.hpp"
 #include "providers/provider.hpp"
+#include "providers/standard.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -22,6 +26,46 @@ TEST(Sign, SamplesVerify) {
     EXPECT_EQ(v.error, providers::VerifyError::kNone) << provider << ": " << v.detail;
     EXPECT_FALSE(v.event_id.empty());
   }
+}
+
+// The push signature, with the secret decoded by the configuration, against the Standard
+// Webhooks specification's own vector.
+TEST(Sign, PushSignatureMatchesTheStandardWebhooksVector) {
+  config::Config c = config::parse(
+      "database: { url: x }\nprojects: [{ id: p }]\nsources:\n  - { name: s, provider: github, "
+      "project: p, secrets: [x], destination: { url: \"http://h/\", secret: "
+      "\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" } }\n",
+      "vector.yaml");
+  EXPECT_EQ(
+      providers::standard_signature(c.sources[0].destination->key, "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                                    1614265330, R"({"test": 2432232314})"),
+      "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+TEST(Sign, PushHeaders) {
+  config::Destination d;
+  d.key = "0123456789abcdef";
+  jobs::Job job;
+  job.id = "5b0c9a3e-0000-4000-8000-000000000001";
+  job.type = "github.push";
+  job.attempts = 2;
+  job.content_type = "application/x-www-form-urlencoded";
+  job.source = "github";
+  job.event_id = "d-1";
+  job.payload = "a=1";
+  auto headers = push_headers(job, d, 1700000000);
+  std::map<std::string, std::string> h(headers.begin(), headers.end());
+  EXPECT_EQ(h["Idempotency-Key"], "flare-5b0c9a3e-0000-4000-8000-000000000001");
+  EXPECT_EQ(h["Flare-Job-Id"], job.id);
+  EXPECT_EQ(h["Flare-Attempt"], "2");
+  EXPECT_EQ(h["Flare-Source"], "github");
+  EXPECT_EQ(h["Flare-Event-Id"], "d-1");
+  EXPECT_EQ(h["Flare-Event-Type"], "github.push");
+  EXPECT_EQ(h["Content-Type"], "application/x-www-form-urlencoded");
+  EXPECT_EQ(h["webhook-id"], job.id);
+  EXPECT_EQ(h["webhook-timestamp"], "1700000000");
+  EXPECT_EQ(h["webhook-signature"],
+            providers::standard_signature(d.key, job.id, 1700000000, "a=1"));
 }
 
 TEST(Sign, CurlCommandQuotes) {

@@ -1,0 +1,81 @@
+// Push workers: threads that claim due jobs of the sources with a destination, hand each to a
+// Deliverer, and record the outcome. Woken by LISTEN/NOTIFY when an enqueue commits, with
+// polling as the fallback; idle workers sleep.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "jobs/job.hpp"
+#include "jobs/store.hpp"
+
+namespace flare::jobs {
+
+struct Attempt {
+  enum class Result { kSucceeded, kFailed, kAbandoned };
+  Result result;
+  std::string error;  // kFailed: why, kept as the job's last_error
+  // The delay the destination asked for (already within the retry policy's max_ms); replaces
+  // the backoff.
+  std::optional<std::chrono::milliseconds> retry_after;
+};
+
+// Performs one attempt at a time for one worker thread.
+class Deliverer {
+ public:
+  virtual ~Deliverer() = default;
+  virtual Attempt deliver(const Job& job) = 0;
+  // From any thread: ends the attempt in progress, and any later one, as kAbandoned.
+  virtual void abandon() = 0;
+};
+
+struct WorkerOptions {
+  std::vector<std::string> sources;  // whose jobs are pushed
+  int concurrency = 8;
+  int lease_seconds = 60;
+  std::chrono::milliseconds poll_interval{1000};
+};
+
+class Workers {
+ public:
+  using MakeDeliverer = std::function<std::unique_ptr<Deliverer>()>;
+
+  Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make,
+          Backoff backoff);
+  ~Workers();
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  // Stops claiming, lets attempts in flight finish for at most `drain`, abandons the rest
+  // (their jobs are released, due again) and joins. Idempotent.
+  void stop(std::chrono::milliseconds drain);
+
+ private:
+  void work(Deliverer& deliverer, const std::string& database_url);
+  void listen(const std::string& database_url);
+  void record(Store& store, const Job& job, const Attempt& attempt);
+  // Sleeps until a wake-up newer than `seen`, `timeout`, or stop.
+  void wait(std::uint64_t seen, std::chrono::milliseconds timeout);
+
+  const WorkerOptions options_;
+  const Backoff backoff_;
+  std::vector<std::unique_ptr<Deliverer>> deliverers_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::uint64_t wakeups_ = 0;
+  int busy_ = 0;  // attempts in flight
+  bool stopping_ = false;
+
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace flare::jobs

@@ -1,0 +1,194 @@
+// SPEC §6 against the real binary and a real receiver: push delivery, at least once.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+
+#include "config/config.hpp"
+#include "e2e/fixtures.hpp"
+#include "providers/standard.hpp"
+#include "support/database.hpp"
+#include "support/receiver.hpp"
+
+namespace flare::test {
+namespace {
+
+// The Standard Webhooks specification's test secret.
+const std::string kDestinationSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// A gateway whose source "pushed" (Stripe-signed) delivers to `port`; 3 attempts, 1 ms apart.
+std::string delivery_config(
+    const std::string& url, std::uint16_t port,
+    const std::string& retry = "{ max_attempts: 3, base_ms: 1, max_ms: 1 }") {
+  std::string config = gateway_config(url);
+  config.replace(config.find("workers:\n  lease_seconds: 30\n"), 29,
+                 "workers:\n  concurrency: 2\n  lease_seconds: 3\n  poll_interval_ms: 200\n");
+  return config + R"(  - name: pushed
+    provider: stripe
+    project: shop
+    secrets: [")" +
+         kStripeSecret + R"("]
+    retry: )" +
+         retry + R"(
+    destination: { url: "http://127.0.0.1:)" +
+         std::to_string(port) + R"(/hooks/stripe?tenant=1", secret: ")" + kDestinationSecret +
+         R"(", timeout_ms: 2000 }
+)";
+}
+
+// The decoded secret, as the receiving app holds it (unit tests check the decoding against the
+// specification's signature vector).
+std::string destination_key() {
+  return config::parse(delivery_config("x", 1), "delivery.yaml").sources.back().destination->key;
+}
+
+Response send(Gateway& gateway, const std::string& event_id, std::string* body = nullptr) {
+  std::string b = stripe_body(event_id, "charge.refunded");
+  if (body != nullptr) *body = b;
+  return request_once(gateway.port(), "POST", "/webhooks/pushed", stripe_headers(b), b);
+}
+
+TEST(Delivery, FailsTwiceThenSucceedsWithOneKeyAndVerifiableSignatures) {
+  TestDatabase db;
+  Receiver receiver([](const Received&, std::size_t i) { return Answer{i < 2 ? 500 : 200, ""}; });
+  Gateway gateway(delivery_config(db.url(), receiver.port()));
+  std::string body;
+  Response r = send(gateway, "evt_push_1", &body);
+  ASSERT_EQ(r.status, 202) << r.body;
+  std::string id = r.json("job_id");
+  ASSERT_TRUE(
+      gateway.wait_for_output("delivered job=" + id + " source=pushed attempt=3 outcome=succeeded",
+                              std::chrono::seconds(10)))
+      << gateway.output();
+
+  std::vector<Received> got = receiver.requests();
+  ASSERT_EQ(got.size(), 3u);
+  std::string key = destination_key();
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const Received& req = got[i];
+    EXPECT_EQ(req.header("idempotency-key"), "flare-" + id);
+    EXPECT_EQ(req.header("flare-job-id"), id);
+    EXPECT_EQ(req.header("flare-attempt"), std::to_string(i + 1));
+    EXPECT_EQ(req.header("flare-source"), "pushed");
+    EXPECT_EQ(req.header("flare-event-id"), "evt_push_1");
+    EXPECT_EQ(req.header("flare-event-type"), "stripe.charge.refunded");
+    EXPECT_EQ(req.header("content-type"), "application/json");
+    EXPECT_EQ(req.header("webhook-id"), id);
+    EXPECT_EQ(req.body, body);  // the original bytes, unchanged
+    std::int64_t ts = std::stoll(req.header("webhook-timestamp"));
+    EXPECT_LE(std::abs(ts - now_unix()), 60);
+    // What the receiving app checks with its copy of the destination secret.
+    EXPECT_EQ(req.header("webhook-signature"),
+              providers::standard_signature(key, id, ts, req.body));
+  }
+  auto row = db.query("SELECT status, attempts, last_error FROM jobs WHERE id = '" + id + "'");
+  EXPECT_EQ(row[0][0].as<std::string>(), "succeeded");
+  EXPECT_EQ(row[0][1].as<int>(), 3);
+  EXPECT_EQ(row[0][2].as<std::string>(), "HTTP 500");  // the last failure stays as history
+}
+
+TEST(Delivery, AlwaysFailingIsDeadThenRetriedThroughTheApi) {
+  TestDatabase db;
+  std::atomic<bool> healthy{false};
+  Receiver receiver([&](const Received&, std::size_t) { return Answer{healthy ? 204 : 500, ""}; });
+  Gateway gateway(delivery_config(db.url(), receiver.port()));
+  std::string id = send(gateway, "evt_push_dead").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(
+      "delivered job=" + id + " source=pushed attempt=3 outcome=dead", std::chrono::seconds(10)))
+      << gateway.output();
+  HeaderList auth{{"Authorization", "Bearer " + kShopKey}};
+  Response dead = request_once(gateway.port(), "GET", "/v1/jobs?status=dead", auth);
+  EXPECT_NE(dead.body.find(id), std::string::npos) << dead.body;
+  EXPECT_NE(dead.body.find("\"last_error\":\"HTTP 500\""), std::string::npos);
+
+  healthy = true;
+  ASSERT_EQ(request_once(gateway.port(), "POST", "/v1/jobs/" + id + "/retry", auth).status, 200);
+  ASSERT_TRUE(
+      gateway.wait_for_output("delivered job=" + id + " source=pushed attempt=4 outcome=succeeded",
+                              std::chrono::seconds(10)))
+      << gateway.output();
+  EXPECT_EQ(receiver.requests().size(), 4u);
+}
+
+TEST(Delivery, ReceiverNotListeningIsRetried) {
+  TestDatabase db;
+  std::uint16_t closed_port;
+  {
+    Receiver gone([](const Received&, std::size_t) { return Answer{}; });
+    closed_port = gone.port();
+  }
+  Gateway gateway(delivery_config(db.url(), closed_port));
+  std::string id = send(gateway, "evt_push_refused").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(
+      "delivered job=" + id + " source=pushed attempt=3 outcome=dead", std::chrono::seconds(10)))
+      << gateway.output();
+  EXPECT_EQ(db.scalar("SELECT last_error FROM jobs WHERE id = '" + id + "'"),
+            "connect: Connection refused");
+}
+
+TEST(Delivery, RetryAfterIsHonoured) {
+  TestDatabase db;
+  Receiver receiver([](const Received&, std::size_t i) { return Answer{i == 0 ? 429 : 200, "1"}; });
+  // Without Retry-After the next attempt would wait anywhere up to a minute.
+  Gateway gateway(delivery_config(db.url(), receiver.port(),
+                                  "{ max_attempts: 3, base_ms: 60000, max_ms: 60000 }"));
+  std::string id = send(gateway, "evt_push_429").json("job_id");
+  ASSERT_TRUE(receiver.wait_for(2, std::chrono::seconds(10)));
+  std::vector<Received> got = receiver.requests();
+  EXPECT_GE(got[1].at - got[0].at, std::chrono::milliseconds(900));
+}
+
+// A worker process killed mid-attempt leaves its lease; when it runs out another worker
+// process delivers the job again, with the same Idempotency-Key.
+TEST(Delivery, KilledWorkerIsReplacedAfterTheLease) {
+  TestDatabase db;
+  Receiver* self = nullptr;
+  Receiver receiver([&self](const Received&, std::size_t i) {
+    if (i == 0) self->hold();  // the first attempt never gets an answer
+    return Answer{200, ""};
+  });
+  self = &receiver;
+  std::string config = delivery_config(db.url(), receiver.port());
+  Gateway front(config, {"serve", "--no-workers"});
+  std::string id = send(front, "evt_push_killed").json("job_id");
+  {
+    Gateway first(config, {"worker"});
+    ASSERT_TRUE(receiver.wait_for(1, std::chrono::seconds(10)));
+    first.kill_hard();
+  }
+  EXPECT_EQ(db.scalar("SELECT status FROM jobs WHERE id = '" + id + "'"), "running");
+  Gateway second(config, {"worker"});
+  ASSERT_TRUE(
+      second.wait_for_output("delivered job=" + id + " source=pushed attempt=2 outcome=succeeded",
+                             std::chrono::seconds(15)))
+      << second.output();
+  std::vector<Received> got = receiver.requests();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].header("idempotency-key"), got[1].header("idempotency-key"));
+  EXPECT_EQ(got[1].header("flare-attempt"), "2");
+  receiver.release();
+}
+
+// SIGTERM while an attempt is in flight: it may finish, the process exits 0, nothing stays
+// running.
+TEST(Delivery, SigtermLetsTheAttemptInFlightFinish) {
+  TestDatabase db;
+  Receiver* self = nullptr;
+  Receiver receiver([&self](const Received&, std::size_t) {
+    self->hold();
+    return Answer{200, ""};
+  });
+  self = &receiver;
+  Gateway gateway(delivery_config(db.url(), receiver.port()));
+  std::string id = send(gateway, "evt_push_sigterm").json("job_id");
+  ASSERT_TRUE(receiver.wait_for(1, std::chrono::seconds(10)));
+  gateway.signal(SIGTERM);
+  ASSERT_TRUE(gateway.wait_for_output("stopping", std::chrono::seconds(5)));
+  receiver.release();
+  EXPECT_EQ(gateway.terminate(), 0);
+  EXPECT_EQ(db.scalar("SELECT status FROM jobs WHERE id = '" + id + "'"), "succeeded");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs WHERE status = 'running'"), "0");
+}
+
+}  // namespace
+}  // namespace flare::test

@@ -1,0 +1,56 @@
+// A destination for push tests: an HTTP server on 127.0.0.1 that records every request and
+// answers as the test tells it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace flare::test {
+
+struct Received {
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+  std::chrono::steady_clock::time_point at;
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+struct Answer {
+  int status = 200;
+  std::string retry_after;  // sent when not empty
+};
+
+class Receiver {
+ public:
+  // Called for the index-th request (0-based); may block, e.g. on hold().
+  using Handler = std::function<Answer(const Received&, std::size_t index)>;
+
+  explicit Receiver(Handler handler);
+  ~Receiver();
+
+  std::uint16_t port() const { return port_; }
+  std::vector<Received> requests();
+  // Waits until `n` requests have arrived; false on timeout.
+  bool wait_for(std::size_t n, std::chrono::seconds timeout);
+
+  // For handlers: blocks until release() (or the receiver's end).
+  void hold();
+  void release();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace flare::test
