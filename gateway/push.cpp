@@ -120,6 +120,8 @@ struct PushClient::Impl {
           }
           conn->lowest().async_connect(results, [this](beast::error_code e, tcp::endpoint) {
             if (e) return finish(e, "connect");
+            // The header and the body leave in separate writes: do not let Nagle hold one.
+            conn->lowest().socket().set_option(tcp::no_delay(true), e);
             if (dest->tls) return handshake();
             write();
           });

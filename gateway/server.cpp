@@ -492,6 +492,8 @@ struct Server::Impl {
       }
       beast::error_code peer_ec;
       tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+      // Responses are small and final: send them now rather than wait for more to coalesce.
+      socket.set_option(tcp::no_delay(true), peer_ec);
       if (tls) {
         start(std::make_shared<TlsSession>(shared, std::move(socket), peer, *tls));
       } else {

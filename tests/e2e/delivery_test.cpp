@@ -13,29 +13,6 @@
 namespace flare::test {
 namespace {
 
-// The Standard Webhooks specification's test secret.
-const std::string kDestinationSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-// A gateway whose source "pushed" (Stripe-signed) delivers to `port`; 3 attempts, 1 ms apart.
-std::string delivery_config(
-    const std::string& url, std::uint16_t port,
-    const std::string& retry = "{ max_attempts: 3, base_ms: 1, max_ms: 1 }") {
-  std::string config = gateway_config(url);
-  config.replace(config.find("workers:\n  lease_seconds: 30\n"), 29,
-                 "workers:\n  concurrency: 2\n  lease_seconds: 3\n  poll_interval_ms: 200\n");
-  return config + R"(  - name: pushed
-    provider: stripe
-    project: shop
-    secrets: [")" +
-         kStripeSecret + R"("]
-    retry: )" +
-         retry + R"(
-    destination: { url: "http://127.0.0.1:)" +
-         std::to_string(port) + R"(/hooks/stripe?tenant=1", secret: ")" + kDestinationSecret +
-         R"(", timeout_ms: 2000 }
-)";
-}
-
 // The decoded secret, as the receiving app holds it (unit tests check the decoding against the
 // specification's signature vector).
 std::string destination_key() {

@@ -84,6 +84,25 @@ sources:
 )";
 }
 
+std::string delivery_config(const std::string& database_url, std::uint16_t port,
+                            const std::string& retry) {
+  std::string config = gateway_config(database_url);
+  const std::string workers = "workers:\n  lease_seconds: 30\n";
+  config.replace(config.find(workers), workers.size(),
+                 "workers:\n  concurrency: 2\n  lease_seconds: 3\n  poll_interval_ms: 200\n");
+  return config + R"(  - name: pushed
+    provider: stripe
+    project: shop
+    secrets: [")" +
+         kStripeSecret + R"("]
+    retry: )" +
+         retry + R"(
+    destination: { url: "http://127.0.0.1:)" +
+         std::to_string(port) + R"(/hooks/stripe?tenant=1", secret: ")" + kDestinationSecret +
+         R"(", timeout_ms: 2000 }
+)";
+}
+
 Certificate make_self_signed_certificate() {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();

@@ -31,6 +31,16 @@ HeaderList github_headers(const std::string& body, const std::string& delivery,
 // server:.
 std::string gateway_config(const std::string& database_url, const std::string& server_extra = "");
 
+// The Standard Webhooks specification's test secret, for destinations.
+inline const std::string kDestinationSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// gateway_config plus a source "pushed" (Stripe-signed, project shop) whose jobs are pushed to
+// http://127.0.0.1:<port>/hooks/stripe?tenant=1 with a 2 s timeout; workers: 2, 3 s leases,
+// polling every 200 ms.
+std::string delivery_config(
+    const std::string& database_url, std::uint16_t port,
+    const std::string& retry = "{ max_attempts: 3, base_ms: 1, max_ms: 1 }");
+
 // A self-signed certificate and key for 127.0.0.1, as PEM files.
 struct Certificate {
   std::unique_ptr<TempFile> cert;
