@@ -5,8 +5,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD="$ROOT/build"
 PG_BIN=/usr/lib/postgresql/15/bin
 # Boost 1.74 is Debian 12's default; Beast and Asio are header-only, so libboost-dev is all.
+# ca-certificates: the authorities that HTTPS destinations are verified against.
 PACKAGES=(g++ cmake make ccache pkgconf libboost-dev libssl-dev rapidjson-dev libpqxx-dev
-          libspdlog-dev libyaml-cpp-dev libgtest-dev postgresql-15)
+          libspdlog-dev libyaml-cpp-dev libgtest-dev postgresql-15 ca-certificates)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 as_postgres() { as_root runuser -u postgres -- "$@"; }

@@ -115,6 +115,37 @@ TEST(Delivery, RetryAfterIsHonoured) {
   EXPECT_GE(got[1].at - got[0].at, std::chrono::milliseconds(900));
 }
 
+// HTTPS destinations are verified against the system's authorities; SSL_CERT_FILE adds one.
+TEST(Delivery, HttpsDestinationIsVerified) {
+  TestDatabase db;
+  Certificate cert = make_self_signed_certificate();
+  Receiver receiver([](const Received&, std::size_t) { return Answer{}; }, cert.cert->path(),
+                    cert.key->path());
+  std::string config = delivery_config(db.url(), receiver.port());
+  config.replace(config.find("http://127.0.0.1:"), 7, "https://");
+  {
+    // Not trusted: the attempt fails in the handshake, and nothing reaches the receiver.
+    Gateway untrusted(config);
+    std::string id = send(untrusted, "evt_push_untrusted").json("job_id");
+    ASSERT_TRUE(untrusted.wait_for_output(
+        "delivered job=" + id + " source=pushed attempt=3 outcome=dead", std::chrono::seconds(10)))
+        << untrusted.output();
+    EXPECT_NE(
+        db.scalar("SELECT last_error FROM jobs WHERE id = '" + id + "'").find("TLS handshake"),
+        std::string::npos);
+    EXPECT_TRUE(receiver.requests().empty());
+  }
+  setenv("SSL_CERT_FILE", cert.cert->path().c_str(), 1);
+  Gateway trusted(config);
+  unsetenv("SSL_CERT_FILE");
+  std::string id = send(trusted, "evt_push_trusted").json("job_id");
+  ASSERT_TRUE(
+      trusted.wait_for_output("delivered job=" + id + " source=pushed attempt=1 outcome=succeeded",
+                              std::chrono::seconds(10)))
+      << trusted.output();
+  EXPECT_EQ(receiver.requests().size(), 1u);
+}
+
 // A worker process killed mid-attempt leaves its lease; when it runs out another worker
 // process delivers the job again, with the same Idempotency-Key.
 TEST(Delivery, KilledWorkerIsReplacedAfterTheLease) {

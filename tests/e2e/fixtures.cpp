@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -116,6 +117,14 @@ Certificate make_self_signed_certificate() {
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
   X509_set_issuer_name(cert, name);
+  // Clients check an IP address against the subjectAltName, never the common name.
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* san =
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+  if (san == nullptr || X509_add_ext(cert, san, -1) != 1) throw std::runtime_error("no SAN");
+  X509_EXTENSION_free(san);
   if (X509_sign(cert, key, EVP_sha256()) == 0) throw std::runtime_error("cannot sign");
 
   auto pem = [](auto write) {

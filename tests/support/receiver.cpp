@@ -2,9 +2,11 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <optional>
 
 namespace flare::test {
 
@@ -26,12 +28,23 @@ struct Receiver::Impl {
   bool released = false;
   bool closing = false;
 
+  std::optional<net::ssl::context> tls;
+
   void serve(std::shared_ptr<tcp::socket> socket) {
+    if (!tls) return exchange(*socket);
+    net::ssl::stream<tcp::socket&> stream(*socket, *tls);
+    beast::error_code ec;
+    stream.handshake(net::ssl::stream_base::server, ec);
+    if (!ec) exchange(stream);
+  }
+
+  template <class Stream>
+  void exchange(Stream& socket) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request<http::string_body> req;
       beast::error_code ec;
-      http::read(*socket, buffer, req, ec);
+      http::read(socket, buffer, req, ec);
       if (ec) return;
       Received r;
       for (const auto& f : req) {
@@ -54,15 +67,21 @@ struct Receiver::Impl {
       if (a.status != 204) res.body() = "{}";
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
-      http::write(*socket, res, ec);
+      http::write(socket, res, ec);
       if (ec || !req.keep_alive()) return;
     }
   }
 };
 
-Receiver::Receiver(Handler handler) : impl_(std::make_unique<Impl>()) {
+Receiver::Receiver(Handler handler, const std::string& cert_file, const std::string& key_file)
+    : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   s.handler = std::move(handler);
+  if (!cert_file.empty()) {
+    s.tls.emplace(net::ssl::context::tls_server);
+    s.tls->use_certificate_chain_file(cert_file);
+    s.tls->use_private_key_file(key_file, net::ssl::context::pem);
+  }
   tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), 0);
   s.acceptor.open(endpoint.protocol());
   s.acceptor.bind(endpoint);

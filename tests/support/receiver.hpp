@@ -35,7 +35,9 @@ class Receiver {
   // Called for the index-th request (0-based); may block, e.g. on hold().
   using Handler = std::function<Answer(const Received&, std::size_t index)>;
 
-  explicit Receiver(Handler handler);
+  // With `cert_file` and `key_file` (PEM), it speaks HTTPS.
+  explicit Receiver(Handler handler, const std::string& cert_file = "",
+                    const std::string& key_file = "");
   ~Receiver();
 
   std::uint16_t port() const { return port_; }
