@@ -223,7 +223,7 @@ bool readable(const std::string& path) { return std::ifstream(path).good(); }
 void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (!r.map(node, "server",
              {"listen", "tls", "threads", "max_connections", "max_body_bytes", "trusted_proxies",
-              "idle_timeout_ms", "read_timeout_ms"})) {
+              "idle_timeout_ms", "read_timeout_ms", "drain_timeout_ms"})) {
     return;
   }
   if (const YAML::Node n = node["listen"]) {
@@ -269,6 +269,12 @@ void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (const YAML::Node n = node["read_timeout_ms"]) {
     if (auto v = r.integer(n, "server.read_timeout_ms", 100, 3'600'000)) {
       server.read_timeout = std::chrono::milliseconds(*v);
+    }
+  }
+  if (const YAML::Node n = node["drain_timeout_ms"]) {
+    // Kept below the 15 s that process supervisors commonly wait before SIGKILL.
+    if (auto v = r.integer(n, "server.drain_timeout_ms", 0, 14'000)) {
+      server.drain_timeout = std::chrono::milliseconds(*v);
     }
   }
   if (const YAML::Node n = node["trusted_proxies"]) {

@@ -40,6 +40,8 @@ struct Server {
   std::chrono::milliseconds idle_timeout{60'000};
   // Reading a request's body and writing its response.
   std::chrono::milliseconds read_timeout{30'000};
+  // On SIGTERM: how long requests and push attempts in flight may take to finish.
+  std::chrono::milliseconds drain_timeout{10'000};
 };
 
 struct Database {

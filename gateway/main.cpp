@@ -30,8 +30,6 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-// How long attempts in flight may take to finish when the process stops.
-constexpr std::chrono::seconds kDrain{10};
 
 constexpr const char* kUsage = R"(flare-gateway: verified webhooks in, one job per event out.
 
@@ -51,7 +49,7 @@ Usage:
   flare-gateway --help | --version
 
 serve and worker stop on SIGTERM or SIGINT: no new requests or attempts, those in flight
-finish (10 s at most), unfinished attempts are released, exit 0.
+finish (server.drain_timeout_ms, 10 s by default), unfinished attempts are released, exit 0.
 
 Configuration: YAML; ${VAR} and ${VAR:-default} are replaced from the environment.
 Exit status: 0 success, 1 runtime failure (e.g. database unreachable), 2 usage or configuration
@@ -159,7 +157,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   std::thread signals([&] {
     wait_for_stop_signal(stop);
     server.stop();
-    if (workers) workers->stop(kDrain);
+    if (workers) workers->stop(config.server.drain_timeout);
   });
   server.run();
   signals.join();
@@ -176,7 +174,7 @@ int worker(const flare::config::Config& config, const sigset_t& stop) {
   }
   auto workers = start_workers(config);
   wait_for_stop_signal(stop);
-  workers->stop(kDrain);
+  workers->stop(config.server.drain_timeout);
   spdlog::info("stopped");
   return 0;
 }

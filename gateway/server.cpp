@@ -38,7 +38,6 @@ constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 // How long a closing connection may keep sending what we will not read, so that the client
 // sees our response instead of a reset.
 constexpr auto kLinger = std::chrono::seconds(2);
-constexpr auto kDrain = std::chrono::seconds(10);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
 
 class SessionBase {
@@ -514,7 +513,8 @@ struct Server::Impl {
     {
       std::lock_guard lock(shared.sessions_mutex);
       if (shared.stopping.exchange(true)) return;
-      spdlog::info("stopping: finishing requests in flight (at most {} s)", kDrain.count());
+      spdlog::info("stopping: finishing requests in flight (at most {} ms)",
+                   shared.server.drain_timeout.count());
       for (auto& [key, weak] : shared.sessions) {
         if (auto s = weak.lock()) live.push_back(std::move(s));
       }
@@ -527,10 +527,11 @@ struct Server::Impl {
       acceptor.close(ignored);
       timer.cancel();
       if (idle) return;
-      timer.expires_after(kDrain);
+      timer.expires_after(shared.server.drain_timeout);
       timer.async_wait([this](beast::error_code ec) {
         if (ec) return;  // the last session ended first
-        spdlog::warn("stopping: requests still in flight after {} s, closing them", kDrain.count());
+        spdlog::warn("stopping: requests still in flight after {} ms, closing them",
+                     shared.server.drain_timeout.count());
         ioc.stop();
       });
     });

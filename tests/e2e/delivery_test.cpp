@@ -198,5 +198,30 @@ TEST(Delivery, SigtermLetsTheAttemptInFlightFinish) {
   EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs WHERE status = 'running'"), "0");
 }
 
+// An attempt that outlives the drain is abandoned: its job is released, due again, the attempt
+// not counted, and the process still exits 0.
+TEST(Delivery, SigtermReleasesAnAttemptThatOutlivesTheDrain) {
+  TestDatabase db;
+  Receiver* self = nullptr;
+  Receiver receiver([&self](const Received&, std::size_t) {
+    self->hold();
+    return Answer{200, ""};
+  });
+  self = &receiver;
+  std::string config = delivery_config(db.url(), receiver.port());
+  config.replace(config.find("server:\n"), 8, "server:\n  drain_timeout_ms: 300\n");
+  Gateway gateway(config);
+  std::string id = send(gateway, "evt_push_released").json("job_id");
+  ASSERT_TRUE(receiver.wait_for(1, std::chrono::seconds(10)));
+  EXPECT_EQ(gateway.terminate(), 0);
+  EXPECT_NE(gateway.output().find("released job=" + id), std::string::npos) << gateway.output();
+  auto row =
+      db.query("SELECT status, attempts, lease_token IS NULL FROM jobs WHERE id = '" + id + "'");
+  EXPECT_EQ(row[0][0].as<std::string>(), "queued");
+  EXPECT_EQ(row[0][1].as<int>(), 0);
+  EXPECT_TRUE(row[0][2].as<bool>());
+  receiver.release();
+}
+
 }  // namespace
 }  // namespace flare::test
