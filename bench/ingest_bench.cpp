@@ -81,8 +81,8 @@ flare::jobs::NewJob job(const std::string& key) {
 // With idle workers, how long after the 202 the destination sees the first attempt: one
 // delivery at a time, so every one starts from LISTEN/NOTIFY, not from a poll.
 std::vector<double> delivery_latencies(flare::test::TestDatabase& db, int deliveries) {
-  flare::test::Receiver receiver(
-      [](const flare::test::Received&, std::size_t) { return flare::test::Answer{}; });
+  flare::test::Receiver receiver([](flare::test::Receiver&, const flare::test::Received&,
+                                    std::size_t) { return flare::test::Answer{}; });
   flare::test::Gateway gateway(flare::test::delivery_config(db.url(), receiver.port()));
   HttpClient client(gateway.port());
   std::vector<double> out;

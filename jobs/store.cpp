@@ -239,6 +239,25 @@ struct Store::Impl {
     if (r.empty()) return {Change::kNotFound, std::nullopt};
     return {otherwise, read_job(r[0])};
   }
+
+  // One job's state change: `set_where` is an UPDATE of job $1/$2 guarded by the state it
+  // needs; when the guard fails, `otherwise` says why.
+  template <class... Args>
+  Changed change(const char* what, Change otherwise, const std::string& set_where,
+                 const std::string& project, const std::string& id, const Args&... args) {
+    return run(what, [&](pqxx::work& tx) {
+      pqxx::result r = tx.exec_params(update_job(set_where), project, id, args...);
+      Changed out = r.empty() ? unchanged(tx, project, id, otherwise)
+                              : Changed{Change::kDone, read_job(r[0])};
+      // A job that is due again wakes the push workers.
+      if (out.change == Change::kDone &&
+          (out.job->status == "queued" || out.job->status == "retrying")) {
+        tx.exec("NOTIFY " + std::string(kWakeChannel));
+      }
+      tx.commit();
+      return out;
+    });
+  }
 };
 
 Store::Store(std::string url) : impl_(std::make_unique<Impl>()) { impl_->url = with_defaults(url); }
@@ -365,31 +384,18 @@ Page Store::list(const std::string& project, const ListQuery& query) {
 }
 
 Changed Store::retry(const std::string& project, const std::string& id) {
-  return impl_->run("retry", [&](pqxx::work& tx) {
-    pqxx::result r = tx.exec_params(
-        update_job("status = 'queued', run_at = now(), updated_at = now(), completed_at = NULL, "
-                   "max_attempts = attempts + attempt_allowance WHERE project_id = $1 AND id = "
-                   "$2::uuid AND status IN ('dead', 'cancelled')"),
-        project, id);
-    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kWrongStatus)
-                            : Changed{Change::kDone, read_job(r[0])};
-    if (out.change == Change::kDone) tx.exec("NOTIFY " + std::string(kWakeChannel));
-    tx.commit();
-    return out;
-  });
+  return impl_->change("retry", Change::kWrongStatus,
+                       "status = 'queued', run_at = now(), updated_at = now(), completed_at = "
+                       "NULL, max_attempts = attempts + attempt_allowance WHERE project_id = $1 "
+                       "AND id = $2::uuid AND status IN ('dead', 'cancelled')",
+                       project, id);
 }
 
 Changed Store::cancel(const std::string& project, const std::string& id) {
-  return impl_->run("cancel", [&](pqxx::work& tx) {
-    pqxx::result r = tx.exec_params(
-        update_job("status = 'cancelled', updated_at = now() WHERE project_id = $1 AND id = "
-                   "$2::uuid AND status IN ('queued', 'retrying')"),
-        project, id);
-    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kWrongStatus)
-                            : Changed{Change::kDone, read_job(r[0])};
-    tx.commit();
-    return out;
-  });
+  return impl_->change("cancel", Change::kWrongStatus,
+                       "status = 'cancelled', updated_at = now() WHERE project_id = $1 AND id = "
+                       "$2::uuid AND status IN ('queued', 'retrying')",
+                       project, id);
 }
 
 bool Store::remove(const std::string& project, const std::string& id) {
@@ -440,32 +446,20 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
 
 Changed Store::heartbeat(const std::string& project, const std::string& id,
                          const std::string& token, int lease_seconds) {
-  return impl_->run("heartbeat", [&](pqxx::work& tx) {
-    pqxx::result r = tx.exec_params(
-        update_job("locked_until = now() + make_interval(secs => $4::double precision), "
-                   "updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND status = "
-                   "'running' AND lease_token = $3::uuid"),
-        project, id, token, lease_seconds);
-    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kLeaseLost)
-                            : Changed{Change::kDone, read_job(r[0])};
-    tx.commit();
-    return out;
-  });
+  return impl_->change("heartbeat", Change::kLeaseLost,
+                       "locked_until = now() + make_interval(secs => $4::double precision), "
+                       "updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND status = "
+                       "'running' AND lease_token = $3::uuid",
+                       project, id, token, lease_seconds);
 }
 
 Changed Store::complete(const std::string& project, const std::string& id,
                         const std::string& token) {
-  return impl_->run("complete", [&](pqxx::work& tx) {
-    pqxx::result r = tx.exec_params(
-        update_job("status = 'succeeded', completed_at = now(), updated_at = now(), lease_token "
-                   "= NULL, locked_until = NULL WHERE project_id = $1 AND id = $2::uuid AND "
-                   "status = 'running' AND lease_token = $3::uuid"),
-        project, id, token);
-    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kLeaseLost)
-                            : Changed{Change::kDone, read_job(r[0])};
-    tx.commit();
-    return out;
-  });
+  return impl_->change("complete", Change::kLeaseLost,
+                       "status = 'succeeded', completed_at = now(), updated_at = now(), "
+                       "lease_token = NULL, locked_until = NULL WHERE project_id = $1 AND id = "
+                       "$2::uuid AND status = 'running' AND lease_token = $3::uuid",
+                       project, id, token);
 }
 
 Changed Store::fail(const std::string& project, const std::string& id, const std::string& token,
@@ -492,19 +486,12 @@ Changed Store::fail(const std::string& project, const std::string& id, const std
 
 Changed Store::release(const std::string& project, const std::string& id,
                        const std::string& token) {
-  return impl_->run("release", [&](pqxx::work& tx) {
-    pqxx::result r = tx.exec_params(
-        update_job("status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END, attempts "
-                   "= attempts - 1, run_at = now(), lease_token = NULL, locked_until = NULL, "
-                   "updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND status = "
-                   "'running' AND lease_token = $3::uuid"),
-        project, id, token);
-    Changed out = r.empty() ? Impl::unchanged(tx, project, id, Change::kLeaseLost)
-                            : Changed{Change::kDone, read_job(r[0])};
-    tx.exec("NOTIFY " + std::string(kWakeChannel));
-    tx.commit();
-    return out;
-  });
+  return impl_->change("release", Change::kLeaseLost,
+                       "status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END, "
+                       "attempts = attempts - 1, run_at = now(), lease_token = NULL, locked_until "
+                       "= NULL, updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND "
+                       "status = 'running' AND lease_token = $3::uuid",
+                       project, id, token);
 }
 
 bool Store::wait_for_jobs(std::chrono::milliseconds timeout) {

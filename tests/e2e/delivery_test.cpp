@@ -27,7 +27,9 @@ Response send(Gateway& gateway, const std::string& event_id, std::string* body =
 
 TEST(Delivery, FailsTwiceThenSucceedsWithOneKeyAndVerifiableSignatures) {
   TestDatabase db;
-  Receiver receiver([](const Received&, std::size_t i) { return Answer{i < 2 ? 500 : 200, ""}; });
+  Receiver receiver([](Receiver&, const Received&, std::size_t i) {
+    return Answer{i < 2 ? 500 : 200, ""};
+  });
   Gateway gateway(delivery_config(db.url(), receiver.port()));
   std::string body;
   Response r = send(gateway, "evt_push_1", &body);
@@ -67,7 +69,9 @@ TEST(Delivery, FailsTwiceThenSucceedsWithOneKeyAndVerifiableSignatures) {
 TEST(Delivery, AlwaysFailingIsDeadThenRetriedThroughTheApi) {
   TestDatabase db;
   std::atomic<bool> healthy{false};
-  Receiver receiver([&](const Received&, std::size_t) { return Answer{healthy ? 204 : 500, ""}; });
+  Receiver receiver([&](Receiver&, const Received&, std::size_t) {
+    return Answer{healthy ? 204 : 500, ""};
+  });
   Gateway gateway(delivery_config(db.url(), receiver.port()));
   std::string id = send(gateway, "evt_push_dead").json("job_id");
   ASSERT_TRUE(gateway.wait_for_output(
@@ -91,7 +95,7 @@ TEST(Delivery, ReceiverNotListeningIsRetried) {
   TestDatabase db;
   std::uint16_t closed_port;
   {
-    Receiver gone([](const Received&, std::size_t) { return Answer{}; });
+    Receiver gone([](Receiver&, const Received&, std::size_t) { return Answer{}; });
     closed_port = gone.port();
   }
   Gateway gateway(delivery_config(db.url(), closed_port));
@@ -105,7 +109,9 @@ TEST(Delivery, ReceiverNotListeningIsRetried) {
 
 TEST(Delivery, RetryAfterIsHonoured) {
   TestDatabase db;
-  Receiver receiver([](const Received&, std::size_t i) { return Answer{i == 0 ? 429 : 200, "1"}; });
+  Receiver receiver([](Receiver&, const Received&, std::size_t i) {
+    return Answer{i == 0 ? 429 : 200, "1"};
+  });
   // Without Retry-After the next attempt would wait anywhere up to a minute.
   Gateway gateway(delivery_config(db.url(), receiver.port(),
                                   "{ max_attempts: 3, base_ms: 60000, max_ms: 60000 }"));
@@ -119,8 +125,8 @@ TEST(Delivery, RetryAfterIsHonoured) {
 TEST(Delivery, HttpsDestinationIsVerified) {
   TestDatabase db;
   Certificate cert = make_self_signed_certificate();
-  Receiver receiver([](const Received&, std::size_t) { return Answer{}; }, cert.cert->path(),
-                    cert.key->path());
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{}; },
+                    cert.cert->path(), cert.key->path());
   std::string config = delivery_config(db.url(), receiver.port());
   config.replace(config.find("http://127.0.0.1:"), 7, "https://");
   {
@@ -150,12 +156,10 @@ TEST(Delivery, HttpsDestinationIsVerified) {
 // process delivers the job again, with the same Idempotency-Key.
 TEST(Delivery, KilledWorkerIsReplacedAfterTheLease) {
   TestDatabase db;
-  Receiver* self = nullptr;
-  Receiver receiver([&self](const Received&, std::size_t i) {
-    if (i == 0) self->hold();  // the first attempt never gets an answer
+  Receiver receiver([](Receiver& self, const Received&, std::size_t i) {
+    if (i == 0) self.hold();  // the first attempt never gets an answer
     return Answer{200, ""};
   });
-  self = &receiver;
   std::string config = delivery_config(db.url(), receiver.port());
   Gateway front(config, {"serve", "--no-workers"});
   std::string id = send(front, "evt_push_killed").json("job_id");
@@ -181,12 +185,10 @@ TEST(Delivery, KilledWorkerIsReplacedAfterTheLease) {
 // running.
 TEST(Delivery, SigtermLetsTheAttemptInFlightFinish) {
   TestDatabase db;
-  Receiver* self = nullptr;
-  Receiver receiver([&self](const Received&, std::size_t) {
-    self->hold();
+  Receiver receiver([](Receiver& self, const Received&, std::size_t) {
+    self.hold();
     return Answer{200, ""};
   });
-  self = &receiver;
   Gateway gateway(delivery_config(db.url(), receiver.port()));
   std::string id = send(gateway, "evt_push_sigterm").json("job_id");
   ASSERT_TRUE(receiver.wait_for(1, std::chrono::seconds(10)));
@@ -202,12 +204,10 @@ TEST(Delivery, SigtermLetsTheAttemptInFlightFinish) {
 // not counted, and the process still exits 0.
 TEST(Delivery, SigtermReleasesAnAttemptThatOutlivesTheDrain) {
   TestDatabase db;
-  Receiver* self = nullptr;
-  Receiver receiver([&self](const Received&, std::size_t) {
-    self->hold();
+  Receiver receiver([](Receiver& self, const Received&, std::size_t) {
+    self.hold();
     return Answer{200, ""};
   });
-  self = &receiver;
   std::string config = delivery_config(db.url(), receiver.port());
   config.replace(config.find("server:\n"), 8, "server:\n  drain_timeout_ms: 300\n");
   Gateway gateway(config);

@@ -16,6 +16,7 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct Receiver::Impl {
+  Receiver* owner = nullptr;
   Handler handler;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
@@ -61,7 +62,7 @@ struct Receiver::Impl {
         received.push_back(r);
         changed.notify_all();
       }
-      Answer a = handler(r, index);
+      Answer a = handler(*owner, r, index);
       http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
       if (!a.retry_after.empty()) res.set(http::field::retry_after, a.retry_after);
       if (a.status != 204) res.body() = "{}";
@@ -76,6 +77,7 @@ struct Receiver::Impl {
 Receiver::Receiver(Handler handler, const std::string& cert_file, const std::string& key_file)
     : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
+  s.owner = this;
   s.handler = std::move(handler);
   if (!cert_file.empty()) {
     s.tls.emplace(net::ssl::context::tls_server);

@@ -33,7 +33,7 @@ struct Answer {
 class Receiver {
  public:
   // Called for the index-th request (0-based); may block, e.g. on hold().
-  using Handler = std::function<Answer(const Received&, std::size_t index)>;
+  using Handler = std::function<Answer(Receiver& self, const Received&, std::size_t index)>;
 
   // With `cert_file` and `key_file` (PEM), it speaks HTTPS.
   explicit Receiver(Handler handler, const std::string& cert_file = "",
