@@ -146,8 +146,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   raise_descriptor_limit();
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
-  flare::jobs::Committer committer(std::make_unique<flare::jobs::Store>(config.database.url),
-                                   options);
+  flare::jobs::Committer committer(config.database.url, options);
   flare::jobs::Pool pool(config.database.url, config.database.pool_size);
   flare::gateway::Server server(config, committer, pool);
   std::unique_ptr<flare::jobs::Workers> workers;

@@ -4,8 +4,13 @@
 
 namespace flare::jobs {
 
-Committer::Committer(std::unique_ptr<Store> store, CommitterOptions options)
-    : store_(std::move(store)), options_(options), thread_([this] { run(); }) {}
+Committer::Committer(const std::string& database_url, CommitterOptions options)
+    : options_(options) {
+  for (int i = 0; i < options_.connections; ++i) {
+    lanes_.push_back(std::unique_ptr<Lane>(new Lane{Store(database_url), false}));
+  }
+  for (auto& lane : lanes_) threads_.emplace_back([this, &lane] { run(*lane); });
+}
 
 Committer::~Committer() { stop(); }
 
@@ -26,8 +31,10 @@ void Committer::stop() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  wake_.notify_all();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 Committer::Stats Committer::stats() const {
@@ -35,8 +42,24 @@ Committer::Stats Committer::stats() const {
   return stats_;
 }
 
-void Committer::run() {
-  check_health();
+bool Committer::ready() const {
+  std::int64_t ok = ok_began_.load();
+  return ok != 0 && ok >= failed_began_.load();
+}
+
+void Committer::note(bool ok, std::chrono::steady_clock::time_point began) {
+  bool was = ready();
+  std::atomic<std::int64_t>& latest = ok ? ok_began_ : failed_began_;
+  std::int64_t t = began.time_since_epoch().count();
+  std::int64_t seen = latest.load();
+  while (seen < t && !latest.compare_exchange_weak(seen, t)) {
+  }
+  bool now = ready();
+  if (was != now) spdlog::info("database {}", now ? "ready" : "not ready");
+}
+
+void Committer::run(Lane& lane) {
+  check_health(lane);
   auto next_check = std::chrono::steady_clock::now() + options_.health_interval;
   for (;;) {
     std::vector<Pending> batch;
@@ -51,45 +74,48 @@ void Committer::run() {
         queue_.pop_front();
       }
     }
-    if (batch.empty() || !schema_current_) {
+    if (batch.empty() || !lane.schema_current) {
       // Idle, or not ready to write: ask the database how it is (and migrate if allowed).
-      check_health();
+      check_health(lane);
       next_check = std::chrono::steady_clock::now() + options_.health_interval;
     }
-    if (!batch.empty()) commit(batch);
+    if (!batch.empty()) commit(lane, batch);
   }
 }
 
-void Committer::check_health() {
+void Committer::check_health(Lane& lane) {
+  auto began = std::chrono::steady_clock::now();
+  bool& current = lane.schema_current;
   try {
-    if (options_.auto_migrate && store_->schema_version() < Store::latest_version()) {
-      store_->migrate();
+    if (options_.auto_migrate && lane.store.schema_version() < Store::latest_version()) {
+      lane.store.migrate();
     }
-    int version = store_->schema_version();
+    int version = lane.store.schema_version();
     // Migrations only add, so a newer schema serves an older binary during a rolling upgrade.
-    schema_current_ = version >= Store::latest_version();
-    if (!schema_current_) {
+    current = version >= Store::latest_version();
+    if (!current) {
       spdlog::warn("database schema is at version {}, this binary needs {}: run migrate", version,
                    Store::latest_version());
     }
   } catch (const std::exception& e) {
-    schema_current_ = false;
+    current = false;
     spdlog::warn("database unavailable: {}", e.what());
   }
-  bool was = ready_.exchange(schema_current_);
-  if (was != schema_current_) spdlog::info("database {}", schema_current_ ? "ready" : "not ready");
+  note(current, began);
 }
 
-void Committer::commit(std::vector<Pending>& batch) {
-  if (!schema_current_) {
+void Committer::commit(Lane& lane, std::vector<Pending>& batch) {
+  if (!lane.schema_current) {
     for (Pending& p : batch) p.done(Result{Outcome::kUnavailable, {}, std::move(p.job)});
     return;
   }
+  auto began = std::chrono::steady_clock::now();
   std::vector<NewJob> jobs;
   jobs.reserve(batch.size());
   for (Pending& p : batch) jobs.push_back(std::move(p.job));
   try {
-    std::vector<Enqueued> results = store_->enqueue(jobs);
+    std::vector<Enqueued> results = lane.store.enqueue(jobs);
+    note(true, began);
     {
       std::lock_guard lock(mutex_);
       stats_.batches += 1;
@@ -102,8 +128,8 @@ void Committer::commit(std::vector<Pending>& batch) {
     }
   } catch (const Unavailable& e) {
     spdlog::warn("database unavailable: {}", e.what());
-    schema_current_ = false;
-    if (ready_.exchange(false)) spdlog::info("database not ready");
+    lane.schema_current = false;
+    note(false, began);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       batch[i].done(Result{Outcome::kUnavailable, {}, std::move(jobs[i])});
     }
@@ -117,7 +143,7 @@ void Committer::commit(std::vector<Pending>& batch) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       std::vector<Pending> one;
       one.push_back(Pending{std::move(jobs[i]), std::move(batch[i].done)});
-      commit(one);
+      commit(lane, one);
     }
   }
 }

@@ -1,6 +1,8 @@
-// Group commit: callers on any thread hand in enqueues without waiting; one thread takes every
-// enqueue waiting at that moment, stores them in one transaction, and only after the commit
+// Group commit: callers on any thread hand in enqueues without waiting; a committer thread takes
+// every enqueue waiting at that moment, stores them in one transaction, and only after the commit
 // completes each one. One request alone commits at once; under load one commit carries many.
+// Several committers, each with its own connection, let one batch fill while another waits for
+// its commit to reach the disk.
 #pragma once
 
 #include <atomic>
@@ -34,6 +36,7 @@ struct Result {
 
 struct CommitterOptions {
   bool auto_migrate = true;
+  int connections = 2;              // committer threads, one connection each
   std::size_t max_batch = 512;      // jobs in one transaction
   std::size_t max_pending = 20000;  // waiting jobs beyond which new ones are refused at once
   std::chrono::milliseconds health_interval{1000};
@@ -43,7 +46,7 @@ class Committer {
  public:
   using Done = std::function<void(Result)>;
 
-  Committer(std::unique_ptr<Store> store, CommitterOptions options);
+  Committer(const std::string& database_url, CommitterOptions options);
   ~Committer();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -55,8 +58,8 @@ class Committer {
   // Completes everything already submitted, then stops the thread. Idempotent.
   void stop();
 
-  // The database answered the last time it was asked and the schema is current.
-  bool ready() const { return ready_.load(); }
+  // The newest contact with the database (by when it began) succeeded with a current schema.
+  bool ready() const;
 
   struct Stats {
     std::uint64_t batches = 0;
@@ -71,11 +74,19 @@ class Committer {
     Done done;
   };
 
-  void run();
-  void check_health();
-  void commit(std::vector<Pending>& batch);
+  // One committer thread's own state.
+  struct Lane {
+    Store store;
+    bool schema_current = false;
+  };
 
-  std::unique_ptr<Store> store_;
+  void run(Lane& lane);
+  // Records how a contact with the database that began at `began` ended. Lanes report out of
+  // order; the contact that began last decides, so a stale failure cannot hide a success.
+  void note(bool ok, std::chrono::steady_clock::time_point began);
+  void check_health(Lane& lane);
+  void commit(Lane& lane, std::vector<Pending>& batch);
+
   const CommitterOptions options_;
 
   mutable std::mutex mutex_;
@@ -84,9 +95,10 @@ class Committer {
   bool stopping_ = false;
   Stats stats_;
 
-  std::atomic<bool> ready_{false};
-  bool schema_current_ = false;  // committer thread only
-  std::thread thread_;
+  std::atomic<std::int64_t> ok_began_{0};  // steady_clock ticks; 0: never
+  std::atomic<std::int64_t> failed_began_{0};
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace flare::jobs

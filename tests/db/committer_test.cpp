@@ -75,7 +75,7 @@ Result submit_one(Committer& c, NewJob j) {
 
 TEST(Committer, MigratesAndCommitsOne) {
   test::TestDatabase db;
-  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  Committer c(db.url(), CommitterOptions{});
   Result r = submit_one(c, job("k1"));
   EXPECT_EQ(r.outcome, Outcome::kCreated);
   EXPECT_TRUE(c.ready());
@@ -87,7 +87,9 @@ TEST(Committer, MigratesAndCommitsOne) {
 // the next transaction carries all of them at once.
 TEST(Committer, TakesEverythingWaitingInOneTransaction) {
   test::TestDatabase db;
-  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  CommitterOptions one_lane;
+  one_lane.connections = 1;  // what is waiting goes to one transaction, not two
+  Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   Committer::Stats before = c.stats();
 
@@ -120,7 +122,9 @@ TEST(Committer, TakesEverythingWaitingInOneTransaction) {
 // One job the database refuses (here: max_attempts outside its CHECK) fails alone.
 TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
   test::TestDatabase db;
-  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  CommitterOptions one_lane;
+  one_lane.connections = 1;  // what is waiting goes to one transaction, not two
+  Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   pqxx::connection blocker(db.url());
   pqxx::work lock_tx(blocker);
@@ -142,7 +146,7 @@ TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
 
 TEST(Committer, SurvivesDatabaseRestart) {
   test::TestDatabase db;
-  Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+  Committer c(db.url(), CommitterOptions{});
   Result before = submit_one(c, job("before"));
   ASSERT_EQ(before.outcome, Outcome::kCreated);
 
@@ -163,7 +167,7 @@ TEST(Committer, StopCompletesWhatWasSubmitted) {
   test::TestDatabase db;
   Results results(20);
   {
-    Committer c(std::make_unique<Store>(db.url()), CommitterOptions{});
+    Committer c(db.url(), CommitterOptions{});
     for (std::size_t i = 0; i < 20; ++i)
       c.submit(job(std::string("stop-").append(std::to_string(i))), results.slot(i));
     c.stop();

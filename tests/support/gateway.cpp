@@ -100,7 +100,7 @@ Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args)
     return;
   }
   std::unique_lock lock(mutex_);
-  static const std::regex kListening(R"(listening on https?://[^ ]+:(\d+))");
+  static const std::regex kListening(R"(listening on https?://[^ \n]+:(\d+))");
   std::smatch match;
   bool found = changed_.wait_for(lock, std::chrono::seconds(20), [&] {
     return std::regex_search(output_, match, kListening) || eof_;

@@ -1,0 +1,94 @@
+-- wrk script: Stripe deliveries of 2 to 4 KB, each signed at the moment it is sent (HMAC-SHA256
+-- from libcrypto through LuaJIT's FFI). In "mixed" mode 20 % are redeliveries of an id this
+-- thread sent before, signed afresh, as Stripe's retries are; in "duplicates" mode every request
+-- redelivers one of the first 1000 ids of each thread of an earlier mixed run.
+--
+-- Environment: BENCH_SECRET, BENCH_RUN (a label that makes the ids of a run unique),
+-- BENCH_MODE (mixed | duplicates), BENCH_FROM (duplicates: the label of the earlier run).
+
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct evp_md_st EVP_MD;
+const EVP_MD *EVP_sha256(void);
+unsigned char *HMAC(const EVP_MD *md, const void *key, int key_len, const unsigned char *d,
+                    size_t n, unsigned char *out, unsigned int *out_len);
+]]
+local crypto = ffi.load("libcrypto.so.3")
+
+local secret = os.getenv("BENCH_SECRET")
+local label = os.getenv("BENCH_RUN")
+local mode = os.getenv("BENCH_MODE") or "mixed"
+local from = os.getenv("BENCH_FROM")
+
+local threads = {}
+local next_thread = 0
+
+function setup(thread)
+  thread:set("tid", next_thread)
+  next_thread = next_thread + 1
+  table.insert(threads, thread)
+end
+
+local mac = ffi.new("unsigned char[32]")
+local mac_len = ffi.new("unsigned int[1]")
+local hex = {}
+for i = 0, 255 do hex[i] = string.format("%02x", i) end
+
+local function sign(payload)
+  crypto.HMAC(crypto.EVP_sha256(), secret, #secret, payload, #payload, mac, mac_len)
+  local out = {}
+  for i = 0, 31 do out[i + 1] = hex[mac[i]] end
+  return table.concat(out)
+end
+
+function init(args)
+  sent_new = 0
+  sent_again = 0
+  recent = {}
+  padding = string.rep("abcdefghijklmnopqrstuvwxyz012345", 64)  -- 2 KiB
+  math.randomseed(os.time() * 1000 + tid)
+end
+
+local function next_id()
+  if mode == "duplicates" then
+    sent_again = sent_again + 1
+    return "evt_" .. from .. "_" .. tid .. "_" .. math.random(1, 1000)
+  end
+  if sent_new > 0 and math.random() < 0.2 then
+    sent_again = sent_again + 1
+    return recent[math.random(#recent)]
+  end
+  sent_new = sent_new + 1
+  local id = "evt_" .. label .. "_" .. tid .. "_" .. sent_new
+  if #recent < 1000 then recent[#recent + 1] = id else recent[math.random(1000)] = id end
+  return id
+end
+
+function request()
+  local id = next_id()
+  local body = '{"id":"' .. id .. '","object":"event","api_version":"2024-06-20","created":' ..
+      os.time() .. ',"type":"payment_intent.succeeded","livemode":false,"pending_webhooks":1,' ..
+      '"data":{"object":{"id":"pi_3PxBench","object":"payment_intent","amount":2000,' ..
+      '"currency":"usd","status":"succeeded","metadata":{"order_id":"6735"},"description":"' ..
+      string.sub(padding, 1, math.random(1700, 2048)) .. string.sub(padding, 1, math.random(0, 2048)) ..
+      '"}}}'
+  local t = tostring(os.time())
+  return wrk.format("POST", wrk.path, {
+    ["Content-Type"] = "application/json",
+    ["Stripe-Signature"] = "t=" .. t .. ",v1=" .. sign(t .. "." .. body),
+  }, body)
+end
+
+function done(summary, latency, requests)
+  local new, again = 0, 0
+  for _, t in ipairs(threads) do
+    new = new + t:get("sent_new")
+    again = again + t:get("sent_again")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d seconds=%.3f new=%d again=%d non2xx=%d errors=%d p50=%d p99=%d p999=%d\n",
+    summary.requests, summary.duration / 1e6, new, again, e.status,
+    e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
