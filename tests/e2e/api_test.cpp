@@ -20,17 +20,8 @@ rapidjson::Document json_of(const Response& r) {
   return doc;
 }
 
-class Api : public ::testing::Test {
+class Api : public GatewaySuite {
  protected:
-  static void SetUpTestSuite() {
-    db_ = new TestDatabase();
-    gateway_ = new Gateway(gateway_config(db_->url()));
-  }
-  static void TearDownTestSuite() {
-    delete gateway_;
-    delete db_;
-  }
-
   static Response call(const std::string& method, const std::string& target,
                        const std::string& body = "", const std::string& key = kShopKey) {
     HeaderList headers{{"Content-Type", "application/json"}};
@@ -71,13 +62,7 @@ class Api : public ::testing::Test {
     expect_error(r, 400, "validation_error");
     EXPECT_EQ(r.json("field"), field) << r.body;
   }
-
-  static TestDatabase* db_;
-  static Gateway* gateway_;
 };
-
-TestDatabase* Api::db_ = nullptr;
-Gateway* Api::gateway_ = nullptr;
 
 TEST_F(Api, Authentication) {
   Response none = call("GET", "/v1/jobs", "", "");

@@ -85,6 +85,19 @@ sources:
 )";
 }
 
+std::unique_ptr<TestDatabase> GatewaySuite::db_;
+std::unique_ptr<Gateway> GatewaySuite::gateway_;
+
+void GatewaySuite::SetUpTestSuite() {
+  db_ = std::make_unique<TestDatabase>();
+  gateway_ = std::make_unique<Gateway>(gateway_config(db_->url()));
+}
+
+void GatewaySuite::TearDownTestSuite() {
+  gateway_.reset();
+  db_.reset();
+}
+
 std::string delivery_config(const std::string& database_url, std::uint16_t port,
                             const std::string& retry) {
   std::string config = gateway_config(database_url);

@@ -1,10 +1,13 @@
 // Signing and configuration helpers shared by the end-to-end tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "support/database.hpp"
 #include "support/gateway.hpp"
 #include "support/http.hpp"
 
@@ -40,6 +43,16 @@ inline const std::string kDestinationSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2L
 std::string delivery_config(
     const std::string& database_url, std::uint16_t port,
     const std::string& retry = "{ max_attempts: 3, base_ms: 1, max_ms: 1 }");
+
+// A suite whose tests share one gateway (gateway_config) and its database.
+class GatewaySuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+
+  static std::unique_ptr<TestDatabase> db_;
+  static std::unique_ptr<Gateway> gateway_;
+};
 
 // A self-signed certificate and key for 127.0.0.1, as PEM files.
 struct Certificate {

@@ -11,17 +11,8 @@
 namespace flare::test {
 namespace {
 
-class Webhooks : public ::testing::Test {
+class Webhooks : public GatewaySuite {
  protected:
-  static void SetUpTestSuite() {
-    db_ = new TestDatabase();
-    gateway_ = new Gateway(gateway_config(db_->url()));
-  }
-  static void TearDownTestSuite() {
-    delete gateway_;
-    delete db_;
-  }
-
   static std::uint16_t port() { return gateway_->port(); }
   static std::string count(const std::string& where) {
     return db_->scalar("SELECT count(*) FROM jobs WHERE " + where);
@@ -37,13 +28,7 @@ class Webhooks : public ::testing::Test {
     EXPECT_FALSE(r.json("message").empty()) << r.body;
     EXPECT_EQ(r.header("content-type"), "application/json");
   }
-
-  static TestDatabase* db_;
-  static Gateway* gateway_;
 };
-
-TestDatabase* Webhooks::db_ = nullptr;
-Gateway* Webhooks::gateway_ = nullptr;
 
 TEST_F(Webhooks, StripeAcceptedThenDuplicateWithOneRow) {
   std::string body = stripe_body("evt_accept_1", "payment_intent.succeeded");
