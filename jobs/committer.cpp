@@ -67,9 +67,11 @@ void Committer::run(Lane& lane) {
       std::unique_lock lock(mutex_);
       wake_.wait_until(lock, next_check, [this] { return !queue_.empty() || stopping_; });
       if (queue_.empty() && stopping_) return;
-      std::size_t n = std::min(queue_.size(), options_.max_batch);
-      batch.reserve(n);
-      for (std::size_t i = 0; i < n; ++i) {
+      std::size_t bytes = 0;
+      while (!queue_.empty() && batch.size() < options_.max_batch &&
+             (batch.empty() ||
+              bytes + queue_.front().job.payload.size() <= options_.max_batch_bytes)) {
+        bytes += queue_.front().job.payload.size();
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }

@@ -36,9 +36,10 @@ struct Result {
 
 struct CommitterOptions {
   bool auto_migrate = true;
-  int connections = 2;              // committer threads, one connection each
-  std::size_t max_batch = 512;      // jobs in one transaction
-  std::size_t max_pending = 20000;  // waiting jobs beyond which new ones are refused at once
+  int connections = 2;                     // committer threads, one connection each
+  std::size_t max_batch = 512;             // jobs in one transaction
+  std::size_t max_batch_bytes = 64 << 20;  // payload bytes in one transaction (one job may pass)
+  std::size_t max_pending = 20000;         // waiting jobs beyond which new ones are refused at once
   std::chrono::milliseconds health_interval{1000};
 };
 
