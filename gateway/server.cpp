@@ -343,6 +343,9 @@ class Session : public SessionBase {
         event_id_.empty() ? "-" : event_id_);
   }
 
+ protected:
+  // Ends a connection after its last response: half-close, then read and discard (briefly)
+  // until the client closes, so that nothing it still sends turns our answer into a reset.
   void lingering_close() {
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -359,16 +362,11 @@ class Session : public SessionBase {
     });
   }
 
- protected:
   void close_now() {
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().close();
   }
-
-  // After a response that ends the connection: half-close, then wait (briefly) for the
-  // client's end so that nothing it still sends turns into a reset.
-  void close_plain() { lingering_close(); }
 
  private:
   tcp::endpoint peer_;
@@ -397,7 +395,7 @@ class PlainSession : public Session<PlainSession>,
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
   }
-  void close_gracefully() { close_plain(); }
+  void close_gracefully() { lingering_close(); }
 
  private:
   beast::tcp_stream stream_;
