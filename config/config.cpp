@@ -535,7 +535,7 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     std::string path = "sources[" + std::to_string(i) + "]";
     if (!r.map(s, path,
                {"name", "provider", "project", "secrets", "tolerance_seconds", "max_body_bytes",
-                "key_template", "job_type", "destination", "retry"})) {
+                "key_template", "job_type", "event_id_header", "destination", "retry"})) {
       continue;
     }
     Source source;
@@ -554,8 +554,9 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     }
     if (const YAML::Node n = s["provider"]) {
       if (auto text = r.string(n, path + ".provider")) {
-        if (*text != "stripe" && *text != "github") {
-          r.error(n, path + ".provider", "unsupported provider \"" + *text + "\" (stripe, github)");
+        if (*text != "stripe" && *text != "github" && *text != "standard" && *text != "shopify") {
+          r.error(n, path + ".provider",
+                  "unsupported provider \"" + *text + "\" (stripe, github, standard, shopify)");
         }
         source.provider = *text;
       }
@@ -578,8 +579,21 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
       } else {
         for (std::size_t k = 0; k < n.size(); ++k) {
           // An empty entry is an unset optional secret, e.g. "${PREVIOUS_SECRET:-}".
-          auto text = r.string(n[k], path + ".secrets[" + std::to_string(k) + "]");
-          if (text && !text->empty()) source.secrets.push_back(*text);
+          std::string kpath = path + ".secrets[" + std::to_string(k) + "]";
+          auto text = r.string(n[k], kpath);
+          if (!text || text->empty()) continue;
+          if (source.provider != "standard") {
+            source.secrets.push_back(*text);
+            continue;
+          }
+          // Standard Webhooks secrets are whsec_<base64>; the key is the decoded bytes.
+          std::string_view b64 = *text;
+          if (b64.substr(0, 6) == "whsec_") b64.remove_prefix(6);
+          if (auto key = decode_base64(b64)) {
+            source.secrets.push_back(*key);
+          } else {
+            r.error(n[k], kpath, "expected whsec_ and base64");
+          }
         }
         if (source.secrets.empty()) r.error(n, path + ".secrets", "no non-empty secret");
       }
@@ -587,8 +601,8 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
       r.error(s, path + ".secrets", "required");
     }
     if (const YAML::Node n = s["tolerance_seconds"]) {
-      if (source.provider == "github") {
-        r.error(n, path + ".tolerance_seconds", "github signs no timestamp");
+      if (source.provider == "github" || source.provider == "shopify") {
+        r.error(n, path + ".tolerance_seconds", source.provider + " signs no timestamp");
       } else if (auto v = r.integer(n, path + ".tolerance_seconds", 1, 86'400)) {
         source.tolerance = std::chrono::seconds(*v);
       }
@@ -610,6 +624,16 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
           r.error(n, path + ".job_type", "expected 1 to 200 characters");
         }
         source.job_type = *text;
+      }
+    }
+    if (const YAML::Node n = s["event_id_header"]) {
+      if (source.provider != "shopify") {
+        r.error(n, path + ".event_id_header", "only for shopify");
+      } else if (auto text = r.string(n, path + ".event_id_header")) {
+        if (*text != "X-Shopify-Event-Id" && *text != "X-Shopify-Webhook-Id") {
+          r.error(n, path + ".event_id_header", "X-Shopify-Event-Id or X-Shopify-Webhook-Id");
+        }
+        source.event_id_header = *text;
       }
     }
     if (const YAML::Node n = s["destination"]) {

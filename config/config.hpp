@@ -76,11 +76,13 @@ struct Source {
   std::string name;
   std::string provider;
   std::string project;
-  std::vector<std::string> secrets;  // every entry non-empty, at least one
+  // Every entry non-empty, at least one; for `standard`, the decoded bytes of whsec_<base64>.
+  std::vector<std::string> secrets;
   std::chrono::seconds tolerance{300};
   std::size_t max_body_bytes = 0;  // resolved: the source's own or server.max_body_bytes
   std::string key_template = "webhook:{event_id}";
-  std::string job_type;  // empty: "<provider>.<event type>"
+  std::string job_type;                                // empty: "<provider>.<event type>"
+  std::string event_id_header = "X-Shopify-Event-Id";  // shopify only
   std::optional<Destination> destination;
   Retry retry;
 };

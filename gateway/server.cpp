@@ -511,8 +511,6 @@ struct Server::Impl {
     {
       std::lock_guard lock(shared.sessions_mutex);
       if (shared.stopping.exchange(true)) return;
-      spdlog::info("stopping: finishing requests in flight (at most {} ms)",
-                   shared.server.drain_timeout.count());
       for (auto& [key, weak] : shared.sessions) {
         if (auto s = weak.lock()) live.push_back(std::move(s));
       }
@@ -523,6 +521,9 @@ struct Server::Impl {
     net::post(acceptor.get_executor(), [this, idle = live.empty()] {
       beast::error_code ignored;
       acceptor.close(ignored);
+      // Logged once it is true: a connection made after this line is refused.
+      spdlog::info("stopping: no longer accepting; finishing requests in flight (at most {} ms)",
+                   shared.server.drain_timeout.count());
       timer.cancel();
       if (idle) return;
       timer.expires_after(shared.server.drain_timeout);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "providers/hmac.hpp"
+#include "providers/standard.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -40,6 +41,26 @@ SignedRequest sign(const config::Source& source, std::optional<std::string> body
     out.headers.emplace_back(
         "Stripe-Signature",
         "t=" + t + ",v1=" + providers::to_hex(providers::hmac_sha256(secret, t + "." + out.body)));
+  } else if (source.provider == "standard") {
+    out.body =
+        body ? *body : R"({"type":"user.created","data":{"id":"user_)" + random_hex(6) + R"("}})";
+    std::int64_t t =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    std::string id = "msg_" + random_hex(12);
+    out.headers.emplace_back("webhook-id", id);
+    out.headers.emplace_back("webhook-timestamp", std::to_string(t));
+    out.headers.emplace_back("webhook-signature",
+                             providers::standard_signature(secret, id, t, out.body));
+  } else if (source.provider == "shopify") {
+    out.body = body ? *body : R"({"id":820982911946154508,"email":"jon@example.com"})";
+    providers::Digest mac = providers::hmac_sha256(secret, out.body);
+    out.headers.emplace_back("X-Shopify-Topic", "orders/create");
+    out.headers.emplace_back(source.event_id_header, random_hex(4) + "-" + random_hex(2) + "-" +
+                                                         random_hex(2) + "-" + random_hex(2) + "-" +
+                                                         random_hex(6));
+    out.headers.emplace_back(
+        "X-Shopify-Hmac-Sha256",
+        providers::to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), 32)));
   } else {
     out.body = body ? *body : R"({"zen":"Keep it logically awesome.","hook_id":1})";
     std::string delivery = random_hex(4) + "-" + random_hex(2) + "-" + random_hex(2) + "-" +

@@ -23,5 +23,7 @@ std::string to_base64(std::string_view bytes);
 
 // Compares in time independent of where the inputs differ.
 bool constant_time_equal(const Digest& a, const Digest& b);
+// The same for encoded signatures; unequal lengths differ at once (a length is not a secret).
+bool constant_time_equal(std::string_view a, std::string_view b);
 
 }  // namespace flare::providers

@@ -3,6 +3,8 @@
 #include <stdexcept>
 
 #include "providers/github.hpp"
+#include "providers/shopify.hpp"
+#include "providers/standard.hpp"
 #include "providers/stripe.hpp"
 
 namespace flare::providers {
@@ -30,6 +32,12 @@ std::unique_ptr<Provider> make_provider(const config::Source& source) {
     return std::make_unique<StripeProvider>(source.secrets, source.tolerance);
   }
   if (source.provider == "github") return std::make_unique<GithubProvider>(source.secrets);
+  if (source.provider == "standard") {
+    return std::make_unique<StandardProvider>(source.secrets, source.tolerance);
+  }
+  if (source.provider == "shopify") {
+    return std::make_unique<ShopifyProvider>(source.secrets, source.event_id_header);
+  }
   // The configuration refuses unknown providers, so reaching this is a bug.
   throw std::logic_error("unknown provider " + source.provider);
 }

@@ -82,6 +82,15 @@ sources:
     project: shop
     secrets: [")" +
          kGithubSecret + R"("]
+  - name: clerk
+    provider: standard
+    project: shop
+    secrets: [")" +
+         kDestinationSecret + R"("]
+  - name: shopify
+    provider: shopify
+    project: shop
+    secrets: ["shpss_e2e_secret"]
 )";
 }
 

@@ -30,7 +30,8 @@ HeaderList github_headers(const std::string& body, const std::string& delivery,
 
 // The e2e gateway configuration: projects "shop" and "other" with one API key each; sources
 // "stripe" (2048-byte limit, two secrets), "stripe-connect" (same project), "scoped" (key per
-// source) and "github"; API jobs get 3 attempts, 1 ms apart. `server_extra` is added under
+// source), "github", "clerk" (Standard Webhooks, kDestinationSecret) and "shopify"
+// ("shpss_e2e_secret"); API jobs get 3 attempts, 1 ms apart. `server_extra` is added under
 // server:.
 std::string gateway_config(const std::string& database_url, const std::string& server_extra = "");
 

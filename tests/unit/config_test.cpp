@@ -234,7 +234,8 @@ sources:
   EXPECT_EQ(
       errors_of(yaml),
       "flare.yaml:4:79: sources[0].tolerance_seconds: github signs no timestamp\n"
-      "flare.yaml:5:26: sources[1].provider: unsupported provider \"paypal\" (stripe, github)\n"
+      "flare.yaml:5:26: sources[1].provider: unsupported provider \"paypal\" (stripe, github, "
+      "standard, shopify)\n"
       "flare.yaml:6:74: sources[2].key_template: unknown placeholder in \"k:{id}\" (use "
       "{event_id}, {source} and {provider})\n"
       "flare.yaml:7:74: sources[3].key_template: must contain {event_id}\n"

@@ -5,6 +5,8 @@
 
 #include "providers/github.hpp"
 #include "providers/hmac.hpp"
+#include "providers/shopify.hpp"
+#include "providers/standard.hpp"
 #include "providers/stripe.hpp"
 
 namespace flare::providers {
@@ -222,6 +224,119 @@ TEST(Stripe, EventIdentity) {
   EXPECT_EQ(v.error, VerifyError::kNone);
   EXPECT_EQ(v.event_id, "evt_\xc3\xa9");
   EXPECT_EQ(v.event_type, "charge.refunded");
+}
+
+}  // namespace
+}  // namespace flare::providers
+
+namespace flare::providers {
+namespace {
+
+// The Standard Webhooks reference libraries' vector; the key is whsec_'s base64, decoded.
+std::string standard_key() {
+  config::Config c = config::parse(
+      "database: { url: x }\nprojects: [{ id: p }]\nsources:\n  - { name: s, provider: standard, "
+      "project: p, secrets: [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"] }\n",
+      "standard.yaml");
+  return c.sources[0].secrets[0];
+}
+
+const std::string kVectorBody = R"({"test": 2432232314})";
+const std::string kVectorSignature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+Verdict standard(const std::string& signature, std::int64_t now,
+                 const std::string& body = kVectorBody, const std::string& prefix = "webhook-") {
+  StandardProvider p({"not-this-one-xxxxxxxx", standard_key()}, std::chrono::seconds(300));
+  return verify(p,
+                {{prefix + "id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
+                 {prefix + "timestamp", "1614265330"},
+                 {prefix + "signature", signature}},
+                body, at(now));
+}
+
+TEST(Standard, PublishedVector) {
+  EXPECT_EQ(standard_key().size(), 24u);
+  EXPECT_EQ(
+      standard_signature(standard_key(), "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, kVectorBody),
+      kVectorSignature);
+  // The vector's body has no "type": past the signature and the clock, that is all it lacks.
+  EXPECT_EQ(standard(kVectorSignature, 1614265330).error, VerifyError::kInvalidPayload);
+  EXPECT_EQ(standard("v1,bm9wZQ== " + kVectorSignature, 1614265330, kVectorBody, "svix-").error,
+            VerifyError::kInvalidPayload);
+}
+
+TEST(Standard, VerifiedEvent) {
+  std::string body = R"({"type":"user.created","data":{"id":"user_1"}})";
+  std::string sig =
+      standard_signature(standard_key(), "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+  Verdict v = standard(sig, 1614265330, body);
+  EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
+  EXPECT_EQ(v.event_id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
+  EXPECT_EQ(v.event_type, "user.created");
+}
+
+TEST(Standard, ReferenceLibraryCases) {
+  EXPECT_EQ(standard("v1,", 1614265330).error, VerifyError::kInvalidSignature);  // partial
+  EXPECT_EQ(standard("v2," + kVectorSignature.substr(3), 1614265330).error,
+            VerifyError::kInvalidSignature);  // unknown scheme
+  EXPECT_EQ(standard(kVectorSignature, 1614265330 + 301).error, VerifyError::kStale);
+  EXPECT_EQ(standard(kVectorSignature, 1614265330 - 301).error, VerifyError::kStale);
+  EXPECT_EQ(standard(kVectorSignature, 1614265330 + 300).error, VerifyError::kInvalidPayload);
+  EXPECT_EQ(standard(kVectorSignature, 1614265330, kVectorBody + " ").error,
+            VerifyError::kInvalidSignature);
+  EXPECT_EQ(standard("", 1614265330).error, VerifyError::kMissingSignature);
+  EXPECT_EQ(standard(std::string(5000, 'v'), 1614265330).error, VerifyError::kInvalidSignature);
+  StandardProvider p({standard_key()}, std::chrono::seconds(300));
+  EXPECT_EQ(verify(p, {{"webhook-id", "m"}, {"webhook-signature", kVectorSignature}}, "{}").error,
+            VerifyError::kMissingSignature);
+  EXPECT_EQ(verify(p,
+                   {{"webhook-id", "m"},
+                    {"webhook-timestamp", "12a"},
+                    {"webhook-signature", kVectorSignature}},
+                   "{}")
+                .error,
+            VerifyError::kInvalidSignature);
+}
+
+std::string shopify_signature(const std::string& secret, const std::string& body) {
+  Digest mac = hmac_sha256(secret, body);
+  return to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+}
+
+TEST(Shopify, VerifiesWithRotationAndReadsTheEvent) {
+  ShopifyProvider p({"new-secret", "old-secret"}, "X-Shopify-Event-Id");
+  std::string body = R"({"id":820982911946154508,"email":"jon@example.com"})";
+  Verdict v = verify(p,
+                     {{"X-Shopify-Hmac-Sha256", shopify_signature("old-secret", body)},
+                      {"X-Shopify-Event-Id", "98880550-7158-44d4-b7cd-2c97c8a091b5"},
+                      {"X-Shopify-Webhook-Id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"},
+                      {"X-Shopify-Topic", "orders/create"}},
+                     body);
+  EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
+  EXPECT_EQ(v.event_id, "98880550-7158-44d4-b7cd-2c97c8a091b5");
+  EXPECT_EQ(v.event_type, "orders/create");
+  ShopifyProvider by_webhook({"new-secret"}, "X-Shopify-Webhook-Id");
+  EXPECT_EQ(verify(by_webhook,
+                   {{"X-Shopify-Hmac-Sha256", shopify_signature("new-secret", body)},
+                    {"X-Shopify-Webhook-Id", "w-1"},
+                    {"X-Shopify-Topic", "orders/create"}},
+                   body)
+                .event_id,
+            "w-1");
+}
+
+TEST(Shopify, Errors) {
+  ShopifyProvider p({"s"}, "X-Shopify-Event-Id");
+  std::string good = shopify_signature("s", "{}");
+  EXPECT_EQ(verify(p, {}, "{}").error, VerifyError::kMissingSignature);
+  EXPECT_EQ(verify(p, {{"X-Shopify-Hmac-Sha256", shopify_signature("t", "{}")}}, "{}").error,
+            VerifyError::kInvalidSignature);
+  EXPECT_EQ(verify(p, {{"X-Shopify-Hmac-Sha256", good + "="}}, "{}").error,
+            VerifyError::kInvalidSignature);
+  EXPECT_EQ(verify(p, {{"X-Shopify-Hmac-Sha256", good}, {"X-Shopify-Topic", "t"}}, "{}").error,
+            VerifyError::kInvalidEventId);
+  EXPECT_EQ(verify(p, {{"X-Shopify-Hmac-Sha256", good}, {"X-Shopify-Event-Id", "e"}}, "{}").error,
+            VerifyError::kInvalidPayload);
 }
 
 }  // namespace

@@ -13,11 +13,11 @@ namespace {
 
 // What `flare-gateway sign` prints must pass the gateway's own verification.
 TEST(Sign, SamplesVerify) {
-  for (std::string provider : {"stripe", "github"}) {
+  for (std::string provider : {"stripe", "github", "standard", "shopify"}) {
     config::Source source;
     source.name = provider;
     source.provider = provider;
-    source.secrets = {"first", "second"};
+    source.secrets = {"first-secret-0123", "second-secret-01"};
     auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
     SignedRequest request = sign(source, std::nullopt, now);
     providers::Headers headers;
