@@ -7,7 +7,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -43,7 +42,7 @@ constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
-  // Called once when the server stops; runs on the session's own strand.
+  // Called once when the server stops; runs on the session's own loop.
   virtual void shutdown() = 0;
 };
 
@@ -110,7 +109,7 @@ std::string client_address(const Shared& shared, const tcp::endpoint& peer,
 }
 
 // One connection. Derived is PlainSession or TlsSession; it supplies stream(), start() and
-// close_gracefully(). Every handler runs on the connection's strand.
+// close_gracefully(). Every handler runs on the one network thread that owns the connection.
 template <class Derived>
 class Session : public SessionBase {
  public:
@@ -258,7 +257,7 @@ class Session : public SessionBase {
     // Reads and changes wait for a current schema, as enqueues do in the committer.
     if (!shared_.committer.ready()) return respond(error(Outcome::kUnavailable));
     if (plan.enqueue) {
-      // The reply is rendered on the connection's strand, not on the committer's thread.
+      // The reply is rendered on the connection's thread, not on the committer's.
       return shared_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
         net::post(self->stream().get_executor(),
                   [self, result = std::move(result)] { self->respond(Api::enqueued(result)); });
@@ -447,16 +446,22 @@ ssl::context make_tls_context(const config::Tls& tls) {
 struct Server::Impl {
   Shared shared;
   std::optional<ssl::context> tls;
-  // Declared after `shared`: destroyed first, so no session outlives what it refers to.
-  net::io_context ioc;
+  // One event loop per network thread, each connection on one loop for its whole life: its
+  // handlers need no strand, and a loop is run by exactly one thread. Declared after `shared`:
+  // destroyed first, so no session outlives what it refers to.
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  // Keep the loops without a listening socket running until the last connection is gone.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+  std::size_t next_loop = 0;
   tcp::acceptor acceptor;
   net::steady_timer timer;  // accept back-off, then the drain deadline
 
   Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool)
       : shared(config, committer, pool),
-        ioc(config.server.threads),
-        acceptor(net::make_strand(ioc)),
+        loops(make_loops(config.server.threads)),
+        acceptor(*loops.front()),
         timer(acceptor.get_executor()) {
+    for (auto& loop : loops) keep_running.push_back(net::make_work_guard(*loop));
     if (config.server.tls) tls.emplace(make_tls_context(*config.server.tls));
     tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
     beast::error_code ec;
@@ -470,8 +475,15 @@ struct Server::Impl {
     }
   }
 
+  static std::vector<std::unique_ptr<net::io_context>> make_loops(int threads) {
+    std::vector<std::unique_ptr<net::io_context>> out;
+    for (int i = 0; i < threads; ++i) out.push_back(std::make_unique<net::io_context>(1));
+    return out;
+  }
+
   void accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    net::io_context& loop = *loops[next_loop++ % loops.size()];
+    acceptor.async_accept(loop, [this](beast::error_code ec, tcp::socket socket) {
       if (shared.stopping) return;
       if (ec) {
         // Out of descriptors and the like: wait a little rather than spin.
@@ -515,7 +527,10 @@ struct Server::Impl {
         if (auto s = weak.lock()) live.push_back(std::move(s));
       }
       shared.on_last_session = [this] {
-        net::post(acceptor.get_executor(), [this] { timer.cancel(); });
+        net::post(acceptor.get_executor(), [this] {
+          timer.cancel();
+          keep_running.clear();
+        });
       };
     }
     net::post(acceptor.get_executor(), [this, idle = live.empty()] {
@@ -525,13 +540,13 @@ struct Server::Impl {
       spdlog::info("stopping: no longer accepting; finishing requests in flight (at most {} ms)",
                    shared.server.drain_timeout.count());
       timer.cancel();
-      if (idle) return;
+      if (idle) return keep_running.clear();
       timer.expires_after(shared.server.drain_timeout);
       timer.async_wait([this](beast::error_code ec) {
         if (ec) return;  // the last session ended first
         spdlog::warn("stopping: requests still in flight after {} ms, closing them",
                      shared.server.drain_timeout.count());
-        ioc.stop();
+        for (auto& loop : loops) loop->stop();
       });
     });
     for (auto& s : live) s->shutdown();
@@ -554,8 +569,10 @@ void Server::run() {
   s.accept();
 
   std::vector<std::thread> threads;
-  for (int i = 1; i < s.shared.server.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
-  s.ioc.run();
+  for (std::size_t i = 1; i < s.loops.size(); ++i) {
+    threads.emplace_back([&loop = *s.loops[i]] { loop.run(); });
+  }
+  s.loops.front()->run();
   for (std::thread& t : threads) t.join();
   {
     // Sessions that a forced stop left behind end with the io_context, which runs no more.

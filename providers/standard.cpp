@@ -1,10 +1,9 @@
 #include "providers/standard.hpp"
 
-#include <rapidjson/document.h>
-
 #include <charconv>
 
 #include "providers/hmac.hpp"
+#include "providers/json.hpp"
 
 namespace flare::providers {
 
@@ -70,18 +69,13 @@ Verdict StandardProvider::verify(const InboundRequest& request,
   if (seconds - t > tolerance_.count() || t - seconds > tolerance_.count()) {
     return Verdict::reject(VerifyError::kStale, "the signature's timestamp is outside tolerance");
   }
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(request.body.data(), request.body.size());
-  auto type = doc.HasParseError() || !doc.IsObject() ? doc.MemberEnd() : doc.FindMember("type");
-  if (doc.HasParseError() || !doc.IsObject() || type == doc.MemberEnd() ||
-      !type->value.IsString() || type->value.GetStringLength() == 0) {
+  static const std::vector<JsonPointer> kType = {{"type"}};
+  auto members = json_strings(request.body, kType);
+  if (!members || !(*members)[0] || (*members)[0]->empty()) {
     return Verdict::reject(VerifyError::kInvalidPayload,
                            "the body is not a JSON object with a \"type\"");
   }
-  return Verdict{VerifyError::kNone,
-                 {},
-                 std::string(*id),
-                 std::string(type->value.GetString(), type->value.GetStringLength())};
+  return Verdict{VerifyError::kNone, {}, std::string(*id), std::move(*(*members)[0])};
 }
 
 }  // namespace flare::providers

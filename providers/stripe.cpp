@@ -1,10 +1,9 @@
 #include "providers/stripe.hpp"
 
-#include <rapidjson/document.h>
-
 #include <charconv>
 
 #include "providers/hmac.hpp"
+#include "providers/json.hpp"
 
 namespace flare::providers {
 namespace {
@@ -81,23 +80,19 @@ Verdict StripeProvider::verify(const InboundRequest& request,
     return Verdict::reject(VerifyError::kStale, "the signature's timestamp is outside tolerance");
   }
 
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(request.body.data(), request.body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  static const std::vector<JsonPointer> kIdAndType = {{"id"}, {"type"}};
+  auto members = json_strings(request.body, kIdAndType);
+  if (!members)
     return Verdict::reject(VerifyError::kInvalidPayload, "the body is not a JSON object");
-  }
-  auto id = doc.FindMember("id");
-  if (id == doc.MemberEnd() || !id->value.IsString() || id->value.GetStringLength() == 0) {
+  std::optional<std::string>& id = (*members)[0];
+  std::optional<std::string>& type = (*members)[1];
+  if (!id || id->empty()) {
     return Verdict::reject(VerifyError::kInvalidEventId, "the event has no string \"id\"");
   }
-  auto type = doc.FindMember("type");
-  if (type == doc.MemberEnd() || !type->value.IsString() || type->value.GetStringLength() == 0) {
+  if (!type || type->empty()) {
     return Verdict::reject(VerifyError::kInvalidPayload, "the event has no string \"type\"");
   }
-  return Verdict{VerifyError::kNone,
-                 {},
-                 std::string(id->value.GetString(), id->value.GetStringLength()),
-                 std::string(type->value.GetString(), type->value.GetStringLength())};
+  return Verdict{VerifyError::kNone, {}, std::move(*id), std::move(*type)};
 }
 
 }  // namespace flare::providers

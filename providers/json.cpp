@@ -1,0 +1,117 @@
+#include "providers/json.hpp"
+
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
+#include <cstdint>
+
+namespace flare::providers {
+
+std::optional<JsonPointer> parse_json_pointer(std::string_view text) {
+  JsonPointer tokens;
+  if (text.empty()) return tokens;
+  if (text.front() != '/') return std::nullopt;
+  text.remove_prefix(1);
+  for (;;) {
+    std::size_t slash = text.find('/');
+    std::string_view raw = text.substr(0, slash);
+    std::string token;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '~') {
+        token += raw[i];
+        continue;
+      }
+      if (i + 1 == raw.size() || (raw[i + 1] != '0' && raw[i + 1] != '1')) return std::nullopt;
+      token += raw[++i] == '0' ? '~' : '/';
+    }
+    tokens.push_back(std::move(token));
+    if (slash == std::string_view::npos) return tokens;
+    text.remove_prefix(slash + 1);
+  }
+}
+
+namespace {
+
+// Follows the path from the root to the value being read; compares it with the pointers only
+// at a string value of the right depth.
+class Scan : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scan> {
+ public:
+  Scan(const std::vector<JsonPointer>& pointers, std::vector<std::optional<std::string>>& out)
+      : pointers_(pointers), out_(out) {}
+
+  bool root_is_object() const { return root_is_object_; }
+
+  bool StartObject() { return open(false); }
+  bool StartArray() { return open(true); }
+  bool Key(const char* text, rapidjson::SizeType length, bool) {
+    path_.back().key.assign(text, length);
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+  bool String(const char* text, rapidjson::SizeType length, bool) {
+    if (path_.empty()) return false;
+    for (std::size_t i = 0; i < pointers_.size(); ++i) {
+      if (!out_[i] && at(pointers_[i])) out_[i].emplace(text, length);
+    }
+    return next();
+  }
+  // Numbers, booleans and null: nothing to keep.
+  bool Default() { return !path_.empty() && next(); }
+
+ private:
+  struct Frame {
+    bool array;
+    std::uint64_t index = 0;  // arrays: the position of the value being read
+    std::string key;          // objects: the key of the value being read
+  };
+
+  bool open(bool array) {
+    if (path_.empty()) {
+      if (seen_root_ || array) return false;
+      seen_root_ = root_is_object_ = true;
+    }
+    path_.push_back(Frame{array, 0, {}});
+    return true;
+  }
+  bool close() {
+    path_.pop_back();
+    return path_.empty() || next();
+  }
+  bool next() {
+    if (path_.back().array) ++path_.back().index;
+    return true;
+  }
+  bool at(const JsonPointer& pointer) const {
+    if (pointer.size() != path_.size()) return false;
+    for (std::size_t i = 0; i < path_.size(); ++i) {
+      const Frame& f = path_[i];
+      if (f.array ? pointer[i] != std::to_string(f.index) : pointer[i] != f.key) return false;
+    }
+    return true;
+  }
+
+  const std::vector<JsonPointer>& pointers_;
+  std::vector<std::optional<std::string>>& out_;
+  std::vector<Frame> path_;
+  bool seen_root_ = false;
+  bool root_is_object_ = false;
+};
+
+}  // namespace
+
+std::optional<std::vector<std::optional<std::string>>> json_strings(
+    std::string_view json, const std::vector<JsonPointer>& pointers) {
+  std::vector<std::optional<std::string>> out(pointers.size());
+  Scan scan(pointers, out);
+  rapidjson::MemoryStream stream(json.data(), json.size());
+  rapidjson::Reader reader;
+  // Iterative: a deeply nested body cannot exhaust the stack.
+  if (reader.Parse<rapidjson::kParseIterativeFlag>(stream, scan).IsError() ||
+      !scan.root_is_object()) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace flare::providers

@@ -1,0 +1,71 @@
+#include "providers/json.hpp"
+
+#include <gtest/gtest.h>
+
+namespace flare::providers {
+namespace {
+
+std::vector<JsonPointer> pointers(std::initializer_list<const char*> texts) {
+  std::vector<JsonPointer> out;
+  for (const char* t : texts) out.push_back(*parse_json_pointer(t));
+  return out;
+}
+
+TEST(JsonPointer, Parses) {
+  EXPECT_EQ(*parse_json_pointer(""), JsonPointer{});
+  EXPECT_EQ(*parse_json_pointer("/id"), JsonPointer{"id"});
+  EXPECT_EQ(*parse_json_pointer("/event/type"), (JsonPointer{"event", "type"}));
+  EXPECT_EQ(*parse_json_pointer("/a~1b/m~0n/"), (JsonPointer{"a/b", "m~n", ""}));
+  EXPECT_EQ(*parse_json_pointer("/items/0"), (JsonPointer{"items", "0"}));
+  EXPECT_FALSE(parse_json_pointer("id"));
+  EXPECT_FALSE(parse_json_pointer("/a~2"));
+  EXPECT_FALSE(parse_json_pointer("/a~"));
+}
+
+TEST(JsonStrings, FindsTopLevelNestedAndArrayMembers) {
+  auto found = json_strings(
+      R"({"id":"evt_1","data":{"object":{"id":"ch_1"}},"n":5,"list":[{"x":"a"},{"x":"b"}],)"
+      R"("a/b":"slash","type":"charge.succeeded"})",
+      pointers({"/id", "/data/object/id", "/list/1/x", "/a~1b", "/type"}));
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)[0], "evt_1");
+  EXPECT_EQ((*found)[1], "ch_1");
+  EXPECT_EQ((*found)[2], "b");
+  EXPECT_EQ((*found)[3], "slash");
+  EXPECT_EQ((*found)[4], "charge.succeeded");
+}
+
+TEST(JsonStrings, AbsentOrNotAStringIsNullopt) {
+  auto found = json_strings(R"({"id":42,"type":null,"obj":{"k":"v"},"nested":{"id":"deeper"}})",
+                            pointers({"/id", "/type", "/obj", "/missing", "/obj/k/x"}));
+  ASSERT_TRUE(found);
+  for (const auto& value : *found) EXPECT_FALSE(value);
+}
+
+TEST(JsonStrings, FirstOfARepeatedKeyCounts) {
+  auto found = json_strings(R"({"id":"first","id":"second"})", pointers({"/id"}));
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)[0], "first");
+}
+
+TEST(JsonStrings, EscapesAreDecoded) {
+  auto found = json_strings(R"({"id":"a\"b\u00e9\n"})", pointers({"/id"}));
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)[0], "a\"b\xc3\xa9\n");
+}
+
+TEST(JsonStrings, RefusesWhatIsNotOneObject) {
+  for (const char* bad : {"", "[]", "\"id\"", "42", "null", "{", R"({"id":"x"} {})",
+                          R"({"id":"x",})", R"({"id":"x"}])", "{\"id\":\"x\"}garbage"}) {
+    EXPECT_FALSE(json_strings(bad, pointers({"/id"}))) << bad;
+  }
+  EXPECT_TRUE(json_strings(" {} ", pointers({"/id"})));
+}
+
+TEST(JsonStrings, DeepNestingDoesNotExhaustTheStack) {
+  std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_TRUE(json_strings(deep, pointers({"/a"})));
+}
+
+}  // namespace
+}  // namespace flare::providers
