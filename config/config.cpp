@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -17,6 +18,15 @@ namespace {
 
 constexpr std::size_t kMaxBodyBytesCeiling = 64u << 20;  // bodies are held in memory
 constexpr std::size_t kMaxKeyLength = 200;
+
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  auto yoe = static_cast<unsigned>(y - era * 400);
+  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
 
 bool valid_name(std::string_view s) {
   if (s.empty() || s.size() > 100) return false;
@@ -402,24 +412,6 @@ void read_workers(Reader& r, const YAML::Node& node, Workers& workers) {
   if (const YAML::Node n = node["retry"]) read_retry(r, n, "workers.retry", workers.retry);
 }
 
-// Standard base64 with padding; nullopt for anything else.
-std::optional<std::string> decode_base64(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  for (char c : text) {
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=';
-    if (!ok) return std::nullopt;
-  }
-  std::string out(text.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  n -= (text.back() == '=') + (text[text.size() - 2] == '=');
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 // http[s]://host[:port][/path]; host a name or an IP address ([v6] in brackets).
 bool parse_url(const std::string& url, Destination& d) {
   std::string rest;
@@ -497,6 +489,187 @@ void read_destination(Reader& r, const YAML::Node& node, const std::string& path
   out = d;
 }
 
+// One secret's text: an empty one is an unset optional secret, e.g. "${PREVIOUS_SECRET:-}".
+std::optional<std::string> read_secret(Reader& r, const YAML::Node& n, const std::string& path,
+                                       bool standard) {
+  auto text = r.string(n, path);
+  if (!text || text->empty() || !standard) return text;
+  // Standard Webhooks secrets are whsec_<base64>; the key is the decoded bytes.
+  std::string_view b64 = *text;
+  if (b64.substr(0, 6) == "whsec_") b64.remove_prefix(6);
+  std::optional<std::string> key = decode_base64(b64);
+  if (!key || key->empty()) {
+    r.error(n, path, "expected whsec_ and base64");
+    return std::nullopt;
+  }
+  return key;
+}
+
+// Each entry a string, or { value, not_after } for a secret on its way out.
+void read_secrets(Reader& r, const YAML::Node& n, const std::string& path, bool standard,
+                  std::vector<Secret>& secrets) {
+  if (!n.IsSequence()) {
+    r.error(n, path, "expected a list");
+    return;
+  }
+  for (std::size_t k = 0; k < n.size(); ++k) {
+    const YAML::Node entry = n[k];
+    std::string kpath = path + "[" + std::to_string(k) + "]";
+    Secret secret;
+    std::optional<std::string> key;
+    if (!entry.IsMap()) {
+      key = read_secret(r, entry, kpath, standard);
+    } else if (r.map(entry, kpath, {"value", "not_after"})) {
+      if (const YAML::Node v = entry["value"]) {
+        key = read_secret(r, v, kpath + ".value", standard);
+      } else {
+        r.error(entry, kpath + ".value", "required");
+      }
+      if (const YAML::Node at = entry["not_after"]) {
+        auto text = r.string(at, kpath + ".not_after");
+        std::optional<std::int64_t> micros = text ? parse_rfc3339(*text) : std::nullopt;
+        if (micros) {
+          secret.not_after =
+              std::chrono::system_clock::time_point(std::chrono::microseconds(*micros));
+        } else if (text) {
+          r.error(at, kpath + ".not_after",
+                  "expected an RFC 3339 date-time, e.g. 2026-12-31T00:00:00Z");
+          key.reset();
+        }
+      }
+    }
+    if (!key || key->empty()) continue;
+    secret.key = std::move(*key);
+    secrets.push_back(std::move(secret));
+  }
+  if (secrets.empty()) r.error(n, path, "no non-empty secret");
+}
+
+// RFC 6901: "~" only as "~0" or "~1".
+bool valid_json_pointer(std::string_view text) {
+  for (std::size_t i = text.find('~'); i != std::string_view::npos; i = text.find('~', i + 1)) {
+    if (i + 1 == text.size() || (text[i + 1] != '0' && text[i + 1] != '1')) return false;
+  }
+  return true;
+}
+
+bool valid_header_name(std::string_view name) {
+  if (name.empty() || name.size() > 100) return false;
+  for (char c : name) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> header_name(Reader& r, const YAML::Node& n, const std::string& path) {
+  auto text = r.string(n, path);
+  if (text && !valid_header_name(*text)) {
+    r.error(n, path, "expected a header name: 1 to 100 of A-Z a-z 0-9 - _");
+    return std::nullopt;
+  }
+  return text;
+}
+
+// {body} once or more, {timestamp} only with a timestamp header, {id} only with an id header,
+// {header:Name}; anything else between braces is an error.
+void check_signed_content(Reader& r, const YAML::Node& n, const std::string& path,
+                          const Hmac& hmac) {
+  const std::string& tmpl = hmac.signed_content;
+  bool body = false;
+  for (std::size_t i = tmpl.find('{'); i != std::string::npos; i = tmpl.find('{', i + 1)) {
+    std::size_t close = tmpl.find('}', i);
+    std::string name = close == std::string::npos ? "" : tmpl.substr(i + 1, close - i - 1);
+    if (name == "body") {
+      body = true;
+    } else if (name == "timestamp" && hmac.timestamp_header.empty()) {
+      return r.error(n, path, "{timestamp} needs hmac.timestamp_header");
+    } else if (name == "id" && hmac.id_header.empty()) {
+      return r.error(n, path, "{id} needs hmac.event_id_header");
+    } else if (name.rfind("header:", 0) == 0
+                   ? !valid_header_name(name.substr(7))
+                   : name != "timestamp" && name != "id" && name != "body") {
+      return r.error(n, path,
+                     "unknown placeholder in \"" + tmpl +
+                         "\" (use {body}, {timestamp}, {id} and {header:Name})");
+    }
+  }
+  // A signature that does not cover the body would let anyone replace it.
+  if (!body) r.error(n, path, "must contain {body}");
+}
+
+void read_hmac(Reader& r, const YAML::Node& node, const std::string& path, Hmac& hmac) {
+  if (!r.map(node, path,
+             {"header", "prefix", "algorithm", "encoding", "signed_content", "timestamp_header",
+              "event_id_header", "event_id_pointer", "event_type_header", "event_type_pointer"})) {
+    return;
+  }
+  if (const YAML::Node n = node["header"]) {
+    if (auto text = header_name(r, n, path + ".header")) hmac.header = *text;
+  } else {
+    r.error(node, path + ".header", "required: the header that carries the signature");
+  }
+  if (const YAML::Node n = node["prefix"]) {
+    if (auto text = r.string(n, path + ".prefix")) hmac.prefix = *text;
+  }
+  if (const YAML::Node n = node["algorithm"]) {
+    if (auto text = r.string(n, path + ".algorithm")) {
+      if (*text == "sha1") {
+        hmac.algorithm = Hmac::Algorithm::kSha1;
+      } else if (*text == "sha256") {
+        hmac.algorithm = Hmac::Algorithm::kSha256;
+      } else if (*text == "sha512") {
+        hmac.algorithm = Hmac::Algorithm::kSha512;
+      } else {
+        r.error(n, path + ".algorithm", "expected sha1, sha256 or sha512");
+      }
+    }
+  }
+  if (const YAML::Node n = node["encoding"]) {
+    if (auto text = r.string(n, path + ".encoding")) {
+      if (*text == "hex") {
+        hmac.encoding = Hmac::Encoding::kHex;
+      } else if (*text == "base64") {
+        hmac.encoding = Hmac::Encoding::kBase64;
+      } else {
+        r.error(n, path + ".encoding", "expected hex or base64");
+      }
+    }
+  }
+  if (const YAML::Node n = node["timestamp_header"]) {
+    if (auto text = header_name(r, n, path + ".timestamp_header")) hmac.timestamp_header = *text;
+  }
+  // The name and the pointer of one thing: exactly one for the id, at most one for the type.
+  auto one_of = [&](const char* header_key, const char* pointer_key, std::string& header,
+                    std::string& pointer, bool required) {
+    const YAML::Node h = node[header_key];
+    const YAML::Node p = node[pointer_key];
+    if (h && p) {
+      r.error(p, path + "." + pointer_key, std::string("not with ") + header_key);
+    } else if (h) {
+      if (auto text = header_name(r, h, path + "." + header_key)) header = *text;
+    } else if (p) {
+      auto text = r.string(p, path + "." + pointer_key);
+      if (text && (text->empty() || text->front() != '/' || !valid_json_pointer(*text))) {
+        r.error(p, path + "." + pointer_key, "expected a JSON Pointer such as /id or /event/id");
+      } else if (text) {
+        pointer = *text;
+      }
+    } else if (required) {
+      r.error(node, path + "." + header_key,
+              std::string("required: ") + header_key + " or " + pointer_key);
+    }
+  };
+  one_of("event_id_header", "event_id_pointer", hmac.id_header, hmac.id_pointer, true);
+  one_of("event_type_header", "event_type_pointer", hmac.type_header, hmac.type_pointer, false);
+  if (const YAML::Node n = node["signed_content"]) {
+    if (auto text = r.string(n, path + ".signed_content")) {
+      hmac.signed_content = *text;
+      check_signed_content(r, n, path + ".signed_content", hmac);
+    }
+  }
+}
+
 void check_key_template(Reader& r, const YAML::Node& n, const std::string& path,
                         const std::string& tmpl) {
   bool has_event_id = false;
@@ -535,7 +708,7 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     std::string path = "sources[" + std::to_string(i) + "]";
     if (!r.map(s, path,
                {"name", "provider", "project", "secrets", "tolerance_seconds", "max_body_bytes",
-                "key_template", "job_type", "event_id_header", "destination", "retry"})) {
+                "key_template", "job_type", "event_id_header", "hmac", "destination", "retry"})) {
       continue;
     }
     Source source;
@@ -554,9 +727,13 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     }
     if (const YAML::Node n = s["provider"]) {
       if (auto text = r.string(n, path + ".provider")) {
-        if (*text != "stripe" && *text != "github" && *text != "standard" && *text != "shopify") {
+        static constexpr std::string_view kProviders[] = {"stripe",  "github", "standard",
+                                                          "shopify", "slack",  "hmac"};
+        if (std::find(std::begin(kProviders), std::end(kProviders), *text) ==
+            std::end(kProviders)) {
           r.error(n, path + ".provider",
-                  "unsupported provider \"" + *text + "\" (stripe, github, standard, shopify)");
+                  "unsupported provider \"" + *text +
+                      "\" (stripe, github, standard, shopify, slack, hmac)");
         }
         source.provider = *text;
       }
@@ -574,34 +751,24 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
       r.error(s, path + ".project", "required");
     }
     if (const YAML::Node n = s["secrets"]) {
-      if (!n.IsSequence()) {
-        r.error(n, path + ".secrets", "expected a list");
-      } else {
-        for (std::size_t k = 0; k < n.size(); ++k) {
-          // An empty entry is an unset optional secret, e.g. "${PREVIOUS_SECRET:-}".
-          std::string kpath = path + ".secrets[" + std::to_string(k) + "]";
-          auto text = r.string(n[k], kpath);
-          if (!text || text->empty()) continue;
-          if (source.provider != "standard") {
-            source.secrets.push_back(*text);
-            continue;
-          }
-          // Standard Webhooks secrets are whsec_<base64>; the key is the decoded bytes.
-          std::string_view b64 = *text;
-          if (b64.substr(0, 6) == "whsec_") b64.remove_prefix(6);
-          if (auto key = decode_base64(b64)) {
-            source.secrets.push_back(*key);
-          } else {
-            r.error(n[k], kpath, "expected whsec_ and base64");
-          }
-        }
-        if (source.secrets.empty()) r.error(n, path + ".secrets", "no non-empty secret");
-      }
+      read_secrets(r, n, path + ".secrets", source.provider == "standard", source.secrets);
     } else {
       r.error(s, path + ".secrets", "required");
     }
+    if (source.provider == "hmac") {
+      if (const YAML::Node n = s["hmac"]) {
+        read_hmac(r, n, path + ".hmac", source.hmac.emplace());
+      } else {
+        r.error(s, path + ".hmac", "required for provider hmac");
+      }
+    } else if (const YAML::Node n = s["hmac"]) {
+      r.error(n, path + ".hmac", "only for provider hmac");
+    }
     if (const YAML::Node n = s["tolerance_seconds"]) {
-      if (source.provider == "github" || source.provider == "shopify") {
+      bool timed =
+          source.provider != "github" && source.provider != "shopify" &&
+          (source.provider != "hmac" || !source.hmac || !source.hmac->timestamp_header.empty());
+      if (!timed) {
         r.error(n, path + ".tolerance_seconds", source.provider + " signs no timestamp");
       } else if (auto v = r.integer(n, path + ".tolerance_seconds", 1, 86'400)) {
         source.tolerance = std::chrono::seconds(*v);
@@ -659,6 +826,79 @@ bool Cidr::contains(std::string_view address) const {
     if ((bytes[full] & mask) != (other[full] & mask)) return false;
   }
   return true;
+}
+
+std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
+  auto digits = [&s](std::size_t at, std::size_t n, int& out) {
+    if (at + n > s.size()) return false;
+    out = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute, second;
+  if (!digits(0, 4, year) || s.size() < 20 || s[4] != '-' || !digits(5, 2, month) || s[7] != '-' ||
+      !digits(8, 2, day) || (s[10] != 'T' && s[10] != 't') || !digits(11, 2, hour) ||
+      s[13] != ':' || !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
+    return std::nullopt;
+  }
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (year < 1 || month < 1 || month > 12 || day < 1 ||
+      day > kDays[month - 1] + (month == 2 && leap) || hour > 23 || minute > 59 || second > 59) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  std::int64_t micros = 0;
+  if (s[i] == '.') {
+    std::size_t start = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (i - start < 6) micros = micros * 10 + (s[i] - '0');
+      ++i;
+    }
+    if (i == start || i - start > 9) return std::nullopt;
+    for (std::size_t k = i - start; k < 6; ++k) micros *= 10;
+  }
+  std::int64_t offset = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh, om;
+    if (!digits(i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !digits(i + 4, 2, om) ||
+        oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != s.size()) return std::nullopt;
+  std::int64_t seconds =
+      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second - offset;
+  return seconds * 1'000'000 + micros;
+}
+
+std::optional<std::string> decode_base64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' ||
+              (c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text.back() == '='));
+    if (!ok) return std::nullopt;
+  }
+  std::string out(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  n -= (text.back() == '=') + (text[text.size() - 2] == '=');
+  out.resize(static_cast<std::size_t>(n));
+  return out;
 }
 
 std::optional<std::string> process_environment(const std::string& name) {

@@ -72,17 +72,46 @@ struct Destination {
   std::chrono::milliseconds timeout{10'000};
 };
 
+// A signing secret; during a rotation the old one can be given the moment it stops counting.
+struct Secret {
+  std::string key;  // non-empty; for `standard`, the decoded bytes of whsec_<base64>
+  std::optional<std::chrono::system_clock::time_point> not_after;
+
+  bool usable(std::chrono::system_clock::time_point now) const {
+    return !not_after || now <= *not_after;
+  }
+};
+
+// The `hmac` provider: a signature scheme described in YAML.
+struct Hmac {
+  enum class Algorithm { kSha1, kSha256, kSha512 };
+  enum class Encoding { kHex, kBase64 };
+
+  std::string header;  // carries the signature
+  std::string prefix;  // before the encoded signature, e.g. "sha256="
+  Algorithm algorithm = Algorithm::kSha256;
+  Encoding encoding = Encoding::kHex;
+  // What is signed: {body}, {timestamp}, {id} and {header:Name} in literal text.
+  std::string signed_content = "{body}";
+  std::string timestamp_header;  // empty: no replay window
+  // Exactly one of the two names the event id; at most one the event type.
+  std::string id_header;
+  std::string id_pointer;  // a JSON Pointer into the body
+  std::string type_header;
+  std::string type_pointer;
+};
+
 struct Source {
   std::string name;
   std::string provider;
   std::string project;
-  // Every entry non-empty, at least one; for `standard`, the decoded bytes of whsec_<base64>.
-  std::vector<std::string> secrets;
+  std::vector<Secret> secrets;  // at least one
   std::chrono::seconds tolerance{300};
   std::size_t max_body_bytes = 0;  // resolved: the source's own or server.max_body_bytes
   std::string key_template = "webhook:{event_id}";
   std::string job_type;                                // empty: "<provider>.<event type>"
   std::string event_id_header = "X-Shopify-Event-Id";  // shopify only
+  std::optional<Hmac> hmac;                            // set for provider hmac
   std::optional<Destination> destination;
   Retry retry;
 };
@@ -113,6 +142,12 @@ using Environment = std::function<std::optional<std::string>(const std::string& 
 
 // The process environment, for `${VAR}` interpolation.
 std::optional<std::string> process_environment(const std::string& name);
+
+// Standard base64 with padding; nullopt for anything else.
+std::optional<std::string> decode_base64(std::string_view text);
+
+// RFC 3339 date-time to Unix microseconds; nullopt when malformed or out of range.
+std::optional<std::int64_t> parse_rfc3339(std::string_view text);
 
 // Throws Error listing every problem in the file.
 Config load(const std::string& path, const Environment& env = process_environment);

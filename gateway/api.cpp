@@ -236,70 +236,7 @@ std::optional<Reply> read_token(const rapidjson::Value& object, std::string& out
   return std::nullopt;
 }
 
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  auto yoe = static_cast<unsigned>(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
 }  // namespace
-
-std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
-  auto digits = [&s](std::size_t at, std::size_t n, int& out) {
-    if (at + n > s.size()) return false;
-    out = 0;
-    for (std::size_t i = at; i < at + n; ++i) {
-      if (s[i] < '0' || s[i] > '9') return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  int year, month, day, hour, minute, second;
-  if (!digits(0, 4, year) || s.size() < 20 || s[4] != '-' || !digits(5, 2, month) || s[7] != '-' ||
-      !digits(8, 2, day) || (s[10] != 'T' && s[10] != 't') || !digits(11, 2, hour) ||
-      s[13] != ':' || !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
-    return std::nullopt;
-  }
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (year < 1 || month < 1 || month > 12 || day < 1 ||
-      day > kDays[month - 1] + (month == 2 && leap) || hour > 23 || minute > 59 || second > 59) {
-    return std::nullopt;
-  }
-  std::size_t i = 19;
-  std::int64_t micros = 0;
-  if (s[i] == '.') {
-    std::size_t start = ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-      if (i - start < 6) micros = micros * 10 + (s[i] - '0');
-      ++i;
-    }
-    if (i == start || i - start > 9) return std::nullopt;
-    for (std::size_t k = i - start; k < 6; ++k) micros *= 10;
-  }
-  std::int64_t offset = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    int oh, om;
-    if (!digits(i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !digits(i + 4, 2, om) ||
-        oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  std::int64_t seconds =
-      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-      hour * 3600 + minute * 60 + second - offset;
-  return seconds * 1'000'000 + micros;
-}
 
 Api::Api(const config::Config& config) : config_(config) {
   for (const config::Project& p : config.projects) {
@@ -424,7 +361,7 @@ ApiPlan Api::create(const config::Project& project, const std::string& body) con
     }
   }
   if (const rapidjson::Value* run_at = member(*doc, "run_at")) {
-    if (run_at->IsString()) job.run_at_micros = parse_rfc3339(run_at->GetString());
+    if (run_at->IsString()) job.run_at_micros = config::parse_rfc3339(run_at->GetString());
     if (!job.run_at_micros) {
       return answer(invalid("run_at", "an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"));
     }

@@ -60,7 +60,4 @@ class Api {
 // of its source, or workers.retry for jobs enqueued through the API.
 std::chrono::milliseconds retry_delay(const config::Config& config, const jobs::Job& failed);
 
-// RFC 3339 date-time to Unix microseconds; nullopt when malformed or out of range.
-std::optional<std::int64_t> parse_rfc3339(std::string_view text);
-
 }  // namespace flare::gateway

@@ -64,20 +64,24 @@ Ingest ingest(const Source& source, const providers::Headers& headers, std::stri
               std::chrono::system_clock::time_point now) {
   providers::Verdict verdict = source.provider->verify({headers, body}, now);
   if (verdict.error != providers::VerifyError::kNone) {
-    return {outcome_of(verdict.error), verdict.detail, {}};
+    return {outcome_of(verdict.error), verdict.detail, {}, {}};
   }
+  if (verdict.challenge) return {Outcome::kChallenge, {}, {}, std::move(*verdict.challenge)};
   std::optional<std::string> key = derive_key(*source.config, verdict.event_id);
   if (!key) {
     return {Outcome::kInvalidEventId,
             "the event id is empty, not printable UTF-8, or makes a key over 200 characters",
+            {},
             {}};
   }
   const config::Source& cfg = *source.config;
   std::string type = cfg.job_type.empty() ? cfg.provider + "." + verdict.event_type : cfg.job_type;
   std::optional<std::size_t> type_length = printable_utf8_length(type);
   if (!type_length || *type_length > kMaxTypeLength) {
-    return {
-        Outcome::kInvalidPayload, "the event type is not printable UTF-8 of 200 characters", {}};
+    return {Outcome::kInvalidPayload,
+            "the event type is not printable UTF-8 of 200 characters",
+            {},
+            {}};
   }
   jobs::NewJob job;
   job.project_id = cfg.project;
@@ -88,7 +92,7 @@ Ingest ingest(const Source& source, const providers::Headers& headers, std::stri
   job.source = cfg.name;
   job.event_id = std::move(verdict.event_id);
   job.max_attempts = cfg.retry.max_attempts;
-  return {Outcome::kEnqueue, {}, std::move(job)};
+  return {Outcome::kEnqueue, {}, std::move(job), {}};
 }
 
 }  // namespace flare::gateway

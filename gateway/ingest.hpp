@@ -24,6 +24,7 @@ struct Ingest {
   Outcome outcome;          // kEnqueue when `job` is ready for the committer
   std::string_view detail;  // a fixed text for the error message
   jobs::NewJob job;
+  std::string challenge;  // kChallenge: what to send back
 };
 
 Ingest ingest(const Source& source, const providers::Headers& headers, std::string body,

@@ -13,6 +13,7 @@ enum class Outcome {
   kOk,
   kCreated,
   kDeleted,
+  kChallenge,  // a provider's signed handshake, answered with its challenge
   // Errors of any route.
   kNotFound,
   kMethodNotAllowed,

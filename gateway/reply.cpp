@@ -30,6 +30,8 @@ Row row(Outcome outcome) {
       return {201, "created", {}};
     case Outcome::kDeleted:
       return {204, "deleted", {}};
+    case Outcome::kChallenge:
+      return {200, "challenge", {}};
     case Outcome::kNotFound:
       return {404, "not_found", "no such route"};
     case Outcome::kMethodNotAllowed:
@@ -120,6 +122,15 @@ Reply status(Outcome outcome, const Fields& fields) {
   json.fields(fields);
   json.writer().EndObject();
   return Reply{r.status, r.name, json.str(), {}, false, false};
+}
+
+Reply challenge(std::string_view value) {
+  Json json;
+  json.writer().StartObject();
+  json.string("challenge");
+  json.string(value);
+  json.writer().EndObject();
+  return success(Outcome::kChallenge, json.str());
 }
 
 Reply success(Outcome outcome, std::string body) {

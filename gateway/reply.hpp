@@ -27,6 +27,8 @@ using Fields = std::vector<std::pair<std::string_view, std::string_view>>;
 Reply error(Outcome outcome, std::string_view message = {}, const Fields& fields = {});
 // {"status":<the outcome's name>,<fields>}
 Reply status(Outcome outcome, const Fields& fields = {});
+// {"challenge":<value>}: the answer to a provider's handshake.
+Reply challenge(std::string_view value);
 // A success whose JSON body the caller made.
 Reply success(Outcome outcome, std::string body);
 

@@ -233,6 +233,7 @@ class Session : public SessionBase {
                   std::string_view(field.value().data(), field.value().size()));
     }
     Ingest in = ingest(*source_, headers, std::move(req.body()), std::chrono::system_clock::now());
+    if (in.outcome == Outcome::kChallenge) return respond(challenge(in.challenge));
     if (in.outcome != Outcome::kEnqueue) return respond(error(in.outcome, in.detail));
     event_id_ = in.job.event_id;
     shared_.committer.submit(

@@ -4,10 +4,11 @@
 
 namespace flare::providers {
 
-GithubProvider::GithubProvider(std::vector<std::string> secrets) : secrets_(std::move(secrets)) {}
+GithubProvider::GithubProvider(std::vector<config::Secret> secrets)
+    : secrets_(std::move(secrets)) {}
 
 Verdict GithubProvider::verify(const InboundRequest& request,
-                               std::chrono::system_clock::time_point) const {
+                               std::chrono::system_clock::time_point now) const {
   std::optional<std::string_view> header = request.headers.get("X-Hub-Signature-256");
   if (!header || header->empty()) {
     return Verdict::reject(VerifyError::kMissingSignature, "X-Hub-Signature-256 header is missing");
@@ -22,8 +23,9 @@ Verdict GithubProvider::verify(const InboundRequest& request,
                            "X-Hub-Signature-256 must be sha256=<64 hex digits>");
   }
   bool match = false;
-  for (const std::string& secret : secrets_) {
-    match |= constant_time_equal(hmac_sha256(secret, request.body), *candidate);
+  for (const config::Secret& secret : secrets_) {
+    if (secret.usable(now))
+      match |= constant_time_equal(hmac_sha256(secret.key, request.body), *candidate);
   }
   if (!match)
     return Verdict::reject(VerifyError::kInvalidSignature, "the signature matches no secret");
@@ -36,7 +38,7 @@ Verdict GithubProvider::verify(const InboundRequest& request,
   if (!event || event->empty()) {
     return Verdict::reject(VerifyError::kInvalidPayload, "X-GitHub-Event header is missing");
   }
-  return Verdict{VerifyError::kNone, {}, std::string(*delivery), std::string(*event)};
+  return Verdict::accept(std::string(*delivery), std::string(*event));
 }
 
 }  // namespace flare::providers

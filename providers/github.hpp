@@ -8,12 +8,12 @@ namespace flare::providers {
 
 class GithubProvider final : public Provider {
  public:
-  explicit GithubProvider(std::vector<std::string> secrets);
+  explicit GithubProvider(std::vector<config::Secret> secrets);
   Verdict verify(const InboundRequest& request,
                  std::chrono::system_clock::time_point now) const override;
 
  private:
-  std::vector<std::string> secrets_;
+  std::vector<config::Secret> secrets_;
 };
 
 }  // namespace flare::providers

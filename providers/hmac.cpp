@@ -8,15 +8,44 @@
 
 namespace flare::providers {
 
+namespace {
+
+// Writes exactly `size` bytes of MAC to `out`.
+void mac(const EVP_MD* md, std::string_view key, std::string_view data, unsigned char* out,
+         unsigned int size) {
+  unsigned int length = 0;
+  if (HMAC(md, key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
+           &length) == nullptr ||
+      length != size) {
+    throw std::runtime_error("HMAC failed");
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
 Digest hmac_sha256(std::string_view key, std::string_view data) {
   Digest out{};
-  unsigned int length = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
-           &length) == nullptr ||
-      length != out.size()) {
-    throw std::runtime_error("HMAC-SHA256 failed");
-  }
+  mac(EVP_sha256(), key, data, out.data(), out.size());
+  return out;
+}
+
+std::string hmac_bytes(config::Hmac::Algorithm algorithm, std::string_view key,
+                       std::string_view data) {
+  using A = config::Hmac::Algorithm;
+  const EVP_MD* md = algorithm == A::kSha1     ? EVP_sha1()
+                     : algorithm == A::kSha512 ? EVP_sha512()
+                                               : EVP_sha256();
+  std::string out(static_cast<std::size_t>(EVP_MD_get_size(md)), '\0');
+  mac(md, key, data, reinterpret_cast<unsigned char*>(out.data()),
+      static_cast<unsigned int>(out.size()));
   return out;
 }
 
@@ -30,25 +59,21 @@ Digest sha256(std::string_view data) {
   return out;
 }
 
-std::string to_hex(const Digest& digest) {
+std::string to_hex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
-  out.reserve(digest.size() * 2);
-  for (std::uint8_t b : digest) {
+  out.reserve(bytes.size() * 2);
+  for (char c : bytes) {
+    auto b = static_cast<std::uint8_t>(c);
     out += kDigits[b >> 4];
     out += kDigits[b & 0xf];
   }
   return out;
 }
 
-namespace {
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+std::string to_hex(const Digest& digest) {
+  return to_hex(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
 }
-}  // namespace
 
 std::optional<Digest> digest_from_hex(std::string_view hex) {
   Digest out{};
@@ -58,6 +83,18 @@ std::optional<Digest> digest_from_hex(std::string_view hex) {
     int lo = hex_value(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out(hex.size() / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    int hi = hex_value(hex[2 * i]);
+    int lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<char>(hi << 4 | lo);
   }
   return out;
 }

@@ -7,16 +7,24 @@
 #include <string>
 #include <string_view>
 
+#include "config/config.hpp"
+
 namespace flare::providers {
 
 using Digest = std::array<std::uint8_t, 32>;
 
 Digest hmac_sha256(std::string_view key, std::string_view data);
 Digest sha256(std::string_view data);
+// The raw MAC: 20, 32 or 64 bytes.
+std::string hmac_bytes(config::Hmac::Algorithm algorithm, std::string_view key,
+                       std::string_view data);
 
+std::string to_hex(std::string_view bytes);
 std::string to_hex(const Digest& digest);
 // Exactly 64 hexadecimal digits, either case; anything else is nullopt.
 std::optional<Digest> digest_from_hex(std::string_view hex);
+// Any even number of hexadecimal digits, either case.
+std::optional<std::string> from_hex(std::string_view hex);
 
 // Standard base64 with padding.
 std::string to_base64(std::string_view bytes);

@@ -2,8 +2,10 @@
 
 #include <stdexcept>
 
+#include "providers/generic_hmac.hpp"
 #include "providers/github.hpp"
 #include "providers/shopify.hpp"
+#include "providers/slack.hpp"
 #include "providers/standard.hpp"
 #include "providers/stripe.hpp"
 
@@ -37,6 +39,13 @@ std::unique_ptr<Provider> make_provider(const config::Source& source) {
   }
   if (source.provider == "shopify") {
     return std::make_unique<ShopifyProvider>(source.secrets, source.event_id_header);
+  }
+  if (source.provider == "slack") {
+    return std::make_unique<SlackProvider>(source.secrets, source.tolerance);
+  }
+  if (source.provider == "hmac") {
+    return std::make_unique<GenericHmacProvider>(*source.hmac, source.secrets, source.tolerance,
+                                                 source.name);
   }
   // The configuration refuses unknown providers, so reaching this is a bug.
   throw std::logic_error("unknown provider " + source.provider);

@@ -43,8 +43,13 @@ struct Verdict {
   std::string_view detail;  // a fixed text for the error message; never request data
   std::string event_id;
   std::string event_type;
+  // A signed handshake (Slack's url_verification): answer with this, store nothing.
+  std::optional<std::string> challenge;
 
-  static Verdict reject(VerifyError e, std::string_view why) { return {e, why, {}, {}}; }
+  static Verdict reject(VerifyError e, std::string_view why) { return {e, why, {}, {}, {}}; }
+  static Verdict accept(std::string id, std::string type) {
+    return {VerifyError::kNone, {}, std::move(id), std::move(type), {}};
+  }
 };
 
 class Provider {

@@ -4,19 +4,20 @@
 
 namespace flare::providers {
 
-ShopifyProvider::ShopifyProvider(std::vector<std::string> secrets, std::string event_id_header)
+ShopifyProvider::ShopifyProvider(std::vector<config::Secret> secrets, std::string event_id_header)
     : secrets_(std::move(secrets)), event_id_header_(std::move(event_id_header)) {}
 
 Verdict ShopifyProvider::verify(const InboundRequest& request,
-                                std::chrono::system_clock::time_point) const {
+                                std::chrono::system_clock::time_point now) const {
   std::optional<std::string_view> signature = request.headers.get("X-Shopify-Hmac-Sha256");
   if (!signature || signature->empty()) {
     return Verdict::reject(VerifyError::kMissingSignature,
                            "X-Shopify-Hmac-Sha256 header is missing");
   }
   bool match = false;
-  for (const std::string& secret : secrets_) {
-    Digest mac = hmac_sha256(secret, request.body);
+  for (const config::Secret& secret : secrets_) {
+    if (!secret.usable(now)) continue;
+    Digest mac = hmac_sha256(secret.key, request.body);
     std::string expected =
         to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
     match |= constant_time_equal(*signature, expected);
@@ -32,7 +33,7 @@ Verdict ShopifyProvider::verify(const InboundRequest& request,
   if (!topic || topic->empty()) {
     return Verdict::reject(VerifyError::kInvalidPayload, "X-Shopify-Topic header is missing");
   }
-  return Verdict{VerifyError::kNone, {}, std::string(*id), std::string(*topic)};
+  return Verdict::accept(std::string(*id), std::string(*topic));
 }
 
 }  // namespace flare::providers

@@ -10,12 +10,12 @@ namespace flare::providers {
 
 class ShopifyProvider final : public Provider {
  public:
-  ShopifyProvider(std::vector<std::string> secrets, std::string event_id_header);
+  ShopifyProvider(std::vector<config::Secret> secrets, std::string event_id_header);
   Verdict verify(const InboundRequest& request,
                  std::chrono::system_clock::time_point now) const override;
 
  private:
-  std::vector<std::string> secrets_;
+  std::vector<config::Secret> secrets_;
   std::string event_id_header_;
 };
 

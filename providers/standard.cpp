@@ -29,7 +29,7 @@ std::optional<std::string_view> either(const Headers& headers, std::string_view 
 
 }  // namespace
 
-StandardProvider::StandardProvider(std::vector<std::string> keys, std::chrono::seconds tolerance)
+StandardProvider::StandardProvider(std::vector<config::Secret> keys, std::chrono::seconds tolerance)
     : keys_(std::move(keys)), tolerance_(tolerance) {}
 
 Verdict StandardProvider::verify(const InboundRequest& request,
@@ -51,8 +51,9 @@ Verdict StandardProvider::verify(const InboundRequest& request,
                            "webhook-timestamp must be Unix seconds; webhook-signature v1,<base64>");
   }
   bool match = false;
-  for (const std::string& key : keys_) {
-    std::string expected = standard_signature(key, *id, t, request.body);
+  for (const config::Secret& key : keys_) {
+    if (!key.usable(now)) continue;
+    std::string expected = standard_signature(key.key, *id, t, request.body);
     std::string_view list = *signatures;
     while (!list.empty()) {
       std::size_t space = list.find(' ');
@@ -75,7 +76,7 @@ Verdict StandardProvider::verify(const InboundRequest& request,
     return Verdict::reject(VerifyError::kInvalidPayload,
                            "the body is not a JSON object with a \"type\"");
   }
-  return Verdict{VerifyError::kNone, {}, std::string(*id), std::move(*(*members)[0])};
+  return Verdict::accept(std::string(*id), std::move(*(*members)[0]));
 }
 
 }  // namespace flare::providers

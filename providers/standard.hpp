@@ -18,13 +18,13 @@ std::string standard_signature(std::string_view key, std::string_view id, std::i
 
 class StandardProvider final : public Provider {
  public:
-  // `keys`: the decoded secrets.
-  StandardProvider(std::vector<std::string> keys, std::chrono::seconds tolerance);
+  // `keys`: the decoded whsec_ secrets.
+  StandardProvider(std::vector<config::Secret> keys, std::chrono::seconds tolerance);
   Verdict verify(const InboundRequest& request,
                  std::chrono::system_clock::time_point now) const override;
 
  private:
-  std::vector<std::string> keys_;
+  std::vector<config::Secret> keys_;
   std::chrono::seconds tolerance_;
 };
 

@@ -49,7 +49,7 @@ std::optional<ParsedHeader> parse_header(std::string_view header) {
 
 }  // namespace
 
-StripeProvider::StripeProvider(std::vector<std::string> secrets, std::chrono::seconds tolerance)
+StripeProvider::StripeProvider(std::vector<config::Secret> secrets, std::chrono::seconds tolerance)
     : secrets_(std::move(secrets)), tolerance_(tolerance) {}
 
 Verdict StripeProvider::verify(const InboundRequest& request,
@@ -67,8 +67,9 @@ Verdict StripeProvider::verify(const InboundRequest& request,
   signed_payload.reserve(parsed->timestamp_text.size() + 1 + request.body.size());
   signed_payload.append(parsed->timestamp_text).append(".").append(request.body);
   bool match = false;
-  for (const std::string& secret : secrets_) {
-    Digest expected = hmac_sha256(secret, signed_payload);
+  for (const config::Secret& secret : secrets_) {
+    if (!secret.usable(now)) continue;
+    Digest expected = hmac_sha256(secret.key, signed_payload);
     for (const Digest& candidate : parsed->v1) match |= constant_time_equal(expected, candidate);
   }
   if (!match) {
@@ -92,7 +93,7 @@ Verdict StripeProvider::verify(const InboundRequest& request,
   if (!type || type->empty()) {
     return Verdict::reject(VerifyError::kInvalidPayload, "the event has no string \"type\"");
   }
-  return Verdict{VerifyError::kNone, {}, std::move(*id), std::move(*type)};
+  return Verdict::accept(std::move(*id), std::move(*type));
 }
 
 }  // namespace flare::providers

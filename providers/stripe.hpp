@@ -8,12 +8,12 @@ namespace flare::providers {
 
 class StripeProvider final : public Provider {
  public:
-  StripeProvider(std::vector<std::string> secrets, std::chrono::seconds tolerance);
+  StripeProvider(std::vector<config::Secret> secrets, std::chrono::seconds tolerance);
   Verdict verify(const InboundRequest& request,
                  std::chrono::system_clock::time_point now) const override;
 
  private:
-  std::vector<std::string> secrets_;
+  std::vector<config::Secret> secrets_;
   std::chrono::seconds tolerance_;
 };
 

@@ -28,7 +28,7 @@ HeaderList standard_headers(const std::string& id, const std::string& body, std:
 
 TEST_F(Providers, StandardWebhooks) {
   std::string key =
-      config::parse(gateway_config("x"), "e2e.yaml").sources.at(4).secrets.at(0);  // "clerk"
+      config::parse(gateway_config("x"), "e2e.yaml").sources.at(4).secrets.at(0).key;  // "clerk"
   std::string body = R"({"type":"user.created","data":{"id":"user_29w83sxmDNGwOuEthce5gg56FcC"}})";
   Response first = post("clerk", standard_headers("msg_e2e_1", body, now_unix(), key), body);
   ASSERT_EQ(first.status, 202) << first.body;

@@ -80,7 +80,9 @@ TEST(Config, ReadsEveryField) {
   EXPECT_EQ(c.projects[0].api_key_sha256[0][0], 0x9f);
   ASSERT_EQ(c.sources.size(), 2u);
   const Source& s = c.sources[0];
-  EXPECT_EQ(s.secrets, std::vector<std::string>{"whsec_abc"});  // the empty optional one dropped
+  ASSERT_EQ(s.secrets.size(), 1u);  // the empty optional one dropped
+  EXPECT_EQ(s.secrets[0].key, "whsec_abc");
+  EXPECT_FALSE(s.secrets[0].not_after);
   EXPECT_EQ(s.tolerance.count(), 60);
   EXPECT_EQ(s.max_body_bytes, 1024u);
   EXPECT_EQ(s.key_template, "webhook:{source}:{event_id}");
@@ -235,7 +237,7 @@ sources:
       errors_of(yaml),
       "flare.yaml:4:79: sources[0].tolerance_seconds: github signs no timestamp\n"
       "flare.yaml:5:26: sources[1].provider: unsupported provider \"paypal\" (stripe, github, "
-      "standard, shopify)\n"
+      "standard, shopify, slack, hmac)\n"
       "flare.yaml:6:74: sources[2].key_template: unknown placeholder in \"k:{id}\" (use "
       "{event_id}, {source} and {provider})\n"
       "flare.yaml:7:74: sources[3].key_template: must contain {event_id}\n"
@@ -273,6 +275,153 @@ TEST(Config, MissingFile) {
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "/nonexistent/flare.yaml: cannot open the file");
   }
+}
+
+TEST(Rfc3339, ParsesOffsetsAndFractions) {
+  EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parse_rfc3339("2026-11-27T07:30:00Z"), 1795764600LL * 1'000'000);
+  EXPECT_EQ(parse_rfc3339("2026-11-27T08:30:00+01:00"), 1795764600LL * 1'000'000);
+  EXPECT_EQ(parse_rfc3339("2026-11-27T07:00:00-00:30"), 1795764600LL * 1'000'000);
+  EXPECT_EQ(parse_rfc3339("1970-01-01t00:00:01.5z"), 1'500'000);
+  EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:00.123456789Z"), 123456);  // beyond µs: cut
+  EXPECT_EQ(parse_rfc3339("2024-02-29T00:00:00Z"), 1709164800LL * 1'000'000);
+}
+
+TEST(Rfc3339, RefusesWhatIsNotOne) {
+  for (const char* bad :
+       {"", "tomorrow", "2026-11-27", "2026-11-27T07:30:00", "2026-11-27 07:30:00Z",
+        "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+        "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T00:00:60Z",
+        "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567890Z", "2026-01-01T00:00:00+1:00",
+        "2026-01-01T00:00:00+01:00 ", "0000-01-01T00:00:00Z", "+2026-01-01T00:00:00Z"}) {
+    EXPECT_FALSE(parse_rfc3339(bad)) << bad;
+  }
+}
+
+TEST(Config, SecretsWithAnEndDate) {
+  Config c = parse_ok(R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - name: a
+    provider: stripe
+    project: p
+    secrets:
+      - whsec_new
+      - { value: whsec_old, not_after: "2026-12-01T00:00:00Z" }
+      - { value: "${EMPTY:-}", not_after: "2026-12-01T00:00:00Z" }
+)");
+  const auto& secrets = c.sources[0].secrets;
+  ASSERT_EQ(secrets.size(), 2u);
+  EXPECT_EQ(secrets[1].key, "whsec_old");
+  auto cutoff = std::chrono::system_clock::time_point(std::chrono::seconds(1796083200));
+  EXPECT_EQ(secrets[1].not_after, cutoff);
+  EXPECT_TRUE(secrets[1].usable(cutoff));
+  EXPECT_FALSE(secrets[1].usable(cutoff + std::chrono::microseconds(1)));
+  EXPECT_TRUE(secrets[0].usable(cutoff + std::chrono::hours(1000000)));
+
+  EXPECT_EQ(errors_of(R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - name: a
+    provider: stripe
+    project: p
+    secrets:
+      - { value: s, not_after: "next tuesday" }
+      - { not_after: "2026-12-01T00:00:00Z" }
+      - { value: s, expires: "2026-12-01T00:00:00Z" }
+)"),
+            "flare.yaml:8:32: sources[0].secrets[0].not_after: expected an RFC 3339 date-time, "
+            "e.g. 2026-12-31T00:00:00Z\n"
+            "flare.yaml:9:9: sources[0].secrets[1].value: required\n"
+            "flare.yaml:10:21: sources[0].secrets[2].expires: unknown key");
+}
+
+TEST(Config, HmacScheme) {
+  Config c = parse_ok(R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - name: zendesk
+    provider: hmac
+    project: p
+    secrets: [k]
+    tolerance_seconds: 120
+    hmac:
+      header: X-Zendesk-Webhook-Signature
+      algorithm: sha512
+      encoding: base64
+      signed_content: "{timestamp}{header:X-Account}{body}"
+      timestamp_header: X-Zendesk-Webhook-Signature-Timestamp
+      event_id_pointer: /id
+      event_type_pointer: /type
+  - name: intercom
+    provider: hmac
+    project: p
+    secrets: [k]
+    hmac: { header: X-Hub-Signature, prefix: "sha1=", algorithm: sha1, event_id_header: X-Id }
+)");
+  const Hmac& z = *c.sources[0].hmac;
+  EXPECT_EQ(z.header, "X-Zendesk-Webhook-Signature");
+  EXPECT_EQ(z.algorithm, Hmac::Algorithm::kSha512);
+  EXPECT_EQ(z.encoding, Hmac::Encoding::kBase64);
+  EXPECT_EQ(z.signed_content, "{timestamp}{header:X-Account}{body}");
+  EXPECT_EQ(z.timestamp_header, "X-Zendesk-Webhook-Signature-Timestamp");
+  EXPECT_EQ(z.id_pointer, "/id");
+  EXPECT_EQ(z.type_pointer, "/type");
+  EXPECT_EQ(c.sources[0].tolerance.count(), 120);
+  const Hmac& i = *c.sources[1].hmac;
+  EXPECT_EQ(i.prefix, "sha1=");
+  EXPECT_EQ(i.algorithm, Hmac::Algorithm::kSha1);
+  EXPECT_EQ(i.encoding, Hmac::Encoding::kHex);
+  EXPECT_EQ(i.signed_content, "{body}");
+  EXPECT_EQ(i.id_header, "X-Id");
+  EXPECT_FALSE(c.sources[1].hmac->timestamp_header.size());
+}
+
+TEST(Config, HmacSchemeErrors) {
+  std::string head = "database: { url: x }\nprojects: [{ id: p }]\nsources:\n";
+  auto source = [](const std::string& hmac, const std::string& extra = "") {
+    return "  - { name: a, provider: hmac, project: p, secrets: [k]" + extra + ", hmac: " + hmac +
+           " }\n";
+  };
+  EXPECT_EQ(errors_of(head + "  - { name: a, provider: hmac, project: p, secrets: [k] }\n"),
+            "flare.yaml:4:5: sources[0].hmac: required for provider hmac");
+  EXPECT_EQ(errors_of(head + "  - { name: a, provider: github, project: p, secrets: [k], hmac: "
+                             "{ header: X } }\n"),
+            "flare.yaml:4:66: sources[0].hmac: only for provider hmac");
+  EXPECT_EQ(errors_of(head + source("{ event_id_header: X-Id }")),
+            "flare.yaml:4:64: sources[0].hmac.header: required: the header that carries the "
+            "signature");
+  EXPECT_EQ(errors_of(head + source("{ header: X-Sig }")),
+            "flare.yaml:4:64: sources[0].hmac.event_id_header: required: event_id_header or "
+            "event_id_pointer");
+  EXPECT_EQ(errors_of(head + source("{ header: \"X Sig\", algorithm: md5, encoding: base32, "
+                                    "event_id_header: X-Id, event_id_pointer: /id }")),
+            "flare.yaml:4:74: sources[0].hmac.header: expected a header name: 1 to 100 of A-Z a-z "
+            "0-9 - _\n"
+            "flare.yaml:4:94: sources[0].hmac.algorithm: expected sha1, sha256 or sha512\n"
+            "flare.yaml:4:109: sources[0].hmac.encoding: expected hex or base64\n"
+            "flare.yaml:4:158: sources[0].hmac.event_id_pointer: not with event_id_header");
+  EXPECT_EQ(errors_of(head + source("{ header: X-Sig, event_id_pointer: id }")),
+            "flare.yaml:4:99: sources[0].hmac.event_id_pointer: expected a JSON Pointer such as "
+            "/id or /event/id");
+  EXPECT_EQ(errors_of(head + source("{ header: X-Sig, event_id_pointer: /id, signed_content: "
+                                    "\"{timestamp}.{id}.{nonce}\" }")),
+            "flare.yaml:4:120: sources[0].hmac.signed_content: {timestamp} needs "
+            "hmac.timestamp_header");
+  EXPECT_EQ(errors_of(head + source("{ header: X-Sig, event_id_pointer: /id, signed_content: "
+                                    "\"{id}.{body}\" }")),
+            "flare.yaml:4:120: sources[0].hmac.signed_content: {id} needs hmac.event_id_header");
+  EXPECT_EQ(errors_of(head + source("{ header: X-Sig, event_id_header: X-Id, signed_content: "
+                                    "\"{id}.{nonce}\" }")),
+            "flare.yaml:4:120: sources[0].hmac.signed_content: unknown placeholder in "
+            "\"{id}.{nonce}\" (use {body}, {timestamp}, {id} and {header:Name})");
+  // A signature that does not cover the body would let anyone replace the body.
+  EXPECT_EQ(errors_of(head + source("{ header: X-Sig, event_id_header: X-Id, signed_content: "
+                                    "\"{id}\" }")),
+            "flare.yaml:4:120: sources[0].hmac.signed_content: must contain {body}");
+  EXPECT_EQ(errors_of(head + source("{ header: X-Sig, event_id_header: X-Id }",
+                                    ", tolerance_seconds: 60")),
+            "flare.yaml:4:77: sources[0].tolerance_seconds: hmac signs no timestamp");
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ config::Source stripe_source() {
   s.name = "stripe";
   s.provider = "stripe";
   s.project = "shop";
-  s.secrets = {"whsec_x"};
+  s.secrets = {{"whsec_x", std::nullopt}};
   s.retry.max_attempts = 7;
   return s;
 }

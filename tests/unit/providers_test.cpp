@@ -17,6 +17,12 @@ using Clock = std::chrono::system_clock;
 
 Clock::time_point at(std::int64_t unix_seconds) { return Clock::time_point(seconds(unix_seconds)); }
 
+std::vector<config::Secret> keys(std::initializer_list<std::string> values) {
+  std::vector<config::Secret> out;
+  for (const std::string& v : values) out.push_back({v, std::nullopt});
+  return out;
+}
+
 Verdict verify(const Provider& p, const std::vector<std::pair<std::string, std::string>>& fields,
                const std::string& body, Clock::time_point now = at(1700000000)) {
   Headers headers;
@@ -49,7 +55,7 @@ TEST(Hmac, HexParsing) {
 
 // GitHub's documented example ("Validating webhook deliveries").
 TEST(Github, DocumentedVector) {
-  GithubProvider github({"It's a Secret to Everybody"});
+  GithubProvider github(keys({"It's a Secret to Everybody"}));
   Verdict v = verify(github,
                      {{"X-Hub-Signature-256",
                        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
@@ -62,7 +68,7 @@ TEST(Github, DocumentedVector) {
 }
 
 TEST(Github, Errors) {
-  GithubProvider github({"It's a Secret to Everybody"});
+  GithubProvider github(keys({"It's a Secret to Everybody"}));
   const std::string good =
       "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
   const std::pair<std::string, std::string> id{"X-GitHub-Delivery", "d-1"},
@@ -95,7 +101,7 @@ TEST(Github, Errors) {
 }
 
 TEST(Github, Rotation) {
-  GithubProvider github({"new secret", "It's a Secret to Everybody"});
+  GithubProvider github(keys({"new secret", "It's a Secret to Everybody"}));
   Verdict v = verify(github,
                      {{"X-Hub-Signature-256",
                        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
@@ -120,7 +126,7 @@ std::map<std::string, std::string> read_fixture(const std::string& name) {
 TEST(Stripe, SdkFixture) {
   auto f = read_fixture("stripe_sdk.txt");
   ASSERT_FALSE(f["header"].empty());
-  StripeProvider stripe({f["secret"]}, seconds(300));
+  StripeProvider stripe(keys({f["secret"]}), seconds(300));
   Verdict v = verify(stripe, {{"Stripe-Signature", f["header"]}}, f["payload"],
                      at(std::stoll(f["timestamp"])));
   EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
@@ -132,7 +138,7 @@ const std::string kSecret = "whsec_test_secret";
 const std::string kBody = R"({"id":"evt_123","type":"invoice.paid","data":{}})";
 
 TEST(Stripe, DocumentedScheme) {
-  StripeProvider stripe({kSecret}, seconds(300));
+  StripeProvider stripe(keys({kSecret}), seconds(300));
   Verdict v = verify(
       stripe, {{"Stripe-Signature", "t=1700000000,v1=" + stripe_v1(kSecret, "1700000000", kBody)}},
       kBody);
@@ -145,8 +151,8 @@ TEST(Stripe, RotationAndSeveralV1) {
   std::string t = "1700000000";
   std::string old_sig = stripe_v1("whsec_old", t, kBody);
   std::string new_sig = stripe_v1(kSecret, t, kBody);
-  StripeProvider only_new({kSecret}, seconds(300));
-  StripeProvider both({kSecret, "whsec_old"}, seconds(300));
+  StripeProvider only_new(keys({kSecret}), seconds(300));
+  StripeProvider both(keys({kSecret, "whsec_old"}), seconds(300));
   // Stripe sends one v1 per active secret while an endpoint secret is being rolled.
   EXPECT_EQ(verify(only_new, {{"Stripe-Signature", "t=" + t + ",v1=" + old_sig + ",v1=" + new_sig}},
                    kBody)
@@ -165,7 +171,7 @@ TEST(Stripe, RotationAndSeveralV1) {
 }
 
 TEST(Stripe, ToleranceEdgesBothDirections) {
-  StripeProvider stripe({kSecret}, seconds(300));
+  StripeProvider stripe(keys({kSecret}), seconds(300));
   std::string t = "1700000000";
   std::vector<std::pair<std::string, std::string>> h{
       {"Stripe-Signature", "t=" + t + ",v1=" + stripe_v1(kSecret, t, kBody)}};
@@ -176,14 +182,14 @@ TEST(Stripe, ToleranceEdgesBothDirections) {
 }
 
 TEST(Stripe, ForgedStaleIsInvalidNotStale) {
-  StripeProvider stripe({kSecret}, seconds(300));
+  StripeProvider stripe(keys({kSecret}), seconds(300));
   std::string sig = stripe_v1("whsec_other", "1", kBody);
   EXPECT_EQ(verify(stripe, {{"Stripe-Signature", "t=1,v1=" + sig}}, kBody).error,
             VerifyError::kInvalidSignature);
 }
 
 TEST(Stripe, MalformedEmptyAndHugeHeaders) {
-  StripeProvider stripe({kSecret}, seconds(300));
+  StripeProvider stripe(keys({kSecret}), seconds(300));
   std::string t = "1700000000";
   std::string sig = stripe_v1(kSecret, t, kBody);
   EXPECT_EQ(verify(stripe, {}, kBody).error, VerifyError::kMissingSignature);
@@ -205,7 +211,7 @@ TEST(Stripe, MalformedEmptyAndHugeHeaders) {
 }
 
 TEST(Stripe, EventIdentity) {
-  StripeProvider stripe({kSecret}, seconds(300));
+  StripeProvider stripe(keys({kSecret}), seconds(300));
   auto check = [&](const std::string& body) {
     std::string t = "1700000000";
     return verify(stripe, {{"Stripe-Signature", "t=" + t + ",v1=" + stripe_v1(kSecret, t, body)}},
@@ -238,7 +244,7 @@ std::string standard_key() {
       "database: { url: x }\nprojects: [{ id: p }]\nsources:\n  - { name: s, provider: standard, "
       "project: p, secrets: [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"] }\n",
       "standard.yaml");
-  return c.sources[0].secrets[0];
+  return c.sources[0].secrets[0].key;
 }
 
 const std::string kVectorBody = R"({"test": 2432232314})";
@@ -246,7 +252,7 @@ const std::string kVectorSignature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOL
 
 Verdict standard(const std::string& signature, std::int64_t now,
                  const std::string& body = kVectorBody, const std::string& prefix = "webhook-") {
-  StandardProvider p({"not-this-one-xxxxxxxx", standard_key()}, std::chrono::seconds(300));
+  StandardProvider p(keys({"not-this-one-xxxxxxxx", standard_key()}), std::chrono::seconds(300));
   return verify(p,
                 {{prefix + "id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
                  {prefix + "timestamp", "1614265330"},
@@ -286,7 +292,7 @@ TEST(Standard, ReferenceLibraryCases) {
             VerifyError::kInvalidSignature);
   EXPECT_EQ(standard("", 1614265330).error, VerifyError::kMissingSignature);
   EXPECT_EQ(standard(std::string(5000, 'v'), 1614265330).error, VerifyError::kInvalidSignature);
-  StandardProvider p({standard_key()}, std::chrono::seconds(300));
+  StandardProvider p(keys({standard_key()}), std::chrono::seconds(300));
   EXPECT_EQ(verify(p, {{"webhook-id", "m"}, {"webhook-signature", kVectorSignature}}, "{}").error,
             VerifyError::kMissingSignature);
   EXPECT_EQ(verify(p,
@@ -304,7 +310,7 @@ std::string shopify_signature(const std::string& secret, const std::string& body
 }
 
 TEST(Shopify, VerifiesWithRotationAndReadsTheEvent) {
-  ShopifyProvider p({"new-secret", "old-secret"}, "X-Shopify-Event-Id");
+  ShopifyProvider p(keys({"new-secret", "old-secret"}), "X-Shopify-Event-Id");
   std::string body = R"({"id":820982911946154508,"email":"jon@example.com"})";
   Verdict v = verify(p,
                      {{"X-Shopify-Hmac-Sha256", shopify_signature("old-secret", body)},
@@ -315,7 +321,7 @@ TEST(Shopify, VerifiesWithRotationAndReadsTheEvent) {
   EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
   EXPECT_EQ(v.event_id, "98880550-7158-44d4-b7cd-2c97c8a091b5");
   EXPECT_EQ(v.event_type, "orders/create");
-  ShopifyProvider by_webhook({"new-secret"}, "X-Shopify-Webhook-Id");
+  ShopifyProvider by_webhook(keys({"new-secret"}), "X-Shopify-Webhook-Id");
   EXPECT_EQ(verify(by_webhook,
                    {{"X-Shopify-Hmac-Sha256", shopify_signature("new-secret", body)},
                     {"X-Shopify-Webhook-Id", "w-1"},
@@ -326,7 +332,7 @@ TEST(Shopify, VerifiesWithRotationAndReadsTheEvent) {
 }
 
 TEST(Shopify, Errors) {
-  ShopifyProvider p({"s"}, "X-Shopify-Event-Id");
+  ShopifyProvider p(keys({"s"}), "X-Shopify-Event-Id");
   std::string good = shopify_signature("s", "{}");
   EXPECT_EQ(verify(p, {}, "{}").error, VerifyError::kMissingSignature);
   EXPECT_EQ(verify(p, {{"X-Shopify-Hmac-Sha256", shopify_signature("t", "{}")}}, "{}").error,

@@ -17,7 +17,7 @@ TEST(Sign, SamplesVerify) {
     config::Source source;
     source.name = provider;
     source.provider = provider;
-    source.secrets = {"first-secret-0123", "second-secret-01"};
+    source.secrets = {{"first-secret-0123", std::nullopt}, {"second-secret-01", std::nullopt}};
     auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
     SignedRequest request = sign(source, std::nullopt, now);
     providers::Headers headers;
