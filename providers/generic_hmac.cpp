@@ -19,6 +19,17 @@ std::string encode(config::Hmac::Encoding encoding, std::string_view bytes) {
   return encoding == config::Hmac::Encoding::kHex ? to_hex(bytes) : to_base64(bytes);
 }
 
+// Unix seconds (Slack, Svix and most others) or an RFC 3339 date-time (Zendesk).
+std::optional<std::int64_t> unix_seconds(std::string_view text) {
+  std::int64_t t = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, ec] = std::from_chars(text.data(), end, t);
+  if (ec == std::errc() && stop == end && t >= 0) return t;
+  std::optional<std::int64_t> micros = config::parse_rfc3339(text);
+  if (!micros) return std::nullopt;
+  return *micros / 1'000'000;
+}
+
 std::optional<std::string_view> non_empty(const Headers& headers, std::string_view name) {
   std::optional<std::string_view> value = headers.get(name);
   if (value && value->empty()) return std::nullopt;
@@ -88,16 +99,15 @@ Verdict GenericHmacProvider::verify(const InboundRequest& request,
       signature->substr(0, scheme_.prefix.size()) == scheme_.prefix) {
     candidate = decode(scheme_.encoding, signature->substr(scheme_.prefix.size()));
   }
-  std::int64_t t = 0;
+  std::optional<std::int64_t> t;
   if (timestamp) {
-    const char* end = timestamp->data() + timestamp->size();
-    auto [stop, ec] = std::from_chars(timestamp->data(), end, t);
-    if (ec != std::errc() || stop != end || t < 0) candidate.reset();
+    t = unix_seconds(*timestamp);
+    if (!t) candidate.reset();
   }
   if (!candidate) {
     return Verdict::reject(VerifyError::kInvalidSignature,
                            "the signature is not the configured prefix and encoding, or the "
-                           "timestamp is not Unix seconds");
+                           "timestamp is neither Unix seconds nor RFC 3339");
   }
   bool match = false;
   for (const config::Secret& secret : secrets_) {
@@ -109,7 +119,7 @@ Verdict GenericHmacProvider::verify(const InboundRequest& request,
   }
   if (timestamp) {
     auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-    if (seconds - t > tolerance_.count() || t - seconds > tolerance_.count()) {
+    if (seconds - *t > tolerance_.count() || *t - seconds > tolerance_.count()) {
       return Verdict::reject(VerifyError::kStale, "the signature's timestamp is outside tolerance");
     }
   }

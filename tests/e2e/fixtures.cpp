@@ -91,6 +91,33 @@ sources:
     provider: shopify
     project: shop
     secrets: ["shpss_e2e_secret"]
+  - name: slack
+    provider: slack
+    project: shop
+    secrets: ["slack_e2e_secret"]
+  - name: typeform
+    provider: hmac
+    project: shop
+    secrets: ["typeform_e2e_secret"]
+    hmac:
+      header: Typeform-Signature
+      prefix: "sha256="
+      encoding: base64
+      event_id_pointer: /event_id
+      event_type_pointer: /event_type
+  - name: zendesk
+    provider: hmac
+    project: shop
+    secrets:
+      - zendesk_e2e_secret
+      - { value: zendesk_retired_secret, not_after: "2026-01-01T00:00:00Z" }
+    hmac:
+      header: X-Zendesk-Webhook-Signature
+      encoding: base64
+      timestamp_header: X-Zendesk-Webhook-Signature-Timestamp
+      signed_content: "{timestamp}{body}"
+      event_id_pointer: /id
+      event_type_pointer: /type
 )";
 }
 

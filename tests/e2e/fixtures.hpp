@@ -30,9 +30,10 @@ HeaderList github_headers(const std::string& body, const std::string& delivery,
 
 // The e2e gateway configuration: projects "shop" and "other" with one API key each; sources
 // "stripe" (2048-byte limit, two secrets), "stripe-connect" (same project), "scoped" (key per
-// source), "github", "clerk" (Standard Webhooks, kDestinationSecret) and "shopify"
-// ("shpss_e2e_secret"); API jobs get 3 attempts, 1 ms apart. `server_extra` is added under
-// server:.
+// source), "github", "clerk" (Standard Webhooks, kDestinationSecret), "shopify"
+// ("shpss_e2e_secret"), "slack" ("slack_e2e_secret"), and two `hmac` sources: "typeform"
+// ("typeform_e2e_secret") and "zendesk" ("zendesk_e2e_secret"; "zendesk_retired_secret" ended
+// 2026-01-01); API jobs get 3 attempts, 1 ms apart. `server_extra` is added under server:.
 std::string gateway_config(const std::string& database_url, const std::string& server_extra = "");
 
 // The Standard Webhooks specification's test secret, for destinations.

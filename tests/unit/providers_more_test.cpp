@@ -238,6 +238,31 @@ TEST(GenericHmac, TemplateTimestampHeadersAndPointers) {
   EXPECT_EQ(signed_body(R"({"event":{"id":"e"}})"), VerifyError::kInvalidPayload);
 }
 
+// Zendesk's published example (event connectors: body, then an RFC 3339 timestamp).
+TEST(GenericHmac, ZendeskPublishedExample) {
+  config::Hmac s = scheme([](config::Hmac& x) {
+    x.header = "X-Zendesk-Webhook-Signature";
+    x.encoding = config::Hmac::Encoding::kBase64;
+    x.timestamp_header = "X-Zendesk-Webhook-Signature-Timestamp";
+    x.signed_content = "{body}{timestamp}";
+    x.id_header = "X-Zendesk-Webhook-Invocation-Id";
+  });
+  GenericHmacProvider p(s, keys({"HRkRd4BeOAoUkfZr-mhauJT64rvBASlJRoIyPsd3zeA="}), seconds(300),
+                        "zendesk");
+  Fields fields = {{"X-Zendesk-Webhook-Signature", "tRDSF7URY8BLCDlaBcQ7FHu051Zk+aAB0NKMP53teMw="},
+                   {"X-Zendesk-Webhook-Signature-Timestamp", "2021-07-25T10:00:00Z"},
+                   {"X-Zendesk-Webhook-Invocation-Id", "8350205582"}};
+  Clock::time_point then = at(1627207200);  // 2021-07-25T10:00:00Z
+  Verdict v = verify(p, fields, R"({"say": "hello"})", then + seconds(300));
+  EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
+  EXPECT_EQ(v.event_id, "8350205582");
+  EXPECT_EQ(verify(p, fields, R"({"say": "hello"})", then + seconds(301)).error,
+            VerifyError::kStale);
+  EXPECT_EQ(verify(p, fields, R"({"say": "hello!"})", then).error, VerifyError::kInvalidSignature);
+  fields[1].second = "25 July 2021";
+  EXPECT_EQ(verify(p, fields, R"({"say": "hello"})", then).error, VerifyError::kInvalidSignature);
+}
+
 TEST(GenericHmac, PrefixIdTemplateAndMalformedSignatures) {
   config::Hmac s = scheme([](config::Hmac& x) {
     x.prefix = "sha256=";
