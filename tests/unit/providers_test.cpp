@@ -247,6 +247,10 @@ std::string standard_key() {
   return c.sources[0].secrets[0].key;
 }
 
+std::string standard_key_of(const std::string& whsec) {
+  return *config::decode_base64(whsec.substr(std::string("whsec_").size()));
+}
+
 const std::string kVectorBody = R"({"test": 2432232314})";
 const std::string kVectorSignature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
@@ -343,6 +347,50 @@ TEST(Shopify, Errors) {
             VerifyError::kInvalidEventId);
   EXPECT_EQ(verify(p, {{"X-Shopify-Hmac-Sha256", good}, {"X-Shopify-Event-Id", "e"}}, "{}").error,
             VerifyError::kInvalidPayload);
+}
+
+// Made by the official standardwebhooks and svix packages (tests/data/make_provider_fixtures.js):
+// Svix's own names for the headers, the same scheme.
+TEST(Standard, SdkFixtures) {
+  for (const auto& [file, prefix] :
+       {std::pair<std::string, std::string>{"standardwebhooks_sdk.txt", "webhook"},
+        {"svix_sdk.txt", "svix"}}) {
+    auto f = read_fixture(file);
+    ASSERT_FALSE(f["signature"].empty()) << file;
+    StandardProvider p(keys({standard_key_of(f["secret"])}), seconds(300));
+    std::int64_t t = std::stoll(f["timestamp"]);
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {prefix + "-id", f["id"]},
+        {prefix + "-timestamp", f["timestamp"]},
+        {prefix + "-signature", f["signature"]}};
+    Verdict v = verify(p, headers, f["payload"], at(t + 300));
+    EXPECT_EQ(v.error, VerifyError::kNone) << file << ": " << v.detail;
+    EXPECT_EQ(v.event_id, f["id"]);
+    EXPECT_EQ(v.event_type, "user.created");
+    EXPECT_EQ(verify(p, headers, f["payload"], at(t + 301)).error, VerifyError::kStale) << file;
+    EXPECT_EQ(verify(p, headers, f["payload"] + " ", at(t)).error, VerifyError::kInvalidSignature)
+        << file;
+  }
+}
+
+// Made by @shopify/shopify-api (tests/data/make_provider_fixtures.js).
+TEST(Shopify, SdkFixture) {
+  auto f = read_fixture("shopify_sdk.txt");
+  ASSERT_FALSE(f["hmac"].empty());
+  ShopifyProvider p(keys({f["secret"]}), "X-Shopify-Event-Id");
+  Verdict v = verify(p,
+                     {{"X-Shopify-Hmac-Sha256", f["hmac"]},
+                      {"X-Shopify-Event-Id", "98880550-7158-44d4-b7cd-2c97c8a091b5"},
+                      {"X-Shopify-Topic", "orders/create"}},
+                     f["payload"]);
+  EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
+  EXPECT_EQ(verify(p,
+                   {{"X-Shopify-Hmac-Sha256", f["hmac"]},
+                    {"X-Shopify-Event-Id", "98880550-7158-44d4-b7cd-2c97c8a091b5"},
+                    {"X-Shopify-Topic", "orders/create"}},
+                   f["payload"] + "\n")
+                .error,
+            VerifyError::kInvalidSignature);
 }
 
 }  // namespace
