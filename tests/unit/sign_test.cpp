@@ -13,12 +13,22 @@ namespace {
 
 // What `flare-gateway sign` prints must pass the gateway's own verification.
 TEST(Sign, SamplesVerify) {
-  for (std::string provider : {"stripe", "github", "standard", "shopify"}) {
+  auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  config::Hmac zendesk_like;
+  zendesk_like.header = "X-Signature";
+  zendesk_like.encoding = config::Hmac::Encoding::kBase64;
+  zendesk_like.timestamp_header = "X-Timestamp";
+  zendesk_like.signed_content = "{timestamp}.{header:X-Account}.{id}.{body}";
+  zendesk_like.id_header = "X-Id";
+  zendesk_like.type_pointer = "/type";
+  for (std::string provider : {"stripe", "github", "standard", "shopify", "slack", "hmac"}) {
     config::Source source;
     source.name = provider;
     source.provider = provider;
-    source.secrets = {{"first-secret-0123", std::nullopt}, {"second-secret-01", std::nullopt}};
-    auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+    if (provider == "hmac") source.hmac = zendesk_like;
+    // The first secret has ended: the sample is signed with the second.
+    source.secrets = {{"first-secret-0123", now - std::chrono::seconds(1)},
+                      {"second-secret-01", std::nullopt}};
     SignedRequest request = sign(source, std::nullopt, now);
     providers::Headers headers;
     for (const auto& [name, value] : request.headers) headers.add(name, value);
