@@ -233,7 +233,7 @@ bool readable(const std::string& path) { return std::ifstream(path).good(); }
 void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (!r.map(node, "server",
              {"listen", "tls", "threads", "max_connections", "max_body_bytes", "trusted_proxies",
-              "idle_timeout_ms", "read_timeout_ms", "drain_timeout_ms"})) {
+              "idle_timeout_ms", "read_timeout_ms", "drain_timeout_ms", "base_path"})) {
     return;
   }
   if (const YAML::Node n = node["listen"]) {
@@ -279,6 +279,22 @@ void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (const YAML::Node n = node["read_timeout_ms"]) {
     if (auto v = r.integer(n, "server.read_timeout_ms", 100, 3'600'000)) {
       server.read_timeout = std::chrono::milliseconds(*v);
+    }
+  }
+  if (const YAML::Node n = node["base_path"]) {
+    if (auto text = r.string(n, "server.base_path")) {
+      // "/" or "/a/b": segments of URL-safe characters, no trailing slash.
+      bool ok = !text->empty() && text->front() == '/' && text->size() <= 100 &&
+                (text->size() == 1 || text->back() != '/') && text->find("//") == std::string::npos;
+      for (char c : *text) {
+        ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' ||
+                    c == '_' || c == '.' || c == '~');
+      }
+      if (!ok) {
+        r.error(n, "server.base_path", "expected a path such as /flare (no trailing slash)");
+      } else if (*text != "/") {
+        server.base_path = *text;
+      }
     }
   }
   if (const YAML::Node n = node["drain_timeout_ms"]) {

@@ -35,7 +35,11 @@ struct Server {
   int threads = 2;
   std::size_t max_connections = 10'000;
   std::size_t max_body_bytes = 1 << 20;
+  // Peers whose X-Forwarded-For, X-Forwarded-Proto and X-Request-Id are believed.
   std::vector<Cidr> trusted_proxies;
+  // Every route lives under this prefix ("" or e.g. "/flare"), for a proxy that forwards a
+  // sub-path without rewriting it.
+  std::string base_path;
   // Waiting for a request's header, the first one or the next on a kept-alive connection.
   std::chrono::milliseconds idle_timeout{60'000};
   // Reading a request's body and writing its response.

@@ -1,7 +1,5 @@
 // flare-gateway: arguments -> configuration -> committer and server -> run. The only catch-all.
 #include <pthread.h>
-#include <spdlog/async.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -11,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -18,6 +17,8 @@
 
 #include "config/config.hpp"
 #include "gateway/api.hpp"
+#include "gateway/console.hpp"
+#include "gateway/log.hpp"
 #include "gateway/push.hpp"
 #include "gateway/server.hpp"
 #include "gateway/sign.hpp"
@@ -34,15 +35,23 @@ constexpr int kExitUsage = 2;
 constexpr const char* kUsage = R"(flare-gateway: verified webhooks in, one job per event out.
 
 Usage:
-  flare-gateway serve --config FILE [--no-workers]
+  flare-gateway serve --config FILE [--no-workers] [--log-format text|json]
                                        Serve webhooks and the jobs API, and push jobs to the
                                        sources' destinations (unless --no-workers or
                                        workers.enabled is false). Applies pending migrations
                                        unless database.auto_migrate is false.
-  flare-gateway worker --config FILE   Push jobs to destinations only: no HTTP server.
+  flare-gateway worker --config FILE [--log-format text|json]
+                                       Push jobs to destinations only: no HTTP server.
   flare-gateway migrate --config FILE  Apply pending database migrations and exit.
   flare-gateway check-config FILE      Validate FILE; print OK or every error as
                                        FILE:LINE:COLUMN: path: message (exit 2).
+  flare-gateway jobs list --config FILE [--project ID] [--status S] [--limit N]
+                                       The newest jobs, dead letters first (all projects
+                                       unless --project; 50 unless --limit, at most 500).
+  flare-gateway jobs show --config FILE ID
+                                       One job, every field and its payload.
+  flare-gateway jobs retry --config FILE ID
+                                       Make a dead or cancelled job due again now.
   flare-gateway sign --config FILE --source NAME [--body FILE]
                                        Print a curl command that sends a correctly signed
                                        delivery (a sample event unless --body) to source NAME.
@@ -51,25 +60,13 @@ Usage:
 serve and worker stop on SIGTERM or SIGINT: no new requests or attempts, those in flight
 finish (server.drain_timeout_ms, 10 s by default), unfinished attempts are released, exit 0.
 
+Logs go to standard output: one line per request and per event, human-readable, or one JSON
+object per line with --log-format json.
+
 Configuration: YAML; ${VAR} and ${VAR:-default} are replaced from the environment.
 Exit status: 0 success, 1 runtime failure (e.g. database unreachable), 2 usage or configuration
 error.
 )";
-
-void setup_logging() {
-  // Network threads hand log lines to a background thread and never wait on stdout; under a
-  // flood the oldest lines are dropped rather than stalling requests.
-  spdlog::init_thread_pool(8192, 1);
-  auto logger = std::make_shared<spdlog::async_logger>(
-      "flare", std::make_shared<spdlog::sinks::stdout_sink_mt>(), spdlog::thread_pool(),
-      spdlog::async_overflow_policy::overrun_oldest);
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
-  spdlog::set_default_logger(logger);
-  // A write(2) per request line costs as much as the request's own socket writes: lines are
-  // flushed together every second (spdlog's finest period), warnings and errors at once.
-  spdlog::flush_on(spdlog::level::warn);
-  spdlog::flush_every(std::chrono::seconds(1));
-}
 
 // "--name VALUE" pairs and bare `flags` after the subcommand; nullopt on anything else.
 std::optional<std::map<std::string, std::string>> options(
@@ -189,6 +186,88 @@ int migrate(const flare::config::Config& config) {
   return 0;
 }
 
+// The project that holds job `id`, and the job; nullopt when no configured project has it.
+std::optional<flare::jobs::Job> find_job(const flare::config::Config& config,
+                                         flare::jobs::Store& store, const std::string& id) {
+  for (const flare::config::Project& p : config.projects) {
+    if (auto job = store.get(p.id, id)) return job;
+  }
+  return std::nullopt;
+}
+
+int jobs_command(const std::vector<std::string>& args) {
+  const std::string what = args.size() > 1 ? args[1] : "";
+  std::vector<std::string> rest(args.begin() + (args.size() > 1 ? 1 : 0), args.end());
+  std::string id;
+  if ((what == "show" || what == "retry") && rest.size() >= 2 && rest.back().rfind("--", 0) != 0) {
+    id = rest.back();
+    rest.pop_back();
+  }
+  auto opts = options(rest, {"--config", "--project", "--status", "--limit"});
+  if ((what != "list" && what != "show" && what != "retry") || !opts || !opts->count("--config") ||
+      (what != "list" && (id.empty() || opts->size() != 1))) {
+    return usage_error("jobs list|show|retry --config FILE [...]: see --help");
+  }
+  flare::config::Config config = flare::config::load(opts->at("--config"));
+  flare::jobs::Store store(config.database.url);
+  if (what == "list") {
+    flare::jobs::ListQuery query;
+    if (opts->count("--limit")) {
+      try {
+        query.limit = std::stoi(opts->at("--limit"));
+      } catch (const std::exception&) {
+        query.limit = 0;
+      }
+      if (query.limit < 1 || query.limit > 500) return usage_error("--limit takes 1 to 500");
+    }
+    std::vector<std::string> projects;
+    for (const auto& p : config.projects) {
+      if (!opts->count("--project") || opts->at("--project") == p.id) projects.push_back(p.id);
+    }
+    if (projects.empty()) return usage_error("no project " + opts->at("--project"));
+    std::vector<flare::jobs::Job> shown;
+    // Dead letters are what an operator is called for: they come first.
+    std::vector<std::string> statuses = {"dead", ""};
+    if (opts->count("--status")) {
+      statuses = {opts->at("--status")};
+      static const std::set<std::string> kStatuses = {"queued",    "running", "retrying",
+                                                      "succeeded", "dead",    "cancelled"};
+      if (!kStatuses.count(statuses[0])) {
+        return usage_error(
+            "--status takes queued, running, retrying, succeeded, dead or cancelled");
+      }
+    }
+    for (const std::string& status : statuses) {
+      for (const std::string& project : projects) {
+        query.status = status;
+        for (flare::jobs::Job& job : store.list(project, query).jobs) {
+          if (statuses.size() > 1 && status.empty() && job.status == "dead") continue;
+          if (shown.size() < static_cast<std::size_t>(query.limit)) shown.push_back(std::move(job));
+        }
+      }
+    }
+    std::cout << flare::gateway::jobs_table(shown);
+    return 0;
+  }
+  std::optional<flare::jobs::Job> job = find_job(config, store, id);
+  if (!job) {
+    std::cerr << "flare-gateway: no job " << id << " in any configured project\n";
+    return kExitFailure;
+  }
+  if (what == "show") {
+    std::cout << flare::gateway::job_details(*job);
+    return 0;
+  }
+  flare::jobs::Changed changed = store.retry(job->project_id, id);
+  if (changed.change != flare::jobs::Change::kDone) {
+    std::cerr << "flare-gateway: job " << id << " is " << changed.job->status
+              << ": only dead or cancelled jobs can be retried\n";
+    return kExitFailure;
+  }
+  std::cout << "job " << id << " is " << changed.job->status << " again, due now\n";
+  return 0;
+}
+
 int sign(const flare::config::Config& config, const std::string& source_name,
          const std::optional<std::string>& body_file) {
   for (const flare::config::Source& source : config.sources) {
@@ -225,17 +304,23 @@ int run(const std::vector<std::string>& args) {
     return 0;
   }
   if (command == "serve" || command == "worker" || command == "migrate") {
-    auto opts = options(args, {"--config"}, {"--no-workers"});
+    auto opts = options(args, {"--config", "--log-format"}, {"--no-workers"});
     if (!opts || !opts->count("--config")) return usage_error(command + " needs --config FILE");
     bool no_workers = opts->count("--no-workers") > 0;
     if (no_workers && command != "serve") return usage_error("--no-workers is for serve");
+    std::string log_format = opts->count("--log-format") ? opts->at("--log-format") : "text";
+    if (log_format != "text" && log_format != "json") {
+      return usage_error("--log-format takes text or json");
+    }
     flare::config::Config config = flare::config::load(opts->at("--config"));
     sigset_t stop = block_stop_signals();
-    setup_logging();
+    flare::gateway::setup_logging(log_format == "json" ? flare::gateway::LogFormat::kJson
+                                                       : flare::gateway::LogFormat::kText);
     if (command == "serve") return serve(config, !no_workers, stop);
     if (command == "worker") return worker(config, stop);
     return migrate(config);
   }
+  if (command == "jobs") return jobs_command(args);
   if (command == "sign") {
     auto opts = options(args, {"--config", "--source", "--body"});
     if (!opts || !opts->count("--config") || !opts->count("--source")) {

@@ -1,5 +1,6 @@
 #include "gateway/server.hpp"
 
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
@@ -22,6 +23,7 @@
 
 #include "gateway/api.hpp"
 #include "gateway/ingest.hpp"
+#include "gateway/log.hpp"
 #include "gateway/reply.hpp"
 
 namespace flare::gateway {
@@ -46,6 +48,18 @@ class SessionBase {
   virtual void shutdown() = 0;
 };
 
+std::string random_prefix() {
+  unsigned char bytes[6];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("no random bytes");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
+}
+
 // What every connection shares: read-only configuration, the committer, and the set of live
 // sessions that a stop has to reach.
 struct Shared {
@@ -56,6 +70,9 @@ struct Shared {
   jobs::Pool& pool;
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> next_request{1};
+  // Generated request ids are this process's random prefix and a count: unique across
+  // restarts and replicas without coordination.
+  const std::string request_prefix = random_prefix();
 
   std::mutex sessions_mutex;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
@@ -89,23 +106,55 @@ struct Shared {
   }
 };
 
-std::string client_address(const Shared& shared, const tcp::endpoint& peer,
-                           const http::request_parser<http::string_body>::value_type& req) {
-  std::string address = peer.address().to_string();
+using Request = http::request_parser<http::string_body>::value_type;
+
+// Who sent a request and how, as the log and the response tell it: what a trusted proxy
+// says (X-Forwarded-For, X-Forwarded-Proto, X-Request-Id), else what the connection shows.
+struct Origin {
+  std::string client;
+  std::string_view proto;
+  std::string request_id;
+};
+
+std::string_view header(const Request& req, std::string_view name) {
+  auto it = req.find(name);
+  return it == req.end() ? std::string_view()
+                         : std::string_view(it->value().data(), it->value().size());
+}
+
+// A proxy's request id is logged and echoed: 1 to 128 of A-Z a-z 0-9 . _ : -
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Origin origin_of(Shared& shared, const tcp::endpoint& peer, bool tls, const Request* req) {
+  Origin o{peer.address().to_string(), tls ? "https" : "http",
+           shared.request_prefix + "-" + std::to_string(shared.next_request++)};
   bool trusted = false;
   for (const config::Cidr& cidr : shared.server.trusted_proxies) {
-    trusted = trusted || cidr.contains(address);
+    trusted = trusted || cidr.contains(o.client);
   }
-  auto forwarded = req.find("X-Forwarded-For");
-  if (!trusted || forwarded == req.end()) return address;
+  if (!trusted || req == nullptr) return o;
   // The proxy appends the address it saw last; anything before it is the client's claim.
-  std::string_view list(forwarded->value().data(), forwarded->value().size());
+  std::string_view list = header(*req, "X-Forwarded-For");
   std::size_t comma = list.rfind(',');
   std::string_view last = comma == std::string_view::npos ? list : list.substr(comma + 1);
   while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
   beast::error_code ec;
   net::ip::address claimed = net::ip::make_address(std::string(last.substr(0, 64)), ec);
-  return ec ? address : claimed.to_string();
+  if (!list.empty() && !ec) o.client = claimed.to_string();
+  std::string_view proto = header(*req, "X-Forwarded-Proto");
+  if (proto == "https" || proto == "http") o.proto = proto == "https" ? "https" : "http";
+  if (std::string_view id = header(*req, "X-Request-Id"); valid_request_id(id)) {
+    o.request_id = std::string(id);
+  }
+  return o;
 }
 
 // One connection. Derived is PlainSession or TlsSession; it supplies stream(), start() and
@@ -154,16 +203,23 @@ class Session : public SessionBase {
     // End of stream, timeout, reset, or stopped while idle: nobody is waiting for an answer.
     if (ec && !malformed) return close_now();
     started_ = std::chrono::steady_clock::now();
-    request_id_ = shared_.next_request++;
+    // A header that did not parse is nobody's word about anything.
+    origin_ = origin_of(shared_, peer_, Derived::kTls, ec ? nullptr : &parser_->get());
     if (ec == http::error::header_limit) return respond(error(Outcome::kHeaderTooLarge));
     if (malformed) {
-      spdlog::debug("request={} malformed: {}", request_id_, ec.message());
+      spdlog::debug("request_id={} malformed: {}", origin_.request_id, ec.message());
       return respond(error(Outcome::kBadRequest));
     }
 
     auto& req = parser_->get();
-    std::string_view target(req.target().data(), req.target().size());
-    std::string_view path = target.substr(0, target.find('?'));
+    target_ = std::string_view(req.target().data(), req.target().size());
+    const std::string& base = shared_.server.base_path;
+    if (target_.substr(0, base.size()) != base ||
+        (target_.size() > base.size() && target_[base.size()] != '/')) {
+      return respond(error(Outcome::kNotFound));
+    }
+    target_.remove_prefix(base.size());
+    std::string_view path = target_.substr(0, target_.find('?'));
     constexpr std::string_view kWebhooks = "/webhooks/";
 
     if (path.substr(0, kWebhooks.size()) == kWebhooks) {
@@ -246,13 +302,12 @@ class Session : public SessionBase {
   void on_api() {
     auto& req = parser_->get();
     auto auth = req.find(http::field::authorization);
-    ApiPlan plan = shared_.api.plan(
-        ApiRequest{std::string_view(req.method_string().data(), req.method_string().size()),
-                   std::string_view(req.target().data(), req.target().size()),
-                   auth == req.end() ? std::nullopt
-                                     : std::optional<std::string_view>(std::string_view(
-                                           auth->value().data(), auth->value().size())),
-                   std::move(req.body())});
+    ApiPlan plan = shared_.api.plan(ApiRequest{
+        std::string_view(req.method_string().data(), req.method_string().size()), target_,
+        auth == req.end() ? std::nullopt
+                          : std::optional<std::string_view>(
+                                std::string_view(auth->value().data(), auth->value().size())),
+        std::move(req.body())});
     auto self = derived().shared_from_this();
     if (plan.reply) return respond(std::move(*plan.reply));
     // Reads and changes wait for a current schema, as enqueues do in the committer.
@@ -301,7 +356,7 @@ class Session : public SessionBase {
     res_.emplace(static_cast<http::status>(reply.status), req.version() == 10 ? 10 : 11);
     res_->set(http::field::server, "flare-gateway");
     if (!reply.body.empty()) res_->set(http::field::content_type, "application/json");
-    res_->set("X-Request-Id", std::to_string(request_id_));
+    res_->set("X-Request-Id", origin_.request_id);
     if (!reply.allow.empty()) res_->set(http::field::allow, reply.allow);
     if (reply.retry_after) res_->set(http::field::retry_after, std::to_string(kRetryAfterSeconds));
     if (reply.challenge) res_->set(http::field::www_authenticate, "Bearer");
@@ -334,13 +389,18 @@ class Session : public SessionBase {
                       .count();
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, std::min<std::size_t>(target.find('?'), 128));
-    spdlog::info(
-        "request={} client={} method={} path={} source={} outcome={} status={} us={} "
-        "event_id={}",
-        request_id_, client_address(shared_, peer_, req),
-        std::string_view(req.method_string().data(), req.method_string().size()), path,
-        source_ ? source_->config->name : "-", reply.outcome, reply.status, micros,
-        event_id_.empty() ? "-" : event_id_);
+    std::string status = std::to_string(reply.status);
+    std::string us = std::to_string(micros);
+    log_event({{"request_id", origin_.request_id},
+               {"client", origin_.client},
+               {"proto", origin_.proto},
+               {"method", std::string_view(req.method_string().data(), req.method_string().size())},
+               {"path", path},
+               {"source", source_ ? std::string_view(source_->config->name) : "-"},
+               {"outcome", reply.outcome},
+               {"status", status},
+               {"us", us},
+               {"event_id", event_id_.empty() ? "-" : std::string_view(event_id_)}});
   }
 
  protected:
@@ -377,7 +437,8 @@ class Session : public SessionBase {
   std::unique_ptr<std::array<char, 4096>> discard_;
   const Source* source_ = nullptr;
   std::chrono::steady_clock::time_point started_;
-  std::uint64_t request_id_ = 0;
+  Origin origin_;
+  std::string_view target_;  // the request's target without server.base_path
   std::string event_id_;
   bool api_ = false;
   bool idle_ = true;
@@ -388,6 +449,7 @@ class Session : public SessionBase {
 class PlainSession : public Session<PlainSession>,
                      public std::enable_shared_from_this<PlainSession> {
  public:
+  static constexpr bool kTls = false;
   PlainSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer)
       : Session(shared, std::move(peer)), stream_(std::move(socket)) {}
 
@@ -403,6 +465,7 @@ class PlainSession : public Session<PlainSession>,
 
 class TlsSession : public Session<TlsSession>, public std::enable_shared_from_this<TlsSession> {
  public:
+  static constexpr bool kTls = true;
   TlsSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer, ssl::context& ctx)
       : Session(shared, std::move(peer)), stream_(std::move(socket), ctx) {}
 

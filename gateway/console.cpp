@@ -1,0 +1,112 @@
+#include "gateway/console.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "gateway/text.hpp"
+
+namespace flare::gateway {
+namespace {
+
+// The code points of `text`, each unprintable one (or broken UTF-8 byte) shown as "?".
+std::vector<std::string> points(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    std::string one = text.substr(i, n);
+    bool ok = printable_utf8_length(one).has_value();
+    out.push_back(ok ? one : "?");
+    i += ok ? n : 1;
+  }
+  return out;
+}
+
+// At most `max` code points, the last one "…" when the text was cut.
+std::vector<std::string> cell(const std::string& text, std::size_t max) {
+  std::vector<std::string> p = points(text);
+  if (p.size() > max) {
+    p.resize(max - 1);
+    p.push_back("…");
+  }
+  return p;
+}
+
+std::string join(const std::vector<std::string>& p) {
+  std::string out;
+  for (const std::string& s : p) out += s;
+  return out;
+}
+
+}  // namespace
+
+std::string jobs_table(const std::vector<jobs::Job>& jobs) {
+  constexpr std::size_t kColumns = 8;
+  // Wide enough for a UUID, an RFC 3339 time and a useful part of a type, key or error.
+  constexpr std::array<std::size_t, kColumns> kMax = {36, 20, 9, 8, 40, 40, 27, 60};
+  std::vector<std::array<std::vector<std::string>, kColumns>> rows;
+  rows.push_back({points("ID"), points("PROJECT"), points("STATUS"), points("ATTEMPTS"),
+                  points("TYPE"), points("KEY"), points("UPDATED"), points("LAST ERROR")});
+  for (const jobs::Job& j : jobs) {
+    std::array<std::string, kColumns> fields = {
+        j.id,         j.project_id,
+        j.status,     std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts),
+        j.type,       j.idempotency_key.value_or("-"),
+        j.updated_at, j.last_error.value_or("-")};
+    std::array<std::vector<std::string>, kColumns> row;
+    for (std::size_t c = 0; c < kColumns; ++c) row[c] = cell(fields[c], kMax[c]);
+    rows.push_back(std::move(row));
+  }
+  std::array<std::size_t, kColumns> width{};
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < kColumns; ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < kColumns; ++c) {
+      line += join(row[c]);
+      if (c + 1 < kColumns) line += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string job_details(const jobs::Job& j) {
+  auto optional = [](const std::optional<std::string>& v) { return v ? join(points(*v)) : "-"; };
+  std::string out;
+  auto line = [&out](const char* name, const std::string& value) {
+    out += std::string(name) + ": " + value + "\n";
+  };
+  line("id", j.id);
+  line("project", j.project_id);
+  line("status", j.status);
+  line("type", join(points(j.type)));
+  line("idempotency_key", optional(j.idempotency_key));
+  line("source", optional(j.source));
+  line("event_id", optional(j.event_id));
+  line("attempts", std::to_string(j.attempts) + " of " + std::to_string(j.max_attempts));
+  line("priority", std::to_string(j.priority));
+  line("last_error", optional(j.last_error));
+  line("created_at", j.created_at);
+  line("updated_at", j.updated_at);
+  line("run_at", j.run_at);
+  line("completed_at", j.completed_at.value_or("-"));
+  line("locked_until", j.locked_until.value_or("-"));
+  line("content_type", join(points(j.content_type)));
+  // Newlines and tabs are control characters but belong to readable payloads.
+  std::string visible = j.payload;
+  visible.erase(std::remove_if(visible.begin(), visible.end(),
+                               [](char c) { return c == '\n' || c == '\r' || c == '\t'; }),
+                visible.end());
+  if (printable_utf8_length(visible)) {
+    out += "payload (" + std::to_string(j.payload.size()) + " bytes):\n" + j.payload + "\n";
+  } else {
+    out += "payload: " + std::to_string(j.payload.size()) + " bytes, not printable text\n";
+  }
+  return out;
+}
+
+}  // namespace flare::gateway

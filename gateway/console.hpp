@@ -1,0 +1,20 @@
+// `flare-gateway jobs list|show|retry`: the operator's view of the jobs table, read with the
+// same configuration the gateway runs with. Rendering is pure; main.cpp does the database work.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "jobs/job.hpp"
+
+namespace flare::gateway {
+
+// One line per job under a header line, columns padded to fit; long texts are cut with "…" and
+// anything unprintable is shown as "?".
+std::string jobs_table(const std::vector<jobs::Job>& jobs);
+
+// Every field of one job, one "name: value" per line, then the payload when it is printable
+// UTF-8 (else its size).
+std::string job_details(const jobs::Job& job);
+
+}  // namespace flare::gateway
