@@ -119,9 +119,12 @@ std::vector<std::string> pushed_sources(const flare::config::Config& config) {
   return out;
 }
 
-std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config& config) {
+// `observer` (may be null) is told of each attempt: serve's metrics.
+std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config& config,
+                                                    flare::jobs::Observer* observer) {
   flare::jobs::WorkerOptions options{pushed_sources(config), config.workers.concurrency,
-                                     config.workers.lease_seconds, config.workers.poll_interval};
+                                     config.workers.lease_seconds, config.workers.poll_interval,
+                                     observer};
   std::string names;
   for (const std::string& s : options.sources) names += (names.empty() ? "" : ", ") + s;
   spdlog::info("workers started: {} pushing {}", options.concurrency, names);
@@ -144,14 +147,16 @@ void raise_descriptor_limit() {
 
 int serve(const flare::config::Config& config, bool workers_enabled, const sigset_t& stop) {
   raise_descriptor_limit();
+  flare::gateway::Metrics metrics;
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
+  options.observer = &metrics;
   flare::jobs::Committer committer(config.database.url, options);
-  flare::jobs::Pool pool(config.database.url, config.database.pool_size);
-  flare::gateway::Server server(config, committer, pool);
+  flare::jobs::Pool pool(config.database.url, config.database.pool_size, &metrics);
+  flare::gateway::Server server(config, committer, pool, metrics);
   std::unique_ptr<flare::jobs::Workers> workers;
   if (workers_enabled && config.workers.enabled && !pushed_sources(config).empty()) {
-    workers = start_workers(config);
+    workers = start_workers(config, &metrics);
   }
   std::thread signals([&] {
     wait_for_stop_signal(stop);
@@ -171,7 +176,7 @@ int worker(const flare::config::Config& config, const sigset_t& stop) {
     std::cerr << "flare-gateway: no source has a destination: nothing to push\n";
     return kExitUsage;
   }
-  auto workers = start_workers(config);
+  auto workers = start_workers(config, nullptr);
   wait_for_stop_signal(stop);
   workers->stop(config.server.drain_timeout);
   spdlog::info("stopped");

@@ -19,6 +19,7 @@ struct Reply {
   std::string_view allow;    // the Allow header, for 405
   bool retry_after = false;  // 503: Retry-After
   bool challenge = false;    // 401: WWW-Authenticate: Bearer
+  std::string_view content_type = "application/json";
 };
 
 using Fields = std::vector<std::pair<std::string_view, std::string_view>>;

@@ -24,6 +24,7 @@
 #include "gateway/api.hpp"
 #include "gateway/ingest.hpp"
 #include "gateway/log.hpp"
+#include "gateway/metrics.hpp"
 #include "gateway/reply.hpp"
 
 namespace flare::gateway {
@@ -68,6 +69,7 @@ struct Shared {
   Api api;
   jobs::Committer& committer;
   jobs::Pool& pool;
+  Metrics& metrics;
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> next_request{1};
   // Generated request ids are this process's random prefix and a count: unique across
@@ -78,8 +80,8 @@ struct Shared {
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
   std::function<void()> on_last_session;  // set by the server when it stops
 
-  Shared(const config::Config& config, jobs::Committer& c, jobs::Pool& p)
-      : server(config.server), api(config), committer(c), pool(p) {
+  Shared(const config::Config& config, jobs::Committer& c, jobs::Pool& p, Metrics& m)
+      : server(config.server), api(config), committer(c), pool(p), metrics(m) {
     for (const config::Source& s : config.sources) {
       sources.emplace(s.name, Source{&s, providers::make_provider(s)});
     }
@@ -186,6 +188,7 @@ class Session : public SessionBase {
     // Content-Length against an empty limit as if it were exceeded.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     source_ = nullptr;
+    webhook_ = false;
     api_ = false;
     lowest().expires_after(shared_.server.idle_timeout);
     http::async_read_header(derived().stream(), buffer_, *parser_,
@@ -223,6 +226,7 @@ class Session : public SessionBase {
     constexpr std::string_view kWebhooks = "/webhooks/";
 
     if (path.substr(0, kWebhooks.size()) == kWebhooks) {
+      webhook_ = true;
       auto found = shared_.sources.find(path.substr(kWebhooks.size()));
       if (found == shared_.sources.end()) return respond(error(Outcome::kUnknownSource));
       source_ = &found->second;
@@ -233,6 +237,10 @@ class Session : public SessionBase {
       api_ = true;
       return read_body(shared_.server.max_body_bytes);
     }
+    if (path == "/metrics") {
+      if (req.method() != http::verb::get) return respond(not_allowed("GET"));
+      return scrape();
+    }
     if (path == "/healthz" || path == "/readyz") {
       if (req.method() != http::verb::get) return respond(not_allowed("GET"));
       if (path == "/healthz") return respond(status(Outcome::kHealthy));
@@ -242,6 +250,32 @@ class Session : public SessionBase {
                                  "the database is unreachable or its schema is not current"));
     }
     respond(error(Outcome::kNotFound));
+  }
+
+  // Answers with the metrics; when the job counts are due for a refresh, after reading them on
+  // the database pool (never on this thread), or after failing to.
+  void scrape() {
+    Metrics& m = shared_.metrics;
+    if (!m.start_jobs_refresh()) return respond(metrics_reply());
+    auto self = derived().shared_from_this();
+    auto answer = [self] {
+      net::post(self->stream().get_executor(), [self] { self->respond(self->metrics_reply()); });
+    };
+    shared_.pool.submit(
+        [&m, answer](jobs::Store& store) {
+          m.jobs_counted(store.count_by_status());
+          answer();
+        },
+        [&m, answer](jobs::Outcome) {
+          m.jobs_count_failed();
+          answer();
+        });
+  }
+
+  Reply metrics_reply() {
+    Reply r = success(Outcome::kOk, shared_.metrics.render());
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
   }
 
   static Reply not_allowed(std::string_view allow) {
@@ -355,7 +389,7 @@ class Session : public SessionBase {
     bool keep_alive = req.keep_alive() && !unread_body_ && !closing_ && !shared_.stopping;
     res_.emplace(static_cast<http::status>(reply.status), req.version() == 10 ? 10 : 11);
     res_->set(http::field::server, "flare-gateway");
-    if (!reply.body.empty()) res_->set(http::field::content_type, "application/json");
+    if (!reply.body.empty()) res_->set(http::field::content_type, reply.content_type);
     res_->set("X-Request-Id", origin_.request_id);
     if (!reply.allow.empty()) res_->set(http::field::allow, reply.allow);
     if (reply.retry_after) res_->set(http::field::retry_after, std::to_string(kRetryAfterSeconds));
@@ -381,7 +415,8 @@ class Session : public SessionBase {
     derived().close_gracefully();
   }
 
-  // Never secrets, signatures or bodies: the route, the outcome and the event id only.
+  // Logs and counts a finished request. Never secrets, signatures or bodies: the route, the
+  // outcome and the event id only.
   void log(const Reply& reply) {
     auto& req = parser_->get();
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -389,6 +424,9 @@ class Session : public SessionBase {
                       .count();
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, std::min<std::size_t>(target.find('?'), 128));
+    static const std::string kNoSource;
+    shared_.metrics.request(webhook_ ? (source_ ? &source_->config->name : &kNoSource) : nullptr,
+                            reply.outcome, std::chrono::microseconds(micros));
     std::string status = std::to_string(reply.status);
     std::string us = std::to_string(micros);
     log_event({{"request_id", origin_.request_id},
@@ -441,6 +479,7 @@ class Session : public SessionBase {
   std::string_view target_;  // the request's target without server.base_path
   std::string event_id_;
   bool api_ = false;
+  bool webhook_ = false;  // a /webhooks/ route, known source or not
   bool idle_ = true;
   bool closing_ = false;
   bool unread_body_ = false;
@@ -520,8 +559,8 @@ struct Server::Impl {
   tcp::acceptor acceptor;
   net::steady_timer timer;  // accept back-off, then the drain deadline
 
-  Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool)
-      : shared(config, committer, pool),
+  Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool, Metrics& metrics)
+      : shared(config, committer, pool, metrics),
         loops(make_loops(config.server.threads)),
         acceptor(*loops.front()),
         timer(acceptor.get_executor()) {
@@ -617,8 +656,9 @@ struct Server::Impl {
   }
 };
 
-Server::Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool)
-    : impl_(std::make_unique<Impl>(config, committer, pool)) {}
+Server::Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool,
+               Metrics& metrics)
+    : impl_(std::make_unique<Impl>(config, committer, pool, metrics)) {}
 
 Server::~Server() = default;
 

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "config/config.hpp"
+#include "gateway/metrics.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/pool.hpp"
 
@@ -15,7 +16,8 @@ class Server {
  public:
   // Binds the listening socket; throws std::runtime_error when it cannot, or when the TLS
   // certificate or key cannot be loaded.
-  Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool);
+  Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool,
+         Metrics& metrics);
   ~Server();
 
   // Serves until stop(), then finishes the requests in flight (10 s at most) and returns.

@@ -48,6 +48,7 @@ bool Committer::ready() const {
 }
 
 void Committer::note(bool ok, std::chrono::steady_clock::time_point began) {
+  if (!ok && options_.observer) options_.observer->database_error();
   bool was = ready();
   std::atomic<std::int64_t>& latest = ok ? ok_began_ : failed_began_;
   std::int64_t t = began.time_since_epoch().count();
@@ -118,6 +119,7 @@ void Committer::commit(Lane& lane, std::vector<Pending>& batch) {
   try {
     std::vector<Enqueued> results = lane.store.enqueue(jobs);
     note(true, began);
+    if (options_.observer) options_.observer->committed(batch.size());
     {
       std::lock_guard lock(mutex_);
       stats_.batches += 1;

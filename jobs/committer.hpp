@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "jobs/job.hpp"
+#include "jobs/observer.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
@@ -41,6 +42,7 @@ struct CommitterOptions {
   std::size_t max_batch_bytes = 64 << 20;  // payload bytes in one transaction (one job may pass)
   std::size_t max_pending = 20000;         // waiting jobs beyond which new ones are refused at once
   std::chrono::milliseconds health_interval{1000};
+  Observer* observer = nullptr;  // told of every batch and database error; may be null
 };
 
 class Committer {

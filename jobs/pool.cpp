@@ -6,8 +6,9 @@
 
 namespace flare::jobs {
 
-Pool::Pool(const std::string& database_url, int threads, std::size_t max_pending)
-    : max_pending_(max_pending) {
+Pool::Pool(const std::string& database_url, int threads, Observer* observer,
+           std::size_t max_pending)
+    : observer_(observer), max_pending_(max_pending) {
   for (int i = 0; i < threads; ++i) {
     threads_.emplace_back([this, database_url] {
       Store store(database_url);
@@ -55,6 +56,7 @@ void Pool::run(Store& store) {
       next.task(store);
     } catch (const Unavailable& e) {
       spdlog::warn("database unavailable: {}", e.what());
+      if (observer_) observer_->database_error();
       next.failed(Outcome::kUnavailable);
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());

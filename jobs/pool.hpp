@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "jobs/committer.hpp"
+#include "jobs/observer.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
@@ -24,7 +25,9 @@ class Pool {
   // kFailed (the database refused the work).
   using Failed = std::function<void(Outcome)>;
 
-  Pool(const std::string& database_url, int threads, std::size_t max_pending = 10'000);
+  // `observer` (may be null) is told of each database error.
+  Pool(const std::string& database_url, int threads, Observer* observer = nullptr,
+       std::size_t max_pending = 10'000);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -40,6 +43,7 @@ class Pool {
   };
   void run(Store& store);
 
+  Observer* const observer_;
   const std::size_t max_pending_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -512,6 +512,16 @@ bool Store::wait_for_jobs(std::chrono::milliseconds timeout) {
   }
 }
 
+std::vector<std::pair<std::string, std::int64_t>> Store::count_by_status() {
+  return impl_->run("count", [&](pqxx::work& tx) {
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    for (const auto& row : tx.exec("SELECT status, count(*) FROM jobs GROUP BY status")) {
+      out.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
+    }
+    return out;
+  });
+}
+
 int Store::migrate() {
   return impl_->run("migrate", [](pqxx::work& tx) {
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLock);

@@ -92,6 +92,9 @@ class Store {
   // woken. Use a Store of its own: the connection stays in LISTEN.
   bool wait_for_jobs(std::chrono::milliseconds timeout);
 
+  // How many jobs each status has, over every project (statuses with none are absent).
+  std::vector<std::pair<std::string, std::int64_t>> count_by_status();
+
   // Applies every pending migration under an advisory lock; returns how many it applied.
   int migrate();
   // The schema version in the database (0 before the first migration) and the binary's own.

@@ -74,8 +74,11 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
     try {
       claimed = store.claim(scope, 1, options_.lease_seconds);
       if (!claimed.empty()) record(store, claimed[0], deliverer.deliver(claimed[0]));
-    } catch (const std::exception& e) {
+    } catch (const Unavailable& e) {
       // The lease runs out and another attempt follows: at least once, never lost.
+      spdlog::warn("workers: {}", e.what());
+      if (options_.observer) options_.observer->database_error();
+    } catch (const std::exception& e) {
       spdlog::warn("workers: {}", e.what());
     }
     {
@@ -89,26 +92,32 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
 
 void Workers::record(Store& store, const Job& job, const Attempt& attempt) {
   const std::string token = job.lease_token.value_or("");
+  auto tell = [&](std::string_view outcome) {
+    if (options_.observer) options_.observer->attempted(job.source.value_or(""), outcome);
+  };
   switch (attempt.result) {
-    case Attempt::Result::kSucceeded:
-      store.complete(job.project_id, job.id, token);
-      spdlog::info("delivered job={} source={} attempt={} outcome=succeeded", job.id,
-                   job.source.value_or("-"), job.attempts);
-      return;
+    case Attempt::Result::kSucceeded: {
+      Changed c = store.complete(job.project_id, job.id, token);
+      std::string_view outcome = c.change == Change::kDone ? "succeeded" : "lease_lost";
+      spdlog::info("delivered job={} source={} attempt={} outcome={}", job.id,
+                   job.source.value_or("-"), job.attempts, outcome);
+      return tell(outcome);
+    }
     case Attempt::Result::kFailed: {
       Changed c =
           store.fail(job.project_id, job.id, token, attempt.error, true, [&](const Job& failed) {
             return attempt.retry_after ? *attempt.retry_after : backoff_(failed);
           });
+      std::string_view outcome = c.change == Change::kDone ? std::string_view(c.job->status)
+                                                           : std::string_view("lease_lost");
       spdlog::info("delivered job={} source={} attempt={} outcome={} error=\"{}\"", job.id,
-                   job.source.value_or("-"), job.attempts, c.job ? c.job->status : "lease_lost",
-                   attempt.error);
-      return;
+                   job.source.value_or("-"), job.attempts, outcome, attempt.error);
+      return tell(outcome);
     }
     case Attempt::Result::kAbandoned:
       store.release(job.project_id, job.id, token);
       spdlog::info("released job={} source={}: stopping", job.id, job.source.value_or("-"));
-      return;
+      return tell("released");
   }
 }
 

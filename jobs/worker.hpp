@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "jobs/job.hpp"
+#include "jobs/observer.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
@@ -42,6 +43,7 @@ struct WorkerOptions {
   int concurrency = 8;
   int lease_seconds = 60;
   std::chrono::milliseconds poll_interval{1000};
+  Observer* observer = nullptr;  // told of every attempt's outcome and database error
 };
 
 class Workers {

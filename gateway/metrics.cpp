@@ -1,0 +1,138 @@
+#include "gateway/metrics.hpp"
+
+#include <cstdio>
+
+namespace flare::gateway {
+namespace {
+
+constexpr const char* kStatuses[] = {"queued",    "running", "retrying",
+                                     "succeeded", "dead",    "cancelled"};
+
+// A label value: backslash, double quote and newline escaped.
+std::string label(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+}  // namespace
+
+template <std::size_t N>
+void Histogram<N>::observe(double value) {
+  std::size_t i = 0;
+  while (i < N && value > bounds_[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  double seen = sum_.load(std::memory_order_relaxed);
+  while (!sum_.compare_exchange_weak(seen, seen + value, std::memory_order_relaxed)) {
+  }
+}
+
+template <std::size_t N>
+void Histogram<N>::render(std::string& out, std::string_view name) const {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= N; ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    out.append(name).append("_bucket{le=\"").append(i < N ? number(bounds_[i]) : "+Inf");
+    out.append("\"} ").append(std::to_string(cumulative)).append("\n");
+  }
+  // The count is the +Inf bucket, so that the two never disagree in one scrape.
+  out.append(name).append("_sum ").append(number(sum_.load(std::memory_order_relaxed)));
+  out.append("\n").append(name).append("_count ").append(std::to_string(cumulative));
+  out.append("\n");
+}
+
+Metrics::Metrics()
+    : durations_({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
+      batch_sizes_({1, 2, 4, 8, 16, 32, 64, 128, 256, 512}) {}
+
+void Metrics::request(const std::string* source, std::string_view outcome,
+                      std::chrono::steady_clock::duration took) {
+  durations_.observe(std::chrono::duration<double>(took).count());
+  if (source == nullptr) return;
+  std::lock_guard lock(mutex_);
+  ++webhooks_[Labels(*source, outcome)];
+}
+
+bool Metrics::start_jobs_refresh() {
+  std::lock_guard lock(mutex_);
+  if (jobs_refreshing_ || std::chrono::steady_clock::now() - jobs_read_ < kJobsMaxAge) {
+    return false;
+  }
+  jobs_refreshing_ = true;
+  return true;
+}
+
+void Metrics::jobs_counted(std::vector<std::pair<std::string, std::int64_t>> counts) {
+  std::lock_guard lock(mutex_);
+  jobs_.clear();
+  for (const char* status : kStatuses) jobs_[status] = 0;
+  for (auto& [status, count] : counts) jobs_[status] = count;
+  jobs_read_ = std::chrono::steady_clock::now();
+  jobs_refreshing_ = false;
+}
+
+void Metrics::jobs_count_failed() {
+  std::lock_guard lock(mutex_);
+  jobs_refreshing_ = false;
+}
+
+void Metrics::committed(std::size_t jobs) { batch_sizes_.observe(static_cast<double>(jobs)); }
+
+void Metrics::database_error() { db_errors_.fetch_add(1, std::memory_order_relaxed); }
+
+void Metrics::attempted(std::string_view source, std::string_view outcome) {
+  std::lock_guard lock(mutex_);
+  ++attempts_[Labels(source, outcome)];
+}
+
+std::string Metrics::render() const {
+  std::string out;
+  std::lock_guard lock(mutex_);
+  header(out, "flare_webhooks_total", "counter",
+         "Webhook requests answered, by source and outcome (source \"\": no such source).");
+  for (const auto& [labels, n] : webhooks_) {
+    out += "flare_webhooks_total{source=\"" + label(labels.first) + "\",outcome=\"" +
+           label(labels.second) + "\"} " + std::to_string(n) + "\n";
+  }
+  header(out, "flare_http_request_duration_seconds", "histogram",
+         "Time from a request's header to its response, every route.");
+  durations_.render(out, "flare_http_request_duration_seconds");
+  header(out, "flare_enqueue_batch_size", "histogram", "Jobs stored per enqueue transaction.");
+  batch_sizes_.render(out, "flare_enqueue_batch_size");
+  header(out, "flare_jobs", "gauge",
+         "Jobs by status, read from the database at most every 5 seconds.");
+  for (const auto& [status, n] : jobs_) {
+    out += "flare_jobs{status=\"" + label(status) + "\"} " + std::to_string(n) + "\n";
+  }
+  header(out, "flare_delivery_attempts_total", "counter",
+         "Push attempts ended, by source and outcome.");
+  for (const auto& [labels, n] : attempts_) {
+    out += "flare_delivery_attempts_total{source=\"" + label(labels.first) + "\",outcome=\"" +
+           label(labels.second) + "\"} " + std::to_string(n) + "\n";
+  }
+  header(out, "flare_db_errors_total", "counter",
+         "Contacts with the database that failed: unreachable, restarting, timed out.");
+  out += "flare_db_errors_total " + std::to_string(db_errors_.load()) + "\n";
+  return out;
+}
+
+}  // namespace flare::gateway

@@ -1,0 +1,74 @@
+// The Prometheus metrics of GET /metrics (text format 0.0.4). Counting is lock-free or under a
+// short lock; rendering happens on the scraping connection's thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "jobs/observer.hpp"
+
+namespace flare::gateway {
+
+// Cumulative buckets with fixed upper bounds, as Prometheus histograms are.
+template <std::size_t N>
+class Histogram {
+ public:
+  explicit Histogram(std::array<double, N> bounds) : bounds_(bounds) {}
+  void observe(double value);
+  // name_bucket{le=...}, name_sum, name_count.
+  void render(std::string& out, std::string_view name) const;
+
+ private:
+  std::array<double, N> bounds_;
+  std::array<std::atomic<std::uint64_t>, N + 1> counts_{};  // the last one: above every bound
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+
+class Metrics final : public jobs::Observer {
+ public:
+  // How long the job counts of flare_jobs may be reused before the next scrape refreshes them.
+  static constexpr std::chrono::seconds kJobsMaxAge{5};
+
+  Metrics();
+
+  // A finished HTTP request; `source` is set for webhook routes ("" for an unknown source).
+  void request(const std::string* source, std::string_view outcome,
+               std::chrono::steady_clock::duration took);
+
+  // True when the job counts are older than kJobsMaxAge and nobody refreshes them yet: the
+  // caller then does, and hands the result to jobs_counted (or jobs_count_failed).
+  bool start_jobs_refresh();
+  void jobs_counted(std::vector<std::pair<std::string, std::int64_t>> counts);
+  void jobs_count_failed();
+
+  std::string render() const;
+
+  void committed(std::size_t jobs) override;
+  void database_error() override;
+  void attempted(std::string_view source, std::string_view outcome) override;
+
+ private:
+  using Labels = std::pair<std::string, std::string>;
+
+  mutable std::mutex mutex_;
+  std::map<Labels, std::uint64_t> webhooks_;  // {source, outcome}
+  std::map<Labels, std::uint64_t> attempts_;  // {source, outcome}
+  std::map<std::string, std::int64_t> jobs_;  // status → count, as last read
+  std::chrono::steady_clock::time_point jobs_read_{};
+  bool jobs_refreshing_ = false;
+
+  Histogram<14> durations_;
+  Histogram<10> batch_sizes_;
+  std::atomic<std::uint64_t> db_errors_{0};
+};
+
+}  // namespace flare::gateway

@@ -1,0 +1,21 @@
+// What the job machinery reports as it works, for the gateway's metrics. Called from committer,
+// pool and worker threads: implementations are thread-safe and never block.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace flare::jobs {
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  // One transaction of enqueues committed, carrying `jobs` jobs.
+  virtual void committed(std::size_t jobs) = 0;
+  // A contact with the database failed (unreachable, restarting, timed out).
+  virtual void database_error() = 0;
+  // A push attempt ended: succeeded, retrying, dead, lease_lost or released.
+  virtual void attempted(std::string_view source, std::string_view outcome) = 0;
+};
+
+}  // namespace flare::jobs

@@ -1,0 +1,97 @@
+// GET /metrics through the real binary: valid by promtool, and counting known traffic.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "e2e/fixtures.hpp"
+#include "support/receiver.hpp"
+
+namespace flare::test {
+namespace {
+
+// The value of the sample `series` (name and labels exactly as rendered); -1 when absent.
+double sample(const std::string& metrics, const std::string& series) {
+  std::istringstream lines(metrics);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+std::string scrape(const Gateway& gateway) {
+  Response r = request_once(gateway.port(), "GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  return r.body;
+}
+
+// promtool's verdict on `metrics`: its exit status and what it printed.
+std::pair<int, std::string> promtool(const std::string& metrics) {
+  TempFile input(metrics, ".prom");
+  TempFile output("", ".txt");
+  std::string command =
+      "promtool check metrics < " + input.path() + " > " + output.path() + " 2>&1";
+  int status = std::system(command.c_str());
+  std::ifstream in(output.path());
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+}
+
+TEST(Metrics, ValidAndCountingKnownTraffic) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{}; });
+  Gateway gateway(delivery_config(db.url(), receiver.port()));
+  auto post = [&](const std::string& source, const HeaderList& headers, const std::string& body) {
+    return request_once(gateway.port(), "POST", "/webhooks/" + source, headers, body).status;
+  };
+  std::string a = stripe_body("evt_metrics_a"), b = stripe_body("evt_metrics_b");
+  ASSERT_EQ(post("stripe", stripe_headers(a), a), 202);
+  ASSERT_EQ(post("stripe", stripe_headers(b), b), 202);
+  ASSERT_EQ(post("stripe", stripe_headers(a), a), 200);
+  ASSERT_EQ(post("stripe", stripe_headers(a, "whsec_guessed"), a), 401);
+  ASSERT_EQ(post("nosuch", stripe_headers(a), a), 404);
+  std::string pushed = stripe_body("evt_metrics_push");
+  ASSERT_EQ(post("pushed", stripe_headers(pushed), pushed), 202);
+  ASSERT_TRUE(receiver.wait_for(1, std::chrono::seconds(10)));
+  ASSERT_TRUE(gateway.wait_for_output("outcome=succeeded", std::chrono::seconds(10)));
+
+  // The job counts are read on the database pool at most every 5 seconds; the first scrape
+  // waits for them.
+  std::string m = scrape(gateway);
+  auto [status, verdict] = promtool(m);
+  EXPECT_EQ(status, 0) << verdict << "\n" << m;
+
+  EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="stripe",outcome="accepted"})"), 2);
+  EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="stripe",outcome="duplicate"})"), 1);
+  EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="stripe",outcome="invalid_signature"})"), 1);
+  EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="",outcome="unknown_source"})"), 1);
+  EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="pushed",outcome="accepted"})"), 1);
+  EXPECT_EQ(sample(m, R"(flare_delivery_attempts_total{source="pushed",outcome="succeeded"})"), 1);
+  // Three jobs stored: two stripe ones still queued (no destination), one delivered.
+  EXPECT_EQ(sample(m, R"(flare_jobs{status="queued"})"), 2);
+  EXPECT_EQ(sample(m, R"(flare_jobs{status="succeeded"})"), 1);
+  EXPECT_EQ(sample(m, R"(flare_jobs{status="dead"})"), 0);
+  // Four enqueues reached the committer (the duplicate included), in at most four batches.
+  double batches = sample(m, "flare_enqueue_batch_size_count");
+  EXPECT_GE(batches, 1);
+  EXPECT_LE(batches, 4);
+  EXPECT_EQ(sample(m, "flare_enqueue_batch_size_sum"), 4);
+  // Every request so far, the forged and the unknown ones included; not this scrape.
+  EXPECT_EQ(sample(m, "flare_http_request_duration_seconds_count"), 6);
+  EXPECT_EQ(sample(m, R"(flare_http_request_duration_seconds_bucket{le="+Inf"})"), 6);
+  EXPECT_EQ(sample(m, "flare_db_errors_total"), 0);
+
+  EXPECT_EQ(request_once(gateway.port(), "POST", "/metrics").status, 405);
+  // The next scrape, within 5 seconds, reuses the counts: the scrape itself is now counted.
+  std::string again = scrape(gateway);
+  EXPECT_EQ(sample(again, "flare_http_request_duration_seconds_count"), 8);
+  EXPECT_EQ(sample(again, R"(flare_jobs{status="queued"})"), 2);
+}
+
+}  // namespace
+}  // namespace flare::test
