@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "e2e/fixtures.hpp"
 
@@ -187,6 +189,37 @@ TEST_F(Operations, JobsListShowRetry) {
                 .exit_code,
             1);
   EXPECT_EQ(run_binary({"jobs", "frobnicate", "--config", config.path()}).exit_code, 2);
+}
+
+// Replicas share one database: deliveries of one event spread over two gateway processes still
+// make one job, and every delivery is told its id.
+TEST_F(Operations, TwoGatewaysOnOneDatabaseMakeOneJob) {
+  Gateway second(gateway_config(db_->url()));
+  constexpr int kDeliveries = 20;
+  std::string body = stripe_body("evt_ops_replicas");
+  std::vector<Response> responses(kDeliveries);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kDeliveries; ++i) {
+    std::uint16_t port = i % 2 == 0 ? gateway_->port() : second.port();
+    threads.emplace_back([&, i, port] {
+      responses[i] = request_once(port, "POST", "/webhooks/stripe", stripe_headers(body), body);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int accepted = 0, duplicates = 0;
+  std::set<std::string> ids;
+  for (const Response& r : responses) {
+    accepted += r.status == 202;
+    duplicates += r.status == 200;
+    ids.insert(r.json("job_id"));
+  }
+  EXPECT_EQ(accepted, 1);
+  EXPECT_EQ(duplicates, kDeliveries - 1);
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM jobs WHERE event_id = 'evt_ops_replicas'"), "1");
+  // Both processes answered some of them.
+  EXPECT_TRUE(gateway_->wait_for_output("event_id=evt_ops_replicas", std::chrono::seconds(5)));
+  EXPECT_TRUE(second.wait_for_output("event_id=evt_ops_replicas", std::chrono::seconds(5)));
 }
 
 }  // namespace
