@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -59,6 +60,8 @@ Usage:
 
 serve and worker stop on SIGTERM or SIGINT: no new requests or attempts, those in flight
 finish (server.drain_timeout_ms, 10 s by default), unfinished attempts are released, exit 0.
+On SIGHUP, serve loads server.tls's certificate and key again for new connections; open ones
+keep theirs, and files that cannot be loaded leave the previous certificate in use.
 
 Logs go to standard output: one line per request and per event, human-readable, or one JSON
 object per line with --log-format json.
@@ -94,21 +97,29 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
-// SIGTERM and SIGINT are blocked in every thread and taken by sigwait, so that one place
-// decides what a stop means. Call before any thread starts.
-sigset_t block_stop_signals() {
+// SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by sigwait, so that one
+// place decides what they mean. Call before any thread starts.
+sigset_t block_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
 
-void wait_for_stop_signal(const sigset_t& set) {
-  int signal = 0;
-  sigwait(&set, &signal);
-  spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+// Returns at SIGTERM or SIGINT; calls `reload` at each SIGHUP.
+void wait_for_stop_signal(const sigset_t& set, const std::function<void()>& reload = {}) {
+  for (;;) {
+    int signal = 0;
+    sigwait(&set, &signal);
+    if (signal != SIGHUP) {
+      spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+      return;
+    }
+    if (reload) reload();
+  }
 }
 
 std::vector<std::string> pushed_sources(const flare::config::Config& config) {
@@ -159,7 +170,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
     workers = start_workers(config, &metrics);
   }
   std::thread signals([&] {
-    wait_for_stop_signal(stop);
+    wait_for_stop_signal(stop, [&server] { server.reload_tls(); });
     server.stop();
     if (workers) workers->stop(config.server.drain_timeout);
   });
@@ -318,7 +329,7 @@ int run(const std::vector<std::string>& args) {
       return usage_error("--log-format takes text or json");
     }
     flare::config::Config config = flare::config::load(opts->at("--config"));
-    sigset_t stop = block_stop_signals();
+    sigset_t stop = block_signals();
     flare::gateway::setup_logging(log_format == "json" ? flare::gateway::LogFormat::kJson
                                                        : flare::gateway::LogFormat::kText);
     if (command == "serve") return serve(config, !no_workers, stop);

@@ -505,8 +505,9 @@ class PlainSession : public Session<PlainSession>,
 class TlsSession : public Session<TlsSession>, public std::enable_shared_from_this<TlsSession> {
  public:
   static constexpr bool kTls = true;
-  TlsSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer, ssl::context& ctx)
-      : Session(shared, std::move(peer)), stream_(std::move(socket), ctx) {}
+  TlsSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer,
+             std::shared_ptr<ssl::context> ctx)
+      : Session(shared, std::move(peer)), ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_) {}
 
   beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
 
@@ -526,21 +527,27 @@ class TlsSession : public Session<TlsSession>, public std::enable_shared_from_th
   }
 
  private:
+  // The certificate this connection was accepted with, kept while it lives, whatever reloads.
+  std::shared_ptr<ssl::context> ctx_;
   beast::ssl_stream<beast::tcp_stream> stream_;
 };
 
-ssl::context make_tls_context(const config::Tls& tls) {
-  ssl::context ctx(ssl::context::tls_server);
-  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                  ssl::context::no_sslv3 | ssl::context::single_dh_use);
-  if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1) {
+std::shared_ptr<ssl::context> make_tls_context(const config::Tls& tls) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::single_dh_use);
+  if (SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1) {
     throw std::runtime_error("TLS: cannot require TLS 1.2");
   }
   beast::error_code ec;
-  ctx.use_certificate_chain_file(tls.cert_file, ec);
+  ctx->use_certificate_chain_file(tls.cert_file, ec);
   if (ec) throw std::runtime_error("TLS: cannot load " + tls.cert_file + ": " + ec.message());
-  ctx.use_private_key_file(tls.key_file, ssl::context::pem, ec);
+  ctx->use_private_key_file(tls.key_file, ssl::context::pem, ec);
   if (ec) throw std::runtime_error("TLS: cannot load " + tls.key_file + ": " + ec.message());
+  // A certificate renewed without its key (or the reverse) is refused, not served.
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw std::runtime_error("TLS: " + tls.key_file + " is not the key of " + tls.cert_file);
+  }
   return ctx;
 }
 
@@ -548,7 +555,9 @@ ssl::context make_tls_context(const config::Tls& tls) {
 
 struct Server::Impl {
   Shared shared;
-  std::optional<ssl::context> tls;
+  const std::optional<config::Tls> tls_files;
+  std::mutex tls_mutex;
+  std::shared_ptr<ssl::context> tls;  // what new connections get; replaced by reload_tls
   // One event loop per network thread, each connection on one loop for its whole life: its
   // handlers need no strand, and a loop is run by exactly one thread. Declared after `shared`:
   // destroyed first, so no session outlives what it refers to.
@@ -561,11 +570,12 @@ struct Server::Impl {
 
   Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool, Metrics& metrics)
       : shared(config, committer, pool, metrics),
+        tls_files(config.server.tls),
         loops(make_loops(config.server.threads)),
         acceptor(*loops.front()),
         timer(acceptor.get_executor()) {
     for (auto& loop : loops) keep_running.push_back(net::make_work_guard(*loop));
-    if (config.server.tls) tls.emplace(make_tls_context(*config.server.tls));
+    if (tls_files) tls = make_tls_context(*tls_files);
     tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
     beast::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
@@ -606,8 +616,13 @@ struct Server::Impl {
       tcp::endpoint peer = socket.remote_endpoint(peer_ec);
       // Responses are small and final: send them now rather than wait for more to coalesce.
       socket.set_option(tcp::no_delay(true), peer_ec);
-      if (tls) {
-        start(std::make_shared<TlsSession>(shared, std::move(socket), peer, *tls));
+      if (tls_files) {
+        std::shared_ptr<ssl::context> ctx;
+        {
+          std::lock_guard lock(tls_mutex);
+          ctx = tls;
+        }
+        start(std::make_shared<TlsSession>(shared, std::move(socket), peer, std::move(ctx)));
       } else {
         start(std::make_shared<PlainSession>(shared, std::move(socket), peer));
       }
@@ -664,12 +679,30 @@ Server::~Server() = default;
 
 void Server::stop() { impl_->stop(); }
 
+bool Server::reload_tls() {
+  Impl& s = *impl_;
+  if (!s.tls_files) {
+    spdlog::info("SIGHUP: no TLS configured, nothing to reload");
+    return false;
+  }
+  try {
+    std::shared_ptr<ssl::context> fresh = make_tls_context(*s.tls_files);
+    std::lock_guard lock(s.tls_mutex);
+    s.tls = std::move(fresh);
+  } catch (const std::exception& e) {
+    spdlog::error("SIGHUP: {}; still serving the previous certificate", e.what());
+    return false;
+  }
+  spdlog::info("SIGHUP: reloaded the TLS certificate and key; open connections keep theirs");
+  return true;
+}
+
 void Server::run() {
   Impl& s = *impl_;
   tcp::endpoint local = s.acceptor.local_endpoint();
   std::string host = local.address().to_string();
   if (local.address().is_v6()) host = "[" + host + "]";
-  spdlog::info("listening on {}://{}:{}", s.tls ? "https" : "http", host, local.port());
+  spdlog::info("listening on {}://{}:{}", s.tls_files ? "https" : "http", host, local.port());
   s.accept();
 
   std::vector<std::thread> threads;

@@ -24,6 +24,9 @@ class Server {
   void run();
   // From any thread: stop accepting, close idle connections, let run() return when drained.
   void stop();
+  // From any thread: load server.tls's files again for the connections accepted from now on;
+  // false (and the previous certificate kept) when they cannot be loaded or TLS is off.
+  bool reload_tls();
 
  private:
   struct Impl;

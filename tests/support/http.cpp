@@ -98,6 +98,28 @@ HttpClient::HttpClient(std::uint16_t port, Options options) : impl_(std::make_un
 
 HttpClient::~HttpClient() = default;
 
+std::string HttpClient::peer_certificate_sha256() const {
+  if (!impl_->tls) return "";
+  X509* cert = SSL_get1_peer_certificate(impl_->tls->native_handle());
+  if (cert == nullptr) return "";
+  std::string out = certificate_sha256(cert);
+  X509_free(cert);
+  return out;
+}
+
+std::string certificate_sha256(X509* cert) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  X509_digest(cert, EVP_sha256(), digest, &length);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
 Response HttpClient::request(const std::string& method, const std::string& target,
                              const HeaderList& headers, const std::string& body) {
   http::request<http::string_body> req(http::string_to_verb(method), target,

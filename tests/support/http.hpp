@@ -1,6 +1,8 @@
 // A blocking HTTP/1.1 client for the end-to-end tests: one connection, plain or TLS.
 #pragma once
 
+#include <openssl/x509.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -38,6 +40,9 @@ class HttpClient {
   explicit HttpClient(std::uint16_t port) : HttpClient(port, Options{}) {}
   ~HttpClient();
 
+  // The SHA-256 of the certificate the server presented; "" without TLS.
+  std::string peer_certificate_sha256() const;
+
   // Throws on connection errors.
   Response request(const std::string& method, const std::string& target,
                    const HeaderList& headers = {}, const std::string& body = {});
@@ -46,6 +51,9 @@ class HttpClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The SHA-256 of a certificate's DER form, in hex.
+std::string certificate_sha256(X509* cert);
 
 // One request per connection, for the many-concurrent-requests tests.
 Response request_once(std::uint16_t port, const std::string& method, const std::string& target,
