@@ -65,5 +65,34 @@ TEST(Outage, UnavailableWhileDownAndRecoversWithoutRestart) {
   EXPECT_EQ(gateway.terminate(), 0);
 }
 
+// Without auto_migrate, a database whose schema is missing is not ready: 503 until an operator
+// runs `migrate`, then ready without a restart.
+TEST(Outage, NotReadyUntilMigrated) {
+  TestDatabase db;
+  std::string config = gateway_config(db.url());
+  const std::string url_line = "  url: \"" + db.url() + "\"\n";
+  config.replace(config.find(url_line), url_line.size(), url_line + "  auto_migrate: false\n");
+  Gateway gateway(config, {"serve"}, false);
+  ASSERT_TRUE(gateway.wait_for_output("run migrate", std::chrono::seconds(10))) << gateway.output();
+  Response ready = request_once(gateway.port(), "GET", "/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.json("code"), "unavailable");
+  EXPECT_EQ(request_once(gateway.port(), "GET", "/healthz").status, 200);
+  std::string body = stripe_body("evt_unmigrated");
+  EXPECT_EQ(
+      request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(body), body).status,
+      503);
+
+  TempFile file(config);
+  RunResult migrated = run_binary({"migrate", "--config", file.path()});
+  ASSERT_EQ(migrated.exit_code, 0) << migrated.output;
+  // The committer looks at the schema again within a second.
+  ASSERT_TRUE(gateway.wait_for_output("database ready", std::chrono::seconds(10)));
+  EXPECT_EQ(request_once(gateway.port(), "GET", "/readyz").status, 200);
+  EXPECT_EQ(
+      request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(body), body).status,
+      202);
+}
+
 }  // namespace
 }  // namespace flare::test

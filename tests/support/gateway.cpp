@@ -73,7 +73,7 @@ RunResult run_binary(const std::vector<std::string>& args) {
   return {exit_code(status), output};
 }
 
-Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args)
+Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args, bool database_ready)
     : config_(config_yaml) {
   bool serve = args.at(0) == "serve";
   args.insert(args.begin() + 1, {"--config", config_.path()});
@@ -110,7 +110,7 @@ Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args)
   lock.unlock();
   if (!listening) fail("the gateway did not start");
   // Tests start from a gateway that has migrated its database and can serve every route.
-  if (!wait_for_output("database ready", std::chrono::seconds(20))) {
+  if (database_ready && !wait_for_output("database ready", std::chrono::seconds(20))) {
     fail("the gateway did not reach its database");
   }
 }

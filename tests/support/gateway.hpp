@@ -35,9 +35,10 @@ RunResult run_binary(const std::vector<std::string>& args);
 class Gateway {
  public:
   // Starts `serve` (or `args`, e.g. {"worker"}) on the config, whose listen address should use
-  // port 0, and waits until it is ready: for serve, listening and its database migrated; for
-  // worker, its workers started.
-  explicit Gateway(const std::string& config_yaml, std::vector<std::string> args = {"serve"});
+  // port 0, and waits until it is ready: for serve, listening and (unless not `database_ready`)
+  // its database migrated; for worker, its workers started.
+  explicit Gateway(const std::string& config_yaml, std::vector<std::string> args = {"serve"},
+                   bool database_ready = true);
   ~Gateway();
 
   std::uint16_t port() const { return port_; }
