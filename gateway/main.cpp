@@ -336,7 +336,14 @@ int run(const std::vector<std::string>& args) {
     if (command == "worker") return worker(config, stop);
     return migrate(config);
   }
-  if (command == "jobs") return jobs_command(args);
+  if (command == "jobs") {
+    try {
+      return jobs_command(args);
+    } catch (const flare::jobs::Unavailable& e) {
+      std::cerr << "flare-gateway: the database is unreachable: " << e.what() << "\n";
+      return kExitFailure;
+    }
+  }
   if (command == "sign") {
     auto opts = options(args, {"--config", "--source", "--body"});
     if (!opts || !opts->count("--config") || !opts->count("--source")) {

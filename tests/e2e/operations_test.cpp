@@ -189,6 +189,11 @@ TEST_F(Operations, JobsListShowRetry) {
                 .exit_code,
             1);
   EXPECT_EQ(run_binary({"jobs", "frobnicate", "--config", config.path()}).exit_code, 2);
+  TempFile unreachable(replaced(gateway_config(db_->url()), db_->url(),
+                                "host=/nonexistent dbname=flare connect_timeout=1"));
+  RunResult down = run_binary({"jobs", "list", "--config", unreachable.path()});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_NE(down.output.find("the database is unreachable"), std::string::npos) << down.output;
 }
 
 // Replicas share one database: deliveries of one event spread over two gateway processes still
