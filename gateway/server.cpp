@@ -37,6 +37,7 @@ namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+constexpr std::size_t kReadBuffer = 8 * 1024;
 // How long a closing connection may keep sending what we will not read, so that the client
 // sees our response instead of a reset.
 constexpr auto kLinger = std::chrono::seconds(2);
@@ -190,6 +191,9 @@ class Session : public SessionBase {
     source_ = nullptr;
     webhook_ = false;
     api_ = false;
+    // Beast reads at most the buffer's free space, and a new buffer starts at 512 bytes: a
+    // typical webhook would take seven reads to arrive. Room for one takes one.
+    buffer_.reserve(kReadBuffer);
     lowest().expires_after(shared_.server.idle_timeout);
     http::async_read_header(derived().stream(), buffer_, *parser_,
                             [self = derived().shared_from_this()](
