@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -42,6 +43,38 @@ constexpr std::size_t kReadBuffer = 8 * 1024;
 // sees our response instead of a reset.
 constexpr auto kLinger = std::chrono::seconds(2);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
+
+// Work handed to one event loop from other threads (the committer's, the pool's). The first
+// item of a burst wakes the loop; the rest join it before it runs, so a commit that completes
+// many requests of one loop costs that loop one wake-up, not one each.
+class Mailbox {
+ public:
+  explicit Mailbox(net::io_context& loop) : loop_(loop) {}
+
+  void post(std::function<void()> fn) {
+    bool wake;
+    {
+      std::lock_guard lock(mutex_);
+      wake = items_.empty();
+      items_.push_back(std::move(fn));
+    }
+    if (wake) net::post(loop_, [this] { drain(); });
+  }
+
+ private:
+  void drain() {
+    std::vector<std::function<void()>> items;
+    {
+      std::lock_guard lock(mutex_);
+      items.swap(items_);
+    }
+    for (auto& fn : items) fn();
+  }
+
+  net::io_context& loop_;
+  std::mutex mutex_;
+  std::vector<std::function<void()>> items_;
+};
 
 class SessionBase {
  public:
@@ -165,7 +198,8 @@ Origin origin_of(Shared& shared, const tcp::endpoint& peer, bool tls, const Requ
 template <class Derived>
 class Session : public SessionBase {
  public:
-  Session(Shared& shared, tcp::endpoint peer) : shared_(shared), peer_(std::move(peer)) {}
+  Session(Shared& shared, Mailbox& mailbox, tcp::endpoint peer)
+      : shared_(shared), mailbox_(mailbox), peer_(std::move(peer)) {}
 
   ~Session() override { shared_.remove(this); }
 
@@ -201,6 +235,7 @@ class Session : public SessionBase {
   }
 
   Shared& shared_;
+  Mailbox& mailbox_;  // the way back to this connection's thread
 
  private:
   void on_header(beast::error_code ec) {
@@ -262,9 +297,7 @@ class Session : public SessionBase {
     Metrics& m = shared_.metrics;
     if (!m.start_jobs_refresh()) return respond(metrics_reply());
     auto self = derived().shared_from_this();
-    auto answer = [self] {
-      net::post(self->stream().get_executor(), [self] { self->respond(self->metrics_reply()); });
-    };
+    auto answer = [self] { self->mailbox_.post([self] { self->respond(self->metrics_reply()); }); };
     shared_.pool.submit(
         [&m, answer](jobs::Store& store) {
           m.jobs_counted(store.count_by_status());
@@ -332,8 +365,7 @@ class Session : public SessionBase {
     event_id_ = in.job.event_id;
     shared_.committer.submit(
         std::move(in.job), [self = derived().shared_from_this()](jobs::Result result) {
-          net::post(self->stream().get_executor(),
-                    [self, result = std::move(result)] { self->on_enqueued(result); });
+          self->mailbox_.post([self, result = std::move(result)] { self->on_enqueued(result); });
         });
   }
 
@@ -353,17 +385,17 @@ class Session : public SessionBase {
     if (plan.enqueue) {
       // The reply is rendered on the connection's thread, not on the committer's.
       return shared_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
-        net::post(self->stream().get_executor(),
-                  [self, result = std::move(result)] { self->respond(Api::enqueued(result)); });
+        self->mailbox_.post(
+            [self, result = std::move(result)] { self->respond(Api::enqueued(result)); });
       });
     }
     shared_.pool.submit(
         [self, work = std::move(plan.work)](jobs::Store& store) {
-          net::post(self->stream().get_executor(),
-                    [self, reply = work(store)]() mutable { self->respond(std::move(reply)); });
+          self->mailbox_.post(
+              [self, reply = work(store)]() mutable { self->respond(std::move(reply)); });
         },
         [self](jobs::Outcome outcome) {
-          net::post(self->stream().get_executor(), [self, outcome] {
+          self->mailbox_.post([self, outcome] {
             self->respond(error(outcome == jobs::Outcome::kUnavailable ? Outcome::kUnavailable
                                                                        : Outcome::kInternal));
           });
@@ -493,8 +525,8 @@ class PlainSession : public Session<PlainSession>,
                      public std::enable_shared_from_this<PlainSession> {
  public:
   static constexpr bool kTls = false;
-  PlainSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer)
-      : Session(shared, std::move(peer)), stream_(std::move(socket)) {}
+  PlainSession(Shared& shared, Mailbox& mailbox, tcp::socket&& socket, tcp::endpoint peer)
+      : Session(shared, mailbox, std::move(peer)), stream_(std::move(socket)) {}
 
   beast::tcp_stream& stream() { return stream_; }
   void start() {
@@ -509,9 +541,11 @@ class PlainSession : public Session<PlainSession>,
 class TlsSession : public Session<TlsSession>, public std::enable_shared_from_this<TlsSession> {
  public:
   static constexpr bool kTls = true;
-  TlsSession(Shared& shared, tcp::socket&& socket, tcp::endpoint peer,
+  TlsSession(Shared& shared, Mailbox& mailbox, tcp::socket&& socket, tcp::endpoint peer,
              std::shared_ptr<ssl::context> ctx)
-      : Session(shared, std::move(peer)), ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_) {}
+      : Session(shared, mailbox, std::move(peer)),
+        ctx_(std::move(ctx)),
+        stream_(std::move(socket), *ctx_) {}
 
   beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
 
@@ -566,6 +600,7 @@ struct Server::Impl {
   // handlers need no strand, and a loop is run by exactly one thread. Declared after `shared`:
   // destroyed first, so no session outlives what it refers to.
   std::vector<std::unique_ptr<net::io_context>> loops;
+  std::vector<std::unique_ptr<Mailbox>> mailboxes;  // one per loop
   // Keep the loops without a listening socket running until the last connection is gone.
   std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
   std::size_t next_loop = 0;
@@ -578,7 +613,10 @@ struct Server::Impl {
         loops(make_loops(config.server.threads)),
         acceptor(*loops.front()),
         timer(acceptor.get_executor()) {
-    for (auto& loop : loops) keep_running.push_back(net::make_work_guard(*loop));
+    for (auto& loop : loops) {
+      keep_running.push_back(net::make_work_guard(*loop));
+      mailboxes.push_back(std::make_unique<Mailbox>(*loop));
+    }
     if (tls_files) tls = make_tls_context(*tls_files);
     tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
     beast::error_code ec;
@@ -599,8 +637,8 @@ struct Server::Impl {
   }
 
   void accept() {
-    net::io_context& loop = *loops[next_loop++ % loops.size()];
-    acceptor.async_accept(loop, [this](beast::error_code ec, tcp::socket socket) {
+    std::size_t i = next_loop++ % loops.size();
+    acceptor.async_accept(*loops[i], [this, i](beast::error_code ec, tcp::socket socket) {
       if (shared.stopping) return;
       if (ec) {
         // Out of descriptors and the like: wait a little rather than spin.
@@ -626,9 +664,10 @@ struct Server::Impl {
           std::lock_guard lock(tls_mutex);
           ctx = tls;
         }
-        start(std::make_shared<TlsSession>(shared, std::move(socket), peer, std::move(ctx)));
+        start(std::make_shared<TlsSession>(shared, *mailboxes[i], std::move(socket), peer,
+                                           std::move(ctx)));
       } else {
-        start(std::make_shared<PlainSession>(shared, std::move(socket), peer));
+        start(std::make_shared<PlainSession>(shared, *mailboxes[i], std::move(socket), peer));
       }
       accept();
     });
