@@ -33,6 +33,16 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
 
+// One sample per {source, outcome} pair of a counter.
+template <class Counts>
+void by_source_and_outcome(std::string& out, std::string_view name, const Counts& counts) {
+  for (const auto& [labels, n] : counts) {
+    out.append(name).append("{source=\"").append(label(labels.first));
+    out.append("\",outcome=\"").append(label(labels.second)).append("\"} ");
+    out.append(std::to_string(n)).append("\n");
+  }
+}
+
 }  // namespace
 
 template <std::size_t N>
@@ -69,7 +79,7 @@ void Metrics::request(const std::string* source, std::string_view outcome,
   durations_.observe(std::chrono::duration<double>(took).count());
   if (source == nullptr) return;
   std::lock_guard lock(mutex_);
-  ++webhooks_[Labels(*source, outcome)];
+  ++webhooks_[{*source, outcome}];
 }
 
 bool Metrics::start_jobs_refresh() {
@@ -101,7 +111,7 @@ void Metrics::database_error() { db_errors_.fetch_add(1, std::memory_order_relax
 
 void Metrics::attempted(std::string_view source, std::string_view outcome) {
   std::lock_guard lock(mutex_);
-  ++attempts_[Labels(source, outcome)];
+  ++attempts_[{std::string(source), std::string(outcome)}];
 }
 
 std::string Metrics::render() const {
@@ -109,10 +119,7 @@ std::string Metrics::render() const {
   std::lock_guard lock(mutex_);
   header(out, "flare_webhooks_total", "counter",
          "Webhook requests answered, by source and outcome (source \"\": no such source).");
-  for (const auto& [labels, n] : webhooks_) {
-    out += "flare_webhooks_total{source=\"" + label(labels.first) + "\",outcome=\"" +
-           label(labels.second) + "\"} " + std::to_string(n) + "\n";
-  }
+  by_source_and_outcome(out, "flare_webhooks_total", webhooks_);
   header(out, "flare_http_request_duration_seconds", "histogram",
          "Time from a request's header to its response, every route.");
   durations_.render(out, "flare_http_request_duration_seconds");
@@ -125,10 +132,7 @@ std::string Metrics::render() const {
   }
   header(out, "flare_delivery_attempts_total", "counter",
          "Push attempts ended, by source and outcome.");
-  for (const auto& [labels, n] : attempts_) {
-    out += "flare_delivery_attempts_total{source=\"" + label(labels.first) + "\",outcome=\"" +
-           label(labels.second) + "\"} " + std::to_string(n) + "\n";
-  }
+  by_source_and_outcome(out, "flare_delivery_attempts_total", attempts_);
   header(out, "flare_db_errors_total", "counter",
          "Contacts with the database that failed: unreachable, restarting, timed out.");
   out += "flare_db_errors_total " + std::to_string(db_errors_.load()) + "\n";

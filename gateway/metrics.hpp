@@ -41,6 +41,8 @@ class Metrics final : public jobs::Observer {
   Metrics();
 
   // A finished HTTP request; `source` is set for webhook routes ("" for an unknown source).
+  // Both texts must outlive the metrics (a configured source name, a static outcome name):
+  // counting a request allocates nothing.
   void request(const std::string* source, std::string_view outcome,
                std::chrono::steady_clock::duration took);
 
@@ -57,11 +59,9 @@ class Metrics final : public jobs::Observer {
   void attempted(std::string_view source, std::string_view outcome) override;
 
  private:
-  using Labels = std::pair<std::string, std::string>;
-
   mutable std::mutex mutex_;
-  std::map<Labels, std::uint64_t> webhooks_;  // {source, outcome}
-  std::map<Labels, std::uint64_t> attempts_;  // {source, outcome}
+  std::map<std::pair<std::string_view, std::string_view>, std::uint64_t> webhooks_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> attempts_;
   std::map<std::string, std::int64_t> jobs_;  // status → count, as last read
   std::chrono::steady_clock::time_point jobs_read_{};
   bool jobs_refreshing_ = false;

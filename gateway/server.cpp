@@ -433,7 +433,7 @@ class Session : public SessionBase {
     res_->keep_alive(keep_alive);
     res_->body() = std::move(reply.body);
     res_->prepare_payload();
-    log(reply);
+    record(reply);
     lowest().expires_after(shared_.server.read_timeout);
     http::async_write(derived().stream(), *res_,
                       [self = derived().shared_from_this()](beast::error_code ec, std::size_t) {
@@ -453,7 +453,7 @@ class Session : public SessionBase {
 
   // Logs and counts a finished request. Never secrets, signatures or bodies: the route, the
   // outcome and the event id only.
-  void log(const Reply& reply) {
+  void record(const Reply& reply) {
     auto& req = parser_->get();
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started_)

@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include <chrono>
+#include <set>
 #include <stdexcept>
 
 #include "providers/hmac.hpp"
@@ -38,6 +39,19 @@ HeaderList github_headers(const std::string& body, const std::string& delivery,
           {"X-GitHub-Event", event},
           {"X-Hub-Signature-256",
            "sha256=" + providers::to_hex(providers::hmac_sha256(kGithubSecret, body))}};
+}
+
+void expect_one_job(const std::vector<Response>& responses) {
+  std::size_t accepted = 0, duplicates = 0;
+  std::set<std::string> ids;
+  for (const Response& r : responses) {
+    accepted += r.status == 202;
+    duplicates += r.status == 200;
+    ids.insert(r.json("job_id"));
+  }
+  EXPECT_EQ(accepted, 1u);
+  EXPECT_EQ(duplicates, responses.size() - 1);
+  EXPECT_EQ(ids.size(), 1u);
 }
 
 std::string gateway_config(const std::string& database_url, const std::string& server_extra) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "support/database.hpp"
 #include "support/gateway.hpp"
@@ -27,6 +28,9 @@ HeaderList stripe_headers(const std::string& body, const std::string& secret = k
                           std::int64_t t = 0);
 HeaderList github_headers(const std::string& body, const std::string& delivery,
                           const std::string& event = "push");
+
+// Deliveries of one event: exactly one 202, every other one 200, all naming the same job.
+void expect_one_job(const std::vector<Response>& responses);
 
 // The e2e gateway configuration: projects "shop" and "other" with one API key each; sources
 // "stripe" (2048-byte limit, two secrets), "stripe-connect" (same project), "scoped" (key per

@@ -211,16 +211,7 @@ TEST_F(Operations, TwoGatewaysOnOneDatabaseMakeOneJob) {
     });
   }
   for (std::thread& t : threads) t.join();
-  int accepted = 0, duplicates = 0;
-  std::set<std::string> ids;
-  for (const Response& r : responses) {
-    accepted += r.status == 202;
-    duplicates += r.status == 200;
-    ids.insert(r.json("job_id"));
-  }
-  EXPECT_EQ(accepted, 1);
-  EXPECT_EQ(duplicates, kDeliveries - 1);
-  EXPECT_EQ(ids.size(), 1u);
+  expect_one_job(responses);
   EXPECT_EQ(db_->scalar("SELECT count(*) FROM jobs WHERE event_id = 'evt_ops_replicas'"), "1");
   // Both processes answered some of them.
   EXPECT_TRUE(gateway_->wait_for_output("event_id=evt_ops_replicas", std::chrono::seconds(5)));
