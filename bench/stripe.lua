@@ -45,6 +45,7 @@ function init(args)
   sent_new = 0
   sent_again = 0
   accepted = 0
+  unexpected = ""
   recent = {}
   padding = string.rep("abcdefghijklmnopqrstuvwxyz012345", 64)  -- 2 KiB
   math.randomseed(os.time() * 1000 + tid)
@@ -82,22 +83,31 @@ end
 
 -- A 202 acknowledges a new event: it must be stored. Ids whose answer never arrived (in flight
 -- when the run ends) may or may not be.
+-- In "duplicates" mode every id was stored by the earlier run, so a 202 names an id that run
+-- never stored: those ids are reported.
 function response(status, headers, body)
-  if status == 202 then accepted = accepted + 1 end
+  if status == 202 then
+    accepted = accepted + 1
+    if mode == "duplicates" then
+      unexpected = unexpected .. (body:match('"idempotency_key":"webhook:([^"]+)"') or "?") .. ","
+    end
+  end
 end
 
 function done(summary, latency, requests)
-  local new, again, ok = 0, 0, 0
+  local new, again, ok, unexpected = 0, 0, 0, ""
   for _, t in ipairs(threads) do
     new = new + t:get("sent_new")
     again = again + t:get("sent_again")
     ok = ok + t:get("accepted")
+    unexpected = unexpected .. t:get("unexpected")
   end
   local e = summary.errors
   io.write(string.format(
     "BENCH requests=%d seconds=%.3f new=%d again=%d accepted=%d non2xx=%d errors=%d p50=%d " ..
-    "p99=%d p999=%d\n",
+    "p99=%d p999=%d unexpected=%s\n",
     summary.requests, summary.duration / 1e6, new, again, ok, e.status,
     e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    unexpected == "" and "none" or unexpected))
 end

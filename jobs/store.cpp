@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <pqxx/pqxx>
 #include <string_view>
@@ -71,11 +72,18 @@ class ArrayLiteral {
   std::string out_ = "{";
 };
 
-std::string random_uuid() {
+// Version 7 (RFC 9562): the time in milliseconds, then 74 random bits. Ids made in order land
+// at the right edge of the primary key's index, so inserts touch the same few pages instead of
+// a random one each.
+std::string new_job_id() {
   unsigned char b[16];
   if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("no random bytes for a job id");
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);  // version 7
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 9562 variant
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   for (int i = 0; i < 16; ++i) {
@@ -275,7 +283,7 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
     }
   }
   std::vector<std::string> ids(jobs.size());
-  for (std::string& id : ids) id = random_uuid();
+  for (std::string& id : ids) id = new_job_id();
   std::vector<Enqueued> results(jobs.size());
 
   impl_->run("enqueue", [&](pqxx::work& tx) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <barrier>
+#include <chrono>
 #include <thread>
 
 #include "support/database.hpp"
@@ -120,6 +121,23 @@ TEST_F(StoreTest, TwoConnectionsRaceOnOneKey) {
     EXPECT_NE(mine[i].created, theirs[i].created) << i;
   }
   EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), std::to_string(kRounds));
+}
+
+// Version-7 UUIDs: the time in milliseconds leads, so later jobs get larger ids.
+TEST_F(StoreTest, JobIdsAreTimeOrderedUuids) {
+  auto first = store_->enqueue({job("webhook:t1")})[0].job_id;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the ids' clock ticks in ms
+  auto second = store_->enqueue({job("webhook:t2")})[0].job_id;
+  EXPECT_LT(first, second);
+  for (const std::string& id : {first, second}) {
+    ASSERT_EQ(id.size(), 36u) << id;
+    EXPECT_EQ(id[14], '7') << id;                                          // version
+    EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;  // variant
+  }
+  // The id's time is the insert's, to within a minute.
+  EXPECT_EQ(db_.scalar("SELECT abs(extract(epoch FROM now()) * 1000 - ('x' || replace(left('" +
+                       second + "', 13), '-', ''))::bit(48)::bigint) < 60000"),
+            "t");
 }
 
 TEST(StoreUnreachable, ThrowsUnavailable) {
