@@ -5,18 +5,22 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
 #include <string>
 
 namespace flare::gateway {
 namespace {
 
-std::atomic<LogFormat> g_format{LogFormat::kText};
+LogFormat g_format = LogFormat::kText;
+// Takes LogBatch's lines as they are: each already has its time, level and end of line.
+std::shared_ptr<spdlog::logger> g_lines;
 
-// Starts a payload whose JSON members log_event has already written.
-constexpr char kFieldsMark = '\x1f';
-
-void json_string(std::string_view s, spdlog::memory_buf_t& out) {
+// Out: std::string or spdlog::memory_buf_t.
+template <class Out>
+void json_string(std::string_view s, Out& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (char c : s) {
@@ -34,19 +38,34 @@ void json_string(std::string_view s, spdlog::memory_buf_t& out) {
   out.push_back('"');
 }
 
-// {"time":"...","level":"...",<fields>} or {"time":"...","level":"...","message":"..."}.
+// spdlog's "%Y-%m-%dT%H:%M:%S.%fZ" in UTC, the seconds formatted once per second per thread.
+void append_time(std::string& out) {
+  auto now = std::chrono::system_clock::now();
+  auto since = now.time_since_epoch();
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(since - seconds).count();
+  thread_local std::int64_t cached_second = -1;
+  thread_local char cached[24];
+  if (seconds.count() != cached_second) {
+    std::time_t t = static_cast<std::time_t>(seconds.count());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_second = seconds.count();
+  }
+  char fraction[16];
+  std::snprintf(fraction, sizeof fraction, ".%06dZ", static_cast<int>(micros));
+  out += cached;
+  out += fraction;
+}
+
+// {"time":"...","level":"...","message":"..."}.
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     time_.format(msg, dest);  // {"time":"...","level":"...",
-    std::string_view payload(msg.payload.data(), msg.payload.size());
-    if (!payload.empty() && payload.front() == kFieldsMark) {
-      payload.remove_prefix(1);
-      dest.append(payload.data(), payload.data() + payload.size());
-    } else {
-      dest.append(std::string_view("\"message\":"));
-      json_string(payload, dest);
-    }
+    dest.append(std::string_view("\"message\":"));
+    json_string(std::string_view(msg.payload.data(), msg.payload.size()), dest);
     dest.append(std::string_view("}\n"));
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -63,11 +82,19 @@ class JsonFormatter final : public spdlog::formatter {
 void setup_logging(LogFormat format) {
   g_format = format;
   // Network threads hand log lines to a background thread and never wait on stdout; under a
-  // flood the oldest lines are dropped rather than stalling requests.
-  spdlog::init_thread_pool(8192, 1);
+  // flood the oldest lines are dropped rather than stalling requests. An entry is a line or a
+  // LogBatch of at most a few KiB, so the queue stays within a few MiB.
+  spdlog::init_thread_pool(2048, 1);
   auto logger = std::make_shared<spdlog::async_logger>(
       "flare", std::make_shared<spdlog::sinks::stdout_sink_mt>(), spdlog::thread_pool(),
       spdlog::async_overflow_policy::overrun_oldest);
+  // A sink of its own (a sink has one formatter), the same logging thread: lines keep their
+  // order.
+  g_lines = std::make_shared<spdlog::async_logger>(
+      "flare.lines", std::make_shared<spdlog::sinks::stdout_sink_mt>(), spdlog::thread_pool(),
+      spdlog::async_overflow_policy::overrun_oldest);
+  g_lines->set_formatter(
+      std::make_unique<spdlog::pattern_formatter>("%v", spdlog::pattern_time_type::utc, ""));
   if (format == LogFormat::kJson) {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else {
@@ -77,25 +104,35 @@ void setup_logging(LogFormat format) {
   spdlog::set_default_logger(logger);
 }
 
-void log_event(const LogFields& fields) {
-  spdlog::memory_buf_t line;
+void LogBatch::add(const LogFields& fields) {
   if (g_format == LogFormat::kJson) {
-    line.push_back(kFieldsMark);
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-      if (i > 0) line.push_back(',');
-      json_string(fields[i].first, line);
-      line.push_back(':');
-      json_string(fields[i].second, line);
+    lines_ += R"({"time":")";
+    append_time(lines_);
+    lines_ += R"(","level":"info")";
+    for (const auto& [name, value] : fields) {
+      lines_ += ',';
+      json_string(name, lines_);
+      lines_ += ':';
+      json_string(value, lines_);
     }
+    lines_ += "}\n";
   } else {
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-      if (i > 0) line.push_back(' ');
-      line.append(fields[i].first);
-      line.push_back('=');
-      line.append(fields[i].second);
+    append_time(lines_);
+    lines_ += " info";
+    for (const auto& [name, value] : fields) {
+      lines_ += ' ';
+      lines_ += name;
+      lines_ += '=';
+      lines_ += value;
     }
+    lines_ += '\n';
   }
-  spdlog::info(std::string_view(line.data(), line.size()));
+}
+
+void LogBatch::flush() {
+  if (lines_.empty()) return;
+  if (g_lines) g_lines->info(std::string_view(lines_));
+  lines_.clear();
 }
 
 }  // namespace flare::gateway

@@ -76,6 +76,43 @@ class Mailbox {
   std::vector<std::function<void()>> items_;
 };
 
+// A loop's request log lines, handed to the logging thread once a few KiB have gathered or
+// soon after the first of them: a line is late by at most kLogDelay.
+class RequestLog {
+ public:
+  explicit RequestLog(net::io_context& loop) : timer_(loop) {}
+
+  void add(const LogFields& fields) {
+    bool first = batch_.bytes() == 0;
+    batch_.add(fields);
+    if (batch_.bytes() >= kLogChunk) {
+      batch_.flush();
+      timer_.cancel();
+    } else if (first) {
+      timer_.expires_after(kLogDelay);
+      timer_.async_wait([this](beast::error_code ec) {
+        if (!ec) batch_.flush();
+      });
+    }
+  }
+
+  // After the loop has stopped: what is left.
+  void flush() { batch_.flush(); }
+
+ private:
+  static constexpr std::size_t kLogChunk = 4 * 1024;
+  static constexpr auto kLogDelay = std::chrono::milliseconds(50);
+  LogBatch batch_;
+  net::steady_timer timer_;
+};
+
+// What belongs to one event loop besides its connections.
+struct LoopState {
+  explicit LoopState(net::io_context& loop) : mailbox(loop), log(loop) {}
+  Mailbox mailbox;  // the way in from other threads
+  RequestLog log;
+};
+
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
@@ -198,8 +235,8 @@ Origin origin_of(Shared& shared, const tcp::endpoint& peer, bool tls, const Requ
 template <class Derived>
 class Session : public SessionBase {
  public:
-  Session(Shared& shared, Mailbox& mailbox, tcp::endpoint peer)
-      : shared_(shared), mailbox_(mailbox), peer_(std::move(peer)) {}
+  Session(Shared& shared, LoopState& loop, tcp::endpoint peer)
+      : shared_(shared), loop_(loop), peer_(std::move(peer)) {}
 
   ~Session() override { shared_.remove(this); }
 
@@ -235,7 +272,7 @@ class Session : public SessionBase {
   }
 
   Shared& shared_;
-  Mailbox& mailbox_;  // the way back to this connection's thread
+  LoopState& loop_;  // of this connection's thread
 
  private:
   void on_header(beast::error_code ec) {
@@ -297,7 +334,9 @@ class Session : public SessionBase {
     Metrics& m = shared_.metrics;
     if (!m.start_jobs_refresh()) return respond(metrics_reply());
     auto self = derived().shared_from_this();
-    auto answer = [self] { self->mailbox_.post([self] { self->respond(self->metrics_reply()); }); };
+    auto answer = [self] {
+      self->loop_.mailbox.post([self] { self->respond(self->metrics_reply()); });
+    };
     shared_.pool.submit(
         [&m, answer](jobs::Store& store) {
           m.jobs_counted(store.count_by_status());
@@ -363,10 +402,10 @@ class Session : public SessionBase {
     if (in.outcome == Outcome::kChallenge) return respond(challenge(in.challenge));
     if (in.outcome != Outcome::kEnqueue) return respond(error(in.outcome, in.detail));
     event_id_ = in.job.event_id;
-    shared_.committer.submit(
-        std::move(in.job), [self = derived().shared_from_this()](jobs::Result result) {
-          self->mailbox_.post([self, result = std::move(result)] { self->on_enqueued(result); });
-        });
+    shared_.committer.submit(std::move(in.job), [self = derived().shared_from_this()](
+                                                    jobs::Result result) {
+      self->loop_.mailbox.post([self, result = std::move(result)] { self->on_enqueued(result); });
+    });
   }
 
   void on_api() {
@@ -385,17 +424,17 @@ class Session : public SessionBase {
     if (plan.enqueue) {
       // The reply is rendered on the connection's thread, not on the committer's.
       return shared_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
-        self->mailbox_.post(
+        self->loop_.mailbox.post(
             [self, result = std::move(result)] { self->respond(Api::enqueued(result)); });
       });
     }
     shared_.pool.submit(
         [self, work = std::move(plan.work)](jobs::Store& store) {
-          self->mailbox_.post(
+          self->loop_.mailbox.post(
               [self, reply = work(store)]() mutable { self->respond(std::move(reply)); });
         },
         [self](jobs::Outcome outcome) {
-          self->mailbox_.post([self, outcome] {
+          self->loop_.mailbox.post([self, outcome] {
             self->respond(error(outcome == jobs::Outcome::kUnavailable ? Outcome::kUnavailable
                                                                        : Outcome::kInternal));
           });
@@ -465,16 +504,17 @@ class Session : public SessionBase {
                             reply.outcome, std::chrono::microseconds(micros));
     std::string status = std::to_string(reply.status);
     std::string us = std::to_string(micros);
-    log_event({{"request_id", origin_.request_id},
-               {"client", origin_.client},
-               {"proto", origin_.proto},
-               {"method", std::string_view(req.method_string().data(), req.method_string().size())},
-               {"path", path},
-               {"source", source_ ? std::string_view(source_->config->name) : "-"},
-               {"outcome", reply.outcome},
-               {"status", status},
-               {"us", us},
-               {"event_id", event_id_.empty() ? "-" : std::string_view(event_id_)}});
+    loop_.log.add(
+        {{"request_id", origin_.request_id},
+         {"client", origin_.client},
+         {"proto", origin_.proto},
+         {"method", std::string_view(req.method_string().data(), req.method_string().size())},
+         {"path", path},
+         {"source", source_ ? std::string_view(source_->config->name) : "-"},
+         {"outcome", reply.outcome},
+         {"status", status},
+         {"us", us},
+         {"event_id", event_id_.empty() ? "-" : std::string_view(event_id_)}});
   }
 
  protected:
@@ -525,8 +565,8 @@ class PlainSession : public Session<PlainSession>,
                      public std::enable_shared_from_this<PlainSession> {
  public:
   static constexpr bool kTls = false;
-  PlainSession(Shared& shared, Mailbox& mailbox, tcp::socket&& socket, tcp::endpoint peer)
-      : Session(shared, mailbox, std::move(peer)), stream_(std::move(socket)) {}
+  PlainSession(Shared& shared, LoopState& loop, tcp::socket&& socket, tcp::endpoint peer)
+      : Session(shared, loop, std::move(peer)), stream_(std::move(socket)) {}
 
   beast::tcp_stream& stream() { return stream_; }
   void start() {
@@ -541,9 +581,9 @@ class PlainSession : public Session<PlainSession>,
 class TlsSession : public Session<TlsSession>, public std::enable_shared_from_this<TlsSession> {
  public:
   static constexpr bool kTls = true;
-  TlsSession(Shared& shared, Mailbox& mailbox, tcp::socket&& socket, tcp::endpoint peer,
+  TlsSession(Shared& shared, LoopState& loop, tcp::socket&& socket, tcp::endpoint peer,
              std::shared_ptr<ssl::context> ctx)
-      : Session(shared, mailbox, std::move(peer)),
+      : Session(shared, loop, std::move(peer)),
         ctx_(std::move(ctx)),
         stream_(std::move(socket), *ctx_) {}
 
@@ -600,7 +640,7 @@ struct Server::Impl {
   // handlers need no strand, and a loop is run by exactly one thread. Declared after `shared`:
   // destroyed first, so no session outlives what it refers to.
   std::vector<std::unique_ptr<net::io_context>> loops;
-  std::vector<std::unique_ptr<Mailbox>> mailboxes;  // one per loop
+  std::vector<std::unique_ptr<LoopState>> loop_states;  // one per loop
   // Keep the loops without a listening socket running until the last connection is gone.
   std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
   std::size_t next_loop = 0;
@@ -615,7 +655,7 @@ struct Server::Impl {
         timer(acceptor.get_executor()) {
     for (auto& loop : loops) {
       keep_running.push_back(net::make_work_guard(*loop));
-      mailboxes.push_back(std::make_unique<Mailbox>(*loop));
+      loop_states.push_back(std::make_unique<LoopState>(*loop));
     }
     if (tls_files) tls = make_tls_context(*tls_files);
     tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
@@ -664,10 +704,10 @@ struct Server::Impl {
           std::lock_guard lock(tls_mutex);
           ctx = tls;
         }
-        start(std::make_shared<TlsSession>(shared, *mailboxes[i], std::move(socket), peer,
+        start(std::make_shared<TlsSession>(shared, *loop_states[i], std::move(socket), peer,
                                            std::move(ctx)));
       } else {
-        start(std::make_shared<PlainSession>(shared, *mailboxes[i], std::move(socket), peer));
+        start(std::make_shared<PlainSession>(shared, *loop_states[i], std::move(socket), peer));
       }
       accept();
     });
@@ -754,6 +794,7 @@ void Server::run() {
   }
   s.loops.front()->run();
   for (std::thread& t : threads) t.join();
+  for (auto& state : s.loop_states) state->log.flush();
   {
     // Sessions that a forced stop left behind end with the io_context, which runs no more.
     std::lock_guard lock(s.shared.sessions_mutex);

@@ -79,6 +79,31 @@ TEST_F(Operations, GeneratedRequestIdsAreUniqueAndUntrustedHeadersIgnored) {
   EXPECT_NE(line.find("client=127.0.0.1 proto=http "), std::string::npos) << line;
 }
 
+// A connection's request lines leave its thread in chunks (or after a short delay): every line
+// arrives whole, once, in the order of the requests.
+TEST_F(Operations, RequestLinesArriveWholeOnceAndInOrder) {
+  constexpr int kRequests = 60;  // about 13 KiB of lines: several chunks and a delayed rest
+  HttpClient client(gateway_->port());
+  for (int i = 0; i < kRequests; ++i) {
+    std::string body = stripe_body("evt_lines_" + std::to_string(i));
+    ASSERT_EQ(client.request("POST", "/webhooks/stripe", stripe_headers(body), body).status, 202);
+  }
+  ASSERT_TRUE(gateway_->wait_for_output("event_id=evt_lines_" + std::to_string(kRequests - 1),
+                                        std::chrono::seconds(5)));
+  std::istringstream lines(gateway_->output());
+  std::string line;
+  int next = 0;
+  while (std::getline(lines, line)) {
+    std::size_t at = line.find("event_id=evt_lines_");
+    if (at == std::string::npos) continue;
+    EXPECT_EQ(line.substr(at), "event_id=evt_lines_" + std::to_string(next)) << line;
+    EXPECT_NE(line.find(" info request_id="), std::string::npos) << line;
+    EXPECT_NE(line.find("outcome=accepted status=202"), std::string::npos) << line;
+    ++next;
+  }
+  EXPECT_EQ(next, kRequests);
+}
+
 TEST_F(Operations, JsonLogsAreOneObjectPerLine) {
   Gateway json(gateway_config(db_->url()), {"serve", "--log-format", "json"});
   std::string body = stripe_body("evt_ops_json", "charge.refunded");
