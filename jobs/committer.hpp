@@ -1,5 +1,5 @@
 // Group commit: callers on any thread hand in enqueues without waiting; a committer thread takes
-// every enqueue waiting at that moment, stores them in one transaction, and only after the commit
+// every enqueue waiting at that moment, stores them with one statement, and only after the commit
 // completes each one. One request alone commits at once; under load one commit carries many.
 // Several committers, each with its own connection, let one batch fill while another waits for
 // its commit to reach the disk.
@@ -38,8 +38,8 @@ struct Result {
 struct CommitterOptions {
   bool auto_migrate = true;
   int connections = 2;                     // committer threads, one connection each
-  std::size_t max_batch = 512;             // jobs in one transaction
-  std::size_t max_batch_bytes = 64 << 20;  // payload bytes in one transaction (one job may pass)
+  std::size_t max_batch = 512;             // jobs in one batch
+  std::size_t max_batch_bytes = 64 << 20;  // payload bytes in one batch (one job may pass)
   std::size_t max_pending = 20000;         // waiting jobs beyond which new ones are refused at once
   std::chrono::milliseconds health_interval{1000};
   Observer* observer = nullptr;  // told of every batch and database error; may be null

@@ -94,6 +94,9 @@ std::string new_job_id() {
   return out;
 }
 
+// Every commit that makes a job due notifies this channel; workers LISTEN on it.
+#define FLARE_WAKE_CHANNEL "flare_jobs"
+
 #define FLARE_TS(column) \
   "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
@@ -142,8 +145,15 @@ std::string update_job(const std::string& set_and_where) {
   return "UPDATE jobs SET " + set_and_where + " RETURNING " + kJobColumns;
 }
 
+// Each statement below commits on its own: a batch costs one round trip when all its jobs are
+// new and two when some are not, instead of BEGIN, INSERT, lookup, NOTIFY and COMMIT in turn.
+// Without a transaction around them, a connection lost mid-statement leaves the outcome
+// unknown; the retry of the batch with the same job ids finds out (see Store::enqueue).
+//
 // The payloads travel as one binary parameter, cut apart by offset and length, so that neither
-// side spends time on a hex encoding of every byte.
+// side spends time on a hex encoding of every byte. Any conflict is a no-op (no arbiter): a
+// retried job finds its own id taken and is looked up instead of failing. Each inserted row
+// notifies the workers; PostgreSQL folds a transaction's equal notifications into one.
 constexpr const char* kInsert = R"sql(
 INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source, event_id,
                   max_attempts, attempt_allowance, priority, run_at)
@@ -154,14 +164,21 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::int[], $7::int[]
             $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[])
   AS u(id, project_id, key, type, payload_at, payload_length, content_type, source, event_id,
        max_attempts, priority, run_at)
-ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id::text, )sql" FLARE_TS("created_at") ", " FLARE_TS("run_at");
+ON CONFLICT DO NOTHING
+RETURNING id::text, )sql" FLARE_TS("created_at") ", " FLARE_TS("run_at") R"sql(,
+          pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', ''))sql";
 
-constexpr const char* kLookup = R"sql(
-SELECT j.project_id, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS(
-    "j.created_at") ", " FLARE_TS("j.run_at") R"sql(
-FROM jobs j JOIN unnest($1::text[], $2::text[]) AS k(project_id, idempotency_key)
-  ON j.project_id = k.project_id AND j.idempotency_key = k.idempotency_key)sql";
+// The jobs that hold keys of the batch: (project, key) pairs in, one row per existing job out.
+constexpr const char* kLookupKeys = R"sql(
+SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(project_id, key, n)
+JOIN jobs j ON j.project_id = k.project_id AND j.idempotency_key = k.key)sql";
+
+// The same by job id, for jobs without a key.
+constexpr const char* kLookupIds = R"sql(
+SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
+FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(project_id, id, n)
+JOIN jobs j ON j.project_id = k.project_id AND j.id = k.id)sql";
 
 // Which failures mean "the database is not there right now": connection trouble (08),
 // operator intervention such as a shutdown or a cancelled statement (57), lack of resources
@@ -174,8 +191,7 @@ bool transient(const pqxx::sql_error& e) {
 
 using Key = std::pair<std::string, std::string>;
 
-// Every commit that makes a job due notifies this channel; workers LISTEN on it.
-constexpr const char* kWakeChannel = "flare_jobs";
+constexpr const char* kWakeChannel = FLARE_WAKE_CHANNEL;
 
 class Wakeup : public pqxx::notification_receiver {
  public:
@@ -187,6 +203,7 @@ class Wakeup : public pqxx::notification_receiver {
 
 struct Store::Impl {
   std::string url;
+  IdSource new_id;
   std::unique_ptr<pqxx::connection> conn;
   std::unique_ptr<Wakeup> wakeup;  // declared after conn: destroyed before it
 
@@ -202,21 +219,23 @@ struct Store::Impl {
       // a generic plan made while the table was small kept the lookup on a sequential scan
       // as it grew (measured: half the throughput).
       fresh->prepare("enqueue", kInsert);
-      fresh->prepare("lookup", kLookup);
+      fresh->prepare("lookup_keys", kLookupKeys);
+      fresh->prepare("lookup_ids", kLookupIds);
       conn = std::move(fresh);
     }
     return *conn;
   }
 
-  // Runs `work` in a fresh transaction, mapping database failures onto Unavailable. A
-  // connection that broke before the transaction committed is retried once on a new
-  // connection, since a server restart leaves every idle connection dead.
-  template <class Work>
+  // Runs `work` in a fresh transaction (Tx = pqxx::nontransaction: statements that commit on
+  // their own), mapping database failures onto Unavailable. A connection that broke before the
+  // transaction committed is retried once on a new connection, since a server restart leaves
+  // every idle connection dead.
+  template <class Tx = pqxx::work, class Work>
   auto run(const char* what, Work&& work) {
     for (int attempt = 0;; ++attempt) {
       bool had_connection = conn && conn->is_open();
       try {
-        pqxx::work tx(connection());
+        Tx tx(connection());
         return work(tx);
       } catch (const pqxx::in_doubt_error& e) {
         conn.reset();
@@ -266,7 +285,10 @@ struct Store::Impl {
   }
 };
 
-Store::Store(std::string url) : impl_(std::make_unique<Impl>()) { impl_->url = with_defaults(url); }
+Store::Store(std::string url, IdSource new_id) : impl_(std::make_unique<Impl>()) {
+  impl_->url = with_defaults(url);
+  impl_->new_id = new_id ? std::move(new_id) : new_job_id;
+}
 
 Store::~Store() = default;
 
@@ -283,10 +305,13 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
     }
   }
   std::vector<std::string> ids(jobs.size());
-  for (std::string& id : ids) id = new_job_id();
+  for (std::string& id : ids) id = impl_->new_id();
   std::vector<Enqueued> results(jobs.size());
 
-  impl_->run("enqueue", [&](pqxx::work& tx) {
+  // The same ids on every attempt: a job an earlier attempt stored (its answer lost with the
+  // connection) is found holding its own id, and was created by this call all the same.
+  impl_->run<pqxx::nontransaction>("enqueue", [&](pqxx::nontransaction& tx) {
+    std::fill(results.begin(), results.end(), Enqueued{});
     std::vector<std::size_t> todo = unkeyed;
     for (const auto& [key, i] : first_of_key) todo.push_back(i);
     // A key can vanish between the insert that saw it and the lookup (its job was deleted);
@@ -322,34 +347,45 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         std::size_t i = by_id.at(row[0].as<std::string>());
         results[i] = {ids[i], true, "queued", row[1].as<std::string>(), row[2].as<std::string>()};
       }
+      // A new statement, so a new snapshot: it sees the rows that other transactions committed
+      // while the insert waited on their keys. A duplicate is only reported for a row that
+      // exists.
+      std::vector<std::size_t> keyed, bare;
+      for (std::size_t i : todo) {
+        if (!results[i].job_id.empty()) continue;
+        (jobs[i].idempotency_key.empty() ? bare : keyed).push_back(i);
+      }
+      auto found = [&](const std::vector<std::size_t>& asked, const pqxx::result& rows) {
+        for (const auto& row : rows) {
+          std::size_t i = asked.at(row[0].as<std::size_t>() - 1);  // ordinality counts from 1
+          std::string job_id = row[1].as<std::string>();
+          bool ours = job_id == ids[i];
+          results[i] = {std::move(job_id), ours, row[2].as<std::string>(), row[3].as<std::string>(),
+                        row[4].as<std::string>()};
+        }
+      };
+      if (!keyed.empty()) {
+        ArrayLiteral projects, keys;
+        for (std::size_t i : keyed) {
+          projects.text(jobs[i].project_id);
+          keys.text(jobs[i].idempotency_key);
+        }
+        found(keyed, tx.exec_prepared("lookup_keys", projects.str(), keys.str()));
+      }
+      if (!bare.empty()) {
+        ArrayLiteral projects, bare_ids;
+        for (std::size_t i : bare) {
+          projects.text(jobs[i].project_id);
+          bare_ids.text(ids[i]);
+        }
+        found(bare, tx.exec_prepared("lookup_ids", projects.str(), bare_ids.str()));
+      }
       std::vector<std::size_t> missing;
       for (std::size_t i : todo) {
         if (results[i].job_id.empty()) missing.push_back(i);
       }
-      if (missing.empty()) break;
-      // A new statement, so a new snapshot: it sees the rows that other transactions committed
-      // while the insert waited on their keys. A duplicate is only reported for a row that
-      // exists.
-      ArrayLiteral lookup_project, lookup_key;
-      for (std::size_t i : missing) {
-        lookup_project.text(jobs[i].project_id);
-        lookup_key.text(jobs[i].idempotency_key);
-      }
-      pqxx::result existing = tx.exec_prepared("lookup", lookup_project.str(), lookup_key.str());
-      for (const auto& row : existing) {
-        std::size_t i = first_of_key.at(Key(row[0].as<std::string>(), row[1].as<std::string>()));
-        results[i] = {row[2].as<std::string>(), false, row[3].as<std::string>(),
-                      row[4].as<std::string>(), row[5].as<std::string>()};
-      }
-      todo.clear();
-      for (std::size_t i : missing) {
-        if (results[i].job_id.empty()) todo.push_back(i);
-      }
+      todo = std::move(missing);
     }
-    bool created =
-        std::any_of(results.begin(), results.end(), [](const Enqueued& e) { return e.created; });
-    if (created) tx.exec("NOTIFY " + std::string(kWakeChannel));
-    tx.commit();
   });
 
   // Later jobs with a key already in the batch are told about the first one.

@@ -58,15 +58,21 @@ using Backoff = std::function<std::chrono::milliseconds(const Job& failed)>;
 
 class Store {
  public:
+  // Makes the id of each new job. The default makes time-ordered random UUIDs (version 7);
+  // tests pass their own to replay a batch with the ids of an earlier attempt.
+  using IdSource = std::function<std::string()>;
+
   // Connects on first use, and again after a failure. Not thread-safe: one owner thread.
-  explicit Store(std::string url);
+  explicit Store(std::string url, IdSource new_id = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // One transaction for the whole batch. Returns one result per job, in order: the new job, or
-  // the job that already holds the key (two jobs in the batch with one key: the first is
-  // created, the second is told it exists).
+  // One statement inserts the whole batch and commits; a second looks up the jobs that already
+  // held keys. Returns one result per job, in order: the new job, or the job that already holds
+  // the key (two jobs in the batch with one key: the first is created, the second is told it
+  // exists). Retried after a lost connection, each job is still stored once and reported as
+  // created.
   std::vector<Enqueued> enqueue(const std::vector<NewJob>& jobs);
 
   // Every call below takes the project: a job of another project does not exist.

@@ -83,12 +83,12 @@ TEST(Committer, MigratesAndCommitsOne) {
   EXPECT_EQ(submit_one(c, job("k1")).outcome, Outcome::kDuplicate);
 }
 
-// While a lock holds the first transaction, every enqueue that arrives waits; when it lifts,
-// the next transaction carries all of them at once.
-TEST(Committer, TakesEverythingWaitingInOneTransaction) {
+// While a lock holds the first batch, every enqueue that arrives waits; when it lifts, the next
+// batch carries all of them at once.
+TEST(Committer, TakesEverythingWaitingInOneBatch) {
   test::TestDatabase db;
   CommitterOptions one_lane;
-  one_lane.connections = 1;  // what is waiting goes to one transaction, not two
+  one_lane.connections = 1;  // what is waiting goes to one batch, not two
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   Committer::Stats before = c.stats();
@@ -123,7 +123,7 @@ TEST(Committer, TakesEverythingWaitingInOneTransaction) {
 TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
   test::TestDatabase db;
   CommitterOptions one_lane;
-  one_lane.connections = 1;  // what is waiting goes to one transaction, not two
+  one_lane.connections = 1;  // what is waiting goes to one batch, not two
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   pqxx::connection blocker(db.url());

@@ -140,6 +140,33 @@ TEST_F(StoreTest, JobIdsAreTimeOrderedUuids) {
             "t");
 }
 
+// A batch whose answer was lost with its connection is sent again with the same ids. Each job
+// is then reported as created (by the first attempt), and nothing is stored twice: neither the
+// keyed job nor the one without a key.
+TEST_F(StoreTest, ReplayedBatchIsAnsweredAsCreated) {
+  std::vector<std::string> ids = {"01900000-0000-7000-8000-000000000001",
+                                  "01900000-0000-7000-8000-000000000002"};
+  std::size_t next = 0;
+  Store replaying(db_.url(), [&] { return ids[next++ % ids.size()]; });
+  NewJob bare = job("");
+  bare.source.clear();
+  bare.event_id.clear();
+  auto first = replaying.enqueue({job("webhook:lost"), bare});
+  auto again = replaying.enqueue({job("webhook:lost"), bare});
+  ASSERT_EQ(again.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(first[i].created) << i;
+    EXPECT_TRUE(again[i].created) << i;
+    EXPECT_EQ(again[i].job_id, ids[i]) << i;
+    EXPECT_EQ(again[i].created_at, first[i].created_at) << i;
+  }
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), "2");
+  // Another delivery of the key is a duplicate of the stored job.
+  auto other = store_->enqueue({job("webhook:lost")})[0];
+  EXPECT_FALSE(other.created);
+  EXPECT_EQ(other.job_id, ids[0]);
+}
+
 TEST(StoreUnreachable, ThrowsUnavailable) {
   Store store("host=/nonexistent-socket-dir dbname=x");
   EXPECT_THROW(store.enqueue({job("webhook:x")}), Unavailable);
