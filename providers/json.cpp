@@ -1,9 +1,9 @@
 #include "providers/json.hpp"
 
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
 #include <cstdint>
+#include <string>
 
 namespace flare::providers {
 
@@ -102,9 +102,16 @@ class Scan : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scan> {
 
 std::optional<std::vector<std::optional<std::string>>> json_strings(
     std::string_view json, const std::vector<JsonPointer>& pointers) {
+  // A NUL byte is not JSON anywhere (inside a string it would have to be escaped); refusing it
+  // here lets the parser read a NUL-terminated copy, whose strings RapidJSON scans 16 bytes at
+  // a time. The copy keeps 15 spare bytes, which those scans may read past the end.
+  if (json.find('\0') != std::string_view::npos) return std::nullopt;
+  thread_local std::string text;
+  text.reserve(json.size() + 16);
+  text.assign(json);
   std::vector<std::optional<std::string>> out(pointers.size());
   Scan scan(pointers, out);
-  rapidjson::MemoryStream stream(json.data(), json.size());
+  rapidjson::StringStream stream(text.c_str());
   rapidjson::Reader reader;
   // Iterative: a deeply nested body cannot exhaust the stack.
   if (reader.Parse<rapidjson::kParseIterativeFlag>(stream, scan).IsError() ||

@@ -60,6 +60,26 @@ TEST(JsonStrings, RefusesWhatIsNotOneObject) {
     EXPECT_FALSE(json_strings(bad, pointers({"/id"}))) << bad;
   }
   EXPECT_TRUE(json_strings(" {} ", pointers({"/id"})));
+  // A NUL byte, after the object or inside a string, is not JSON.
+  using namespace std::string_literals;
+  for (const std::string& bad : {"{\"id\":\"x\"}\0"s, "{\"id\":\"x\0y\"}"s, "\0{}"s}) {
+    EXPECT_FALSE(json_strings(bad, pointers({"/id"}))) << bad.size();
+  }
+}
+
+// Strings of every length around the 16-byte blocks that are scanned at once, with the quote
+// or an escape at each position, read back exactly.
+TEST(JsonStrings, LongStringsAtEveryAlignment) {
+  for (std::size_t length = 0; length < 80; ++length) {
+    for (const std::string& special : {std::string(), std::string("\\n")}) {
+      std::string value(length, 'v');
+      std::string json =
+          R"({"pad":")" + std::string(length % 17, 'p') + R"(","id":")" + value + special + R"("})";
+      auto found = json_strings(json, pointers({"/id"}));
+      ASSERT_TRUE(found) << json;
+      EXPECT_EQ((*found)[0], value + (special.empty() ? "" : "\n")) << json;
+    }
+  }
 }
 
 TEST(JsonStrings, DeepNestingDoesNotExhaustTheStack) {
