@@ -1,8 +1,9 @@
 #include "providers/hmac.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <stdexcept>
 
@@ -10,14 +11,47 @@ namespace flare::providers {
 
 namespace {
 
+// One HMAC context per thread and digest, made once. OpenSSL 3's one-shot HMAC() looks up the
+// MAC and the digest by name on every call, which cost about as much as hashing a 3 KB body.
+enum Md : std::size_t { kSha1, kSha256, kSha512, kMds };
+
+EVP_MAC_CTX* mac_context(Md md) {
+  struct Contexts {
+    EVP_MAC_CTX* of[kMds] = {};
+    ~Contexts() {
+      for (EVP_MAC_CTX* ctx : of) EVP_MAC_CTX_free(ctx);
+    }
+  };
+  thread_local Contexts contexts;
+  EVP_MAC_CTX*& ctx = contexts.of[md];
+  if (ctx == nullptr) {
+    static constexpr const char* kNames[kMds] = {"SHA1", "SHA256", "SHA512"};
+    EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    EVP_MAC_CTX* fresh = hmac ? EVP_MAC_CTX_new(hmac) : nullptr;
+    EVP_MAC_free(hmac);  // the context holds its own reference
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(kNames[md]), 0),
+        OSSL_PARAM_construct_end()};
+    if (fresh == nullptr || EVP_MAC_CTX_set_params(fresh, params) != 1) {
+      EVP_MAC_CTX_free(fresh);
+      throw std::runtime_error("HMAC unavailable");
+    }
+    ctx = fresh;
+  }
+  return ctx;
+}
+
 // Writes exactly `size` bytes of MAC to `out`.
-void mac(const EVP_MD* md, std::string_view key, std::string_view data, unsigned char* out,
-         unsigned int size) {
-  unsigned int length = 0;
-  if (HMAC(md, key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
-           &length) == nullptr ||
-      length != size) {
+void mac(Md md, std::string_view key, std::string_view data, unsigned char* out, std::size_t size) {
+  EVP_MAC_CTX* ctx = mac_context(md);
+  // A null key would mean "the previous call's key" to EVP_MAC_init: never pass one.
+  static const unsigned char kEmpty = 0;
+  const auto* key_bytes =
+      key.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(key.data());
+  std::size_t length = 0;
+  if (EVP_MAC_init(ctx, key_bytes, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+      EVP_MAC_final(ctx, out, &length, size) != 1 || length != size) {
     throw std::runtime_error("HMAC failed");
   }
 }
@@ -33,19 +67,17 @@ int hex_value(char c) {
 
 Digest hmac_sha256(std::string_view key, std::string_view data) {
   Digest out{};
-  mac(EVP_sha256(), key, data, out.data(), out.size());
+  mac(kSha256, key, data, out.data(), out.size());
   return out;
 }
 
 std::string hmac_bytes(config::Hmac::Algorithm algorithm, std::string_view key,
                        std::string_view data) {
   using A = config::Hmac::Algorithm;
-  const EVP_MD* md = algorithm == A::kSha1     ? EVP_sha1()
-                     : algorithm == A::kSha512 ? EVP_sha512()
-                                               : EVP_sha256();
-  std::string out(static_cast<std::size_t>(EVP_MD_get_size(md)), '\0');
-  mac(md, key, data, reinterpret_cast<unsigned char*>(out.data()),
-      static_cast<unsigned int>(out.size()));
+  Md md = algorithm == A::kSha1 ? kSha1 : algorithm == A::kSha512 ? kSha512 : kSha256;
+  static constexpr std::size_t kSizes[kMds] = {20, 32, 64};
+  std::string out(kSizes[md], '\0');
+  mac(md, key, data, reinterpret_cast<unsigned char*>(out.data()), out.size());
   return out;
 }
 

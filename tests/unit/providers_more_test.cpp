@@ -1,6 +1,8 @@
 // Slack, the YAML-described HMAC provider, and secrets with an end date for every provider.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "providers/generic_hmac.hpp"
 #include "providers/github.hpp"
 #include "providers/hmac.hpp"
@@ -157,6 +159,26 @@ TEST(GenericHmac, GithubDescribedInYamlVerifiesItsVector) {
   EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
   EXPECT_EQ(v.event_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
   EXPECT_EQ(v.event_type, "push");
+}
+
+// Each thread keeps one HMAC context per digest and re-keys it on every call: alternating keys,
+// an empty key and a second thread all get the published values (RFC 4231 cases 1 and 2; the
+// empty key and message as computed by every HMAC-SHA256 implementation).
+TEST(Hmac, EveryCallUsesItsOwnKey) {
+  const std::string case1_key(20, '\x0b');
+  auto check = [&] {
+    for (int round = 0; round < 2; ++round) {
+      EXPECT_EQ(to_hex(hmac_sha256(case1_key, "Hi There")),
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+      EXPECT_EQ(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+      EXPECT_EQ(to_hex(hmac_sha256(std::string_view(), std::string_view())),
+                "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    }
+  };
+  check();
+  std::thread other(check);
+  other.join();
 }
 
 // RFC 2202 and RFC 4231 test case 2 through each algorithm and encoding.
