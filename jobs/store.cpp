@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <pqxx/pqxx>
 #include <string_view>
@@ -76,8 +77,18 @@ class ArrayLiteral {
 // at the right edge of the primary key's index, so inserts touch the same few pages instead of
 // a random one each.
 std::string new_job_id() {
+  // Random bytes drawn 4 KiB at a time: a RAND_bytes call per job (each with its own getpid)
+  // cost a microsecond. The process never forks, so no two processes share a pool.
+  thread_local unsigned char pool[4096];
+  thread_local std::size_t used = sizeof pool;
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("no random bytes for a job id");
+  if (used + sizeof b > sizeof pool) {
+    if (RAND_bytes(pool, sizeof pool) != 1)
+      throw std::runtime_error("no random bytes for a job id");
+    used = 0;
+  }
+  std::memcpy(b, pool + used, sizeof b);
+  used += sizeof b;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
