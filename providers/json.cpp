@@ -103,18 +103,21 @@ class Scan : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scan> {
 std::optional<std::vector<std::optional<std::string>>> json_strings(
     std::string_view json, const std::vector<JsonPointer>& pointers) {
   // A NUL byte is not JSON anywhere (inside a string it would have to be escaped); refusing it
-  // here lets the parser read a NUL-terminated copy, whose strings RapidJSON scans 16 bytes at
-  // a time. The copy keeps 15 spare bytes, which those scans may read past the end.
+  // here lets the parser work on a NUL-terminated copy: it decodes strings in place (no copy of
+  // each into its stack) and scans them 16 bytes at a time. The copy keeps 15 spare bytes,
+  // which those scans may read past the end. Copy and reader are kept per thread, with the
+  // memory they grew to.
   if (json.find('\0') != std::string_view::npos) return std::nullopt;
   thread_local std::string text;
+  thread_local rapidjson::Reader reader;
   text.reserve(json.size() + 16);
   text.assign(json);
   std::vector<std::optional<std::string>> out(pointers.size());
   Scan scan(pointers, out);
-  rapidjson::StringStream stream(text.c_str());
-  rapidjson::Reader reader;
+  rapidjson::InsituStringStream stream(text.data());
   // Iterative: a deeply nested body cannot exhaust the stack.
-  if (reader.Parse<rapidjson::kParseIterativeFlag>(stream, scan).IsError() ||
+  if (reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag>(stream, scan)
+          .IsError() ||
       !scan.root_is_object()) {
     return std::nullopt;
   }
