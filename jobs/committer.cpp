@@ -7,7 +7,8 @@ namespace flare::jobs {
 Committer::Committer(const std::string& database_url, CommitterOptions options)
     : options_(options) {
   for (int i = 0; i < options_.connections; ++i) {
-    lanes_.push_back(std::unique_ptr<Lane>(new Lane{Store(database_url), false}));
+    lanes_.push_back(
+        std::unique_ptr<Lane>(new Lane{Store(database_url, Store::Role::kCommitter), false}));
   }
   for (auto& lane : lanes_) threads_.emplace_back([this, &lane] { run(*lane); });
 }

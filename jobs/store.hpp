@@ -62,8 +62,12 @@ class Store {
   // tests pass their own to replay a batch with the ids of an earlier attempt.
   using IdSource = std::function<std::string()>;
 
+  // kCommitter: a store that enqueues for a committer lane. It inserts on a second connection
+  // where the insert is planned once (see store.cpp).
+  enum class Role { kGeneral, kCommitter };
+
   // Connects on first use, and again after a failure. Not thread-safe: one owner thread.
-  explicit Store(std::string url, IdSource new_id = {});
+  explicit Store(std::string url, Role role = Role::kGeneral, IdSource new_id = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

@@ -147,7 +147,7 @@ TEST_F(StoreTest, ReplayedBatchIsAnsweredAsCreated) {
   std::vector<std::string> ids = {"01900000-0000-7000-8000-000000000001",
                                   "01900000-0000-7000-8000-000000000002"};
   std::size_t next = 0;
-  Store replaying(db_.url(), [&] { return ids[next++ % ids.size()]; });
+  Store replaying(db_.url(), Store::Role::kCommitter, [&] { return ids[next++ % ids.size()]; });
   NewJob bare = job("");
   bare.source.clear();
   bare.event_id.clear();
