@@ -1,10 +1,10 @@
 -- wrk script: Stripe deliveries of 2 to 4 KB, each signed at the moment it is sent (HMAC-SHA256
 -- from libcrypto through LuaJIT's FFI). In "mixed" mode 20 % are redeliveries of an id this
 -- thread sent before, signed afresh, as Stripe's retries are; in "duplicates" mode every request
--- redelivers one of the first 1000 ids of each thread of an earlier mixed run.
+-- redelivers one of the ids listed in a file (ids the gateway stored in an earlier run).
 --
 -- Environment: BENCH_SECRET, BENCH_RUN (a label that makes the ids of a run unique),
--- BENCH_MODE (mixed | duplicates), BENCH_FROM (duplicates: the label of the earlier run).
+-- BENCH_MODE (mixed | duplicates), BENCH_IDS (duplicates: the file of ids, one per line).
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -18,7 +18,7 @@ local crypto = ffi.load("libcrypto.so.3")
 local secret = os.getenv("BENCH_SECRET")
 local label = os.getenv("BENCH_RUN")
 local mode = os.getenv("BENCH_MODE") or "mixed"
-local from = os.getenv("BENCH_FROM")
+local ids_file = os.getenv("BENCH_IDS")
 
 local threads = {}
 local next_thread = 0
@@ -49,12 +49,16 @@ function init(args)
   recent = {}
   padding = string.rep("abcdefghijklmnopqrstuvwxyz012345", 64)  -- 2 KiB
   math.randomseed(os.time() * 1000 + tid)
+  stored = {}
+  if mode == "duplicates" then
+    for line in io.lines(ids_file) do stored[#stored + 1] = line end
+  end
 end
 
 local function next_id()
   if mode == "duplicates" then
     sent_again = sent_again + 1
-    return "evt_" .. from .. "_" .. tid .. "_" .. math.random(1, 1000)
+    return stored[math.random(#stored)]
   end
   if sent_new > 0 and math.random() < 0.2 then
     sent_again = sent_again + 1
@@ -83,8 +87,7 @@ end
 
 -- A 202 acknowledges a new event: it must be stored. Ids whose answer never arrived (in flight
 -- when the run ends) may or may not be.
--- In "duplicates" mode every id was stored by the earlier run, so a 202 names an id that run
--- never stored: those ids are reported.
+-- In "duplicates" mode every id is stored already, so a 202 is a fault: its id is reported.
 function response(status, headers, body)
   if status == 202 then
     accepted = accepted + 1
