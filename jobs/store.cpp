@@ -179,15 +179,19 @@ ON CONFLICT DO NOTHING
 RETURNING id::text, )sql" FLARE_TS("created_at") ", " FLARE_TS("run_at") R"sql(,
           pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', ''))sql";
 
-// The jobs that hold keys of the batch: (project, key) pairs in, one row per existing job out.
+// The jobs that hold keys of the batch, in any project (the caller keeps its projects' rows).
+// By the key alone, only the unique index that leads with the key can serve it (migration
+// 0004): one possible plan besides a sequential scan, which its connection rules out.
 constexpr const char* kLookupKeys = R"sql(
-SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
-FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(project_id, key, n)
-JOIN jobs j ON j.project_id = k.project_id AND j.idempotency_key = k.key)sql";
+SELECT j.project_id, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS(
+    "j.created_at") ", " FLARE_TS("j.run_at") R"sql(
+FROM jobs j WHERE j.idempotency_key = ANY($1::text[]))sql";
 
-// The same by job id, for jobs without a key.
+// Jobs without a key, by the ids of the batch: the position in the batch, then the columns of
+// kLookupKeys. Rare (a batch retried after a lost connection), so planned each time.
 constexpr const char* kLookupIds = R"sql(
-SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
+SELECT k.n, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS(
+    "j.run_at") R"sql(
 FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(project_id, id, n)
 JOIN jobs j ON j.project_id = k.project_id AND j.id = k.id)sql";
 
@@ -217,45 +221,46 @@ struct Store::Impl {
   Role role = Role::kGeneral;
   IdSource new_id;
   std::unique_ptr<pqxx::connection> conn;
-  std::unique_ptr<Wakeup> wakeup;                 // declared after conn: destroyed before it
-  std::unique_ptr<pqxx::connection> insert_conn;  // a committer's, for the insert alone
+  std::unique_ptr<Wakeup> wakeup;                  // declared after conn: destroyed before it
+  std::unique_ptr<pqxx::connection> planned_conn;  // a committer's, see planned_once()
 
   // Statements are parsed once per connection. Each execution is planned with its values: a
-  // generic plan, made once while the table was small, kept the lookup on a sequential scan as
+  // generic plan, made once while the table was small, kept a lookup on a sequential scan as
   // the table grew (measured: half the throughput).
   pqxx::connection& connection() {
     if (!conn || !conn->is_open()) {
       wakeup.reset();
-      conn = open("force_custom_plan");
-      conn->prepare("lookup_keys", kLookupKeys);
-      conn->prepare("lookup_ids", kLookupIds);
+      conn = open("SET plan_cache_mode = force_custom_plan");
     }
     return *conn;
   }
 
-  // The insert has one possible plan, whatever the table holds: a committer plans it once, on
-  // a connection of its own since the planning mode is a session's (planning it for every
-  // batch cost PostgreSQL 5-6 of its 37-40 us per request). Other stores insert on their one
-  // connection.
-  pqxx::connection& insert_connection() {
+  // The insert and the lookup of keys have one possible plan each, whatever the table holds (a
+  // sequential scan ruled out): a committer plans them once, on a connection of its own since
+  // planning modes are a session's. Planning them for every batch cost PostgreSQL about a
+  // sixth of its time. Other stores run them on their one connection.
+  pqxx::connection& planned_once() {
     if (role != Role::kCommitter) return connection();
-    if (!insert_conn || !insert_conn->is_open()) insert_conn = open("force_generic_plan");
-    return *insert_conn;
+    if (!planned_conn || !planned_conn->is_open()) {
+      planned_conn = open("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off");
+    }
+    return *planned_conn;
   }
 
-  std::unique_ptr<pqxx::connection> open(const char* plan_cache_mode) {
+  std::unique_ptr<pqxx::connection> open(const std::string& planning) {
     auto fresh = std::make_unique<pqxx::connection>(url);
     // A statement stuck on a lock must not hold every waiting request hostage.
-    pqxx::nontransaction(*fresh).exec(
-        std::string("SET statement_timeout = 10000; SET plan_cache_mode = ") + plan_cache_mode);
+    pqxx::nontransaction(*fresh).exec("SET statement_timeout = 10000; " + planning);
     fresh->prepare("enqueue", kInsert);
+    fresh->prepare("lookup_keys", kLookupKeys);
+    fresh->prepare("lookup_ids", kLookupIds);
     return fresh;
   }
 
   void drop() {
     wakeup.reset();
     conn.reset();
-    insert_conn.reset();
+    planned_conn.reset();
   }
 
   // Runs `work` in a fresh transaction (Tx = pqxx::nontransaction: statements that commit on
@@ -372,19 +377,18 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         run_at.number(j.run_at_micros);
         by_id[ids[i]] = i;
       }
-      auto insert = [&](pqxx::transaction_base& t) {
+      // On the committer's second connection, or on tx's when there is one connection.
+      auto planned_once = [&](auto&& statement) {
+        if (&impl_->planned_once() == &tx.conn()) return statement(tx);
+        pqxx::nontransaction own(impl_->planned_once());
+        return statement(own);
+      };
+      pqxx::result inserted = planned_once([&](pqxx::transaction_base& t) {
         return t.exec_prepared("enqueue", id.str(), project.str(), key.str(), type.str(),
                                pqxx::binarystring(payloads), payload_at.str(), payload_length.str(),
                                content_type.str(), source.str(), event_id.str(), attempts.str(),
                                priority.str(), run_at.str());
-      };
-      pqxx::result inserted;
-      if (&impl_->insert_connection() == &tx.conn()) {
-        inserted = insert(tx);
-      } else {
-        pqxx::nontransaction insert_tx(impl_->insert_connection());
-        inserted = insert(insert_tx);
-      }
+      });
       for (const auto& row : inserted) {
         std::size_t i = by_id.at(row[0].as<std::string>());
         results[i] = {ids[i], true, "queued", row[1].as<std::string>(), row[2].as<std::string>()};
@@ -397,22 +401,21 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         if (!results[i].job_id.empty()) continue;
         (jobs[i].idempotency_key.empty() ? bare : keyed).push_back(i);
       }
-      auto found = [&](const std::vector<std::size_t>& asked, const pqxx::result& rows) {
-        for (const auto& row : rows) {
-          std::size_t i = asked.at(row[0].as<std::size_t>() - 1);  // ordinality counts from 1
-          std::string job_id = row[1].as<std::string>();
-          bool ours = job_id == ids[i];
-          results[i] = {std::move(job_id), ours, row[2].as<std::string>(), row[3].as<std::string>(),
-                        row[4].as<std::string>()};
-        }
+      auto found = [&](std::size_t i, const pqxx::row& row) {
+        std::string job_id = row[2].as<std::string>();
+        bool ours = job_id == ids[i];
+        results[i] = {std::move(job_id), ours, row[3].as<std::string>(), row[4].as<std::string>(),
+                      row[5].as<std::string>()};
       };
       if (!keyed.empty()) {
-        ArrayLiteral projects, keys;
-        for (std::size_t i : keyed) {
-          projects.text(jobs[i].project_id);
-          keys.text(jobs[i].idempotency_key);
+        ArrayLiteral keys;
+        for (std::size_t i : keyed) keys.text(jobs[i].idempotency_key);
+        pqxx::result rows = planned_once(
+            [&](pqxx::transaction_base& t) { return t.exec_prepared("lookup_keys", keys.str()); });
+        for (const auto& row : rows) {
+          auto it = first_of_key.find(Key(row[0].as<std::string>(), row[1].as<std::string>()));
+          if (it != first_of_key.end()) found(it->second, row);  // else another project's key
         }
-        found(keyed, tx.exec_prepared("lookup_keys", projects.str(), keys.str()));
       }
       if (!bare.empty()) {
         ArrayLiteral projects, bare_ids;
@@ -420,7 +423,9 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
           projects.text(jobs[i].project_id);
           bare_ids.text(ids[i]);
         }
-        found(bare, tx.exec_prepared("lookup_ids", projects.str(), bare_ids.str()));
+        for (const auto& row : tx.exec_prepared("lookup_ids", projects.str(), bare_ids.str())) {
+          found(bare.at(row[0].as<std::size_t>() - 1), row);  // ordinality counts from 1
+        }
       }
       std::vector<std::size_t> missing;
       for (std::size_t i : todo) {
