@@ -10,6 +10,7 @@
 
 #include "gateway/text.hpp"
 #include "jobs/backoff.hpp"
+#include "providers/hmac.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -69,25 +70,14 @@ bool iequals(std::string_view a, std::string_view b) {
 
 // The cursor is opaque to clients: "<created_at in Unix microseconds>.<id>" as hex.
 std::string encode_cursor(const jobs::Cursor& c) {
-  std::string plain = std::to_string(c.created_micros) + "." + c.id;
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char ch : plain) {
-    out += kDigits[ch >> 4];
-    out += kDigits[ch & 0xf];
-  }
-  return out;
+  return providers::to_hex(std::to_string(c.created_micros) + "." + c.id);
 }
 
 std::optional<jobs::Cursor> decode_cursor(std::string_view hex) {
-  if (hex.size() % 2 != 0 || hex.size() > 200) return std::nullopt;
-  std::string plain;
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    unsigned value = 0;
-    auto [end, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, value, 16);
-    if (ec != std::errc() || end != hex.data() + i + 2) return std::nullopt;
-    plain += static_cast<char>(value);
-  }
+  if (hex.size() > 200) return std::nullopt;
+  std::optional<std::string> decoded = providers::from_hex(hex);
+  if (!decoded) return std::nullopt;
+  const std::string& plain = *decoded;
   std::size_t dot = plain.find('.');
   if (dot == std::string::npos) return std::nullopt;
   jobs::Cursor c;

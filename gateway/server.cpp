@@ -27,6 +27,7 @@
 #include "gateway/log.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/reply.hpp"
+#include "providers/hmac.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -123,13 +124,7 @@ class SessionBase {
 std::string random_prefix() {
   unsigned char bytes[6];
   if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("no random bytes");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  return out;
+  return providers::to_hex(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
 
 // What every connection shares: read-only configuration, the committer, and the set of live

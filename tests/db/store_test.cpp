@@ -132,7 +132,14 @@ TEST_F(StoreTest, TwoConnectionsRaceOnOneKey) {
 // Version-7 UUIDs: the time in milliseconds leads, so later jobs get larger ids.
 TEST_F(StoreTest, JobIdsAreTimeOrderedUuids) {
   auto first = store_->enqueue({job("webhook:t1")})[0].job_id;
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the ids' clock ticks in ms
+  // The ids' clock counts milliseconds: the second id is made once it has moved on.
+  std::int64_t first_ms = std::stoll(first.substr(0, 8) + first.substr(9, 4), nullptr, 16);
+  auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  while (now_ms() <= first_ms) std::this_thread::yield();
   auto second = store_->enqueue({job("webhook:t2")})[0].job_id;
   EXPECT_LT(first, second);
   for (const std::string& id : {first, second}) {
