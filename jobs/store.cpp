@@ -179,16 +179,19 @@ ON CONFLICT DO NOTHING
 RETURNING id::text, )sql" FLARE_TS("created_at") ", " FLARE_TS("run_at") R"sql(,
           pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', ''))sql";
 
-// The jobs that hold keys of the batch, in any project (the caller keeps its projects' rows).
-// By the key alone, only the unique index that leads with the key can serve it (migration
-// 0004): one possible plan besides a sequential scan, which its connection rules out.
+// The jobs that hold keys of the batch: the position in the batch, then the columns every
+// lookup returns. Each key is an equality on every column of the unique index, under a LIMIT
+// that keeps the join from being rearranged: the one plan that fits, whatever the table holds
+// when it is planned (a sequential scan ruled out), so it is planned once per connection.
 constexpr const char* kLookupKeys = R"sql(
-SELECT j.project_id, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS(
-    "j.created_at") ", " FLARE_TS("j.run_at") R"sql(
-FROM jobs j WHERE j.idempotency_key = ANY($1::text[]))sql";
+SELECT k.n, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS(
+    "j.run_at") R"sql(
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(project_id, key, n)
+CROSS JOIN LATERAL (SELECT * FROM jobs WHERE project_id = k.project_id AND idempotency_key = k.key
+                    LIMIT 1) j)sql";
 
-// Jobs without a key, by the ids of the batch: the position in the batch, then the columns of
-// kLookupKeys. Rare (a batch retried after a lost connection), so planned each time.
+// Jobs without a key, by the ids of the batch, answered as kLookupKeys is. Rare (a batch retried
+// after a lost connection), so planned each time.
 constexpr const char* kLookupIds = R"sql(
 SELECT k.n, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS(
     "j.run_at") R"sql(
@@ -408,14 +411,16 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
                       row[5].as<std::string>()};
       };
       if (!keyed.empty()) {
-        ArrayLiteral keys;
-        for (std::size_t i : keyed) keys.text(jobs[i].idempotency_key);
-        pqxx::result rows = planned_once(
-            [&](pqxx::transaction_base& t) { return t.exec_prepared("lookup_keys", keys.str()); });
-        for (const auto& row : rows) {
-          auto it = first_of_key.find(Key(row[0].as<std::string>(), row[1].as<std::string>()));
-          if (it != first_of_key.end()) found(it->second, row);  // else another project's key
+        ArrayLiteral projects, keys;
+        for (std::size_t i : keyed) {
+          projects.text(jobs[i].project_id);
+          keys.text(jobs[i].idempotency_key);
         }
+        pqxx::result rows = planned_once([&](pqxx::transaction_base& t) {
+          return t.exec_prepared("lookup_keys", projects.str(), keys.str());
+        });
+        // Ordinality counts from 1.
+        for (const auto& row : rows) found(keyed.at(row[0].as<std::size_t>() - 1), row);
       }
       if (!bare.empty()) {
         ArrayLiteral projects, bare_ids;
@@ -424,7 +429,7 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
           bare_ids.text(ids[i]);
         }
         for (const auto& row : tx.exec_prepared("lookup_ids", projects.str(), bare_ids.str())) {
-          found(bare.at(row[0].as<std::size_t>() - 1), row);  // ordinality counts from 1
+          found(bare.at(row[0].as<std::size_t>() - 1), row);
         }
       }
       std::vector<std::size_t> missing;

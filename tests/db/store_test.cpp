@@ -42,8 +42,8 @@ TEST(Migrations, ApplyOnceThenNothing) {
   EXPECT_EQ(store.migrate(), 0);
   EXPECT_EQ(store.schema_version(), Store::latest_version());
   EXPECT_EQ(db.scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_jobs_idempotency'"),
-            "CREATE UNIQUE INDEX ix_jobs_idempotency ON public.jobs USING btree (idempotency_key, "
-            "project_id) WHERE (idempotency_key IS NOT NULL)");
+            "CREATE UNIQUE INDEX ix_jobs_idempotency ON public.jobs USING btree (project_id, "
+            "idempotency_key) WHERE (idempotency_key IS NOT NULL)");
 }
 
 TEST_F(StoreTest, NewThenDuplicate) {
@@ -76,7 +76,7 @@ TEST_F(StoreTest, KeysArePerProject) {
   EXPECT_TRUE(a[0].created);
   EXPECT_TRUE(a[1].created);
   EXPECT_NE(a[0].job_id, a[1].job_id);
-  // Keys are looked up by the key alone: each project is still told about its own job.
+  // A committer's lookup of keys, planned once, pairs each key with its project.
   Store committer(db_.url(), Store::Role::kCommitter);
   auto again = committer.enqueue({job("payment:42", "c"), job("payment:42", "b")});
   EXPECT_TRUE(again[0].created);
