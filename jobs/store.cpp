@@ -156,45 +156,52 @@ std::string update_job(const std::string& set_and_where) {
   return "UPDATE jobs SET " + set_and_where + " RETURNING " + kJobColumns;
 }
 
-// Each statement below commits on its own: a batch costs one round trip when all its jobs are
-// new and two when some are not, instead of BEGIN, INSERT, lookup, NOTIFY and COMMIT in turn.
-// Without a transaction around them, a connection lost mid-statement leaves the outcome
-// unknown; the retry of the batch with the same job ids finds out (see Store::enqueue).
+// The enqueue statement commits on its own: a batch costs one round trip, instead of BEGIN,
+// INSERT, lookup, NOTIFY and COMMIT in turn. Without a transaction around it, a connection
+// lost mid-statement leaves the outcome unknown; the retry of the batch with the same job ids
+// finds out (see Store::enqueue).
 //
 // The payloads travel as one binary parameter, cut apart by offset and length, so that neither
 // side spends time on a hex encoding of every byte. Any conflict is a no-op (no arbiter): a
 // retried job finds its own id taken and is looked up instead of failing. Each inserted row
 // notifies the workers; PostgreSQL folds a transaction's equal notifications into one.
-constexpr const char* kInsert = R"sql(
-INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source, event_id,
-                  max_attempts, attempt_allowance, priority, run_at)
-SELECT id, project_id, nullif(key, ''), type, substring($5::bytea FROM payload_at FOR payload_length),
-       content_type, nullif(source, ''), nullif(event_id, ''), max_attempts, max_attempts, priority,
-       coalesce('epoch'::timestamptz + run_at * interval '1 microsecond', now())
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::int[], $7::int[], $8::text[],
-            $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[])
-  AS u(id, project_id, key, type, payload_at, payload_length, content_type, source, event_id,
-       max_attempts, priority, run_at)
-ON CONFLICT DO NOTHING
-RETURNING id::text, )sql" FLARE_TS("created_at") ", " FLARE_TS("run_at") R"sql(,
-          pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', ''))sql";
-
-// The jobs that hold keys of the batch: the position in the batch, then the columns every
-// lookup returns. Each key is an equality on every column of the unique index, under a LIMIT
-// that keeps the join from being rearranged: the one plan that fits, whatever the table holds
-// when it is planned (a sequential scan ruled out), so it is planned once per connection.
-constexpr const char* kLookupKeys = R"sql(
-SELECT k.n, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS(
-    "j.run_at") R"sql(
-FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(project_id, key, n)
+//
+// It answers with the rows it inserted (position 0), then with the jobs that already held keys
+// of the batch, by position in the batch (counting from 1). Each key is an equality on every
+// column of the unique index, under a LIMIT that keeps the join from being rearranged: the one
+// plan that fits, whatever the table holds when it is planned (a sequential scan ruled out),
+// so a committer plans the statement once. The lookup sees the rows committed before the
+// statement began, not those it inserted; a key taken by a transaction still running then is
+// found by the next round.
+constexpr const char* kEnqueue = R"sql(
+WITH inserted AS (
+  INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source,
+                    event_id, max_attempts, attempt_allowance, priority, run_at)
+  SELECT id, project_id, nullif(key, ''), type,
+         substring($5::bytea FROM payload_at FOR payload_length), content_type,
+         nullif(source, ''), nullif(event_id, ''), max_attempts, max_attempts, priority,
+         coalesce('epoch'::timestamptz + run_at * interval '1 microsecond', now())
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::int[], $7::int[], $8::text[],
+              $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[])
+    AS u(id, project_id, key, type, payload_at, payload_length, content_type, source, event_id,
+         max_attempts, priority, run_at)
+  ON CONFLICT DO NOTHING
+  RETURNING id, project_id, idempotency_key, created_at, run_at,
+            pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', ''))
+SELECT 0::bigint, id::text, 'queued', )sql" FLARE_TS("created_at") ", " FLARE_TS(
+    "run_at") R"sql( FROM inserted
+UNION ALL
+SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
+FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(project_id, key, n)
 CROSS JOIN LATERAL (SELECT * FROM jobs WHERE project_id = k.project_id AND idempotency_key = k.key
-                    LIMIT 1) j)sql";
+                    LIMIT 1) j
+WHERE NOT EXISTS (SELECT FROM inserted i
+                  WHERE i.project_id = k.project_id AND i.idempotency_key = k.key))sql";
 
-// Jobs without a key, by the ids of the batch, answered as kLookupKeys is. Rare (a batch retried
-// after a lost connection), so planned each time.
+// Jobs without a key, by the ids of the batch: the position in the batch, then the columns of
+// kEnqueue. Rare (a batch retried after a lost connection), so planned each time.
 constexpr const char* kLookupIds = R"sql(
-SELECT k.n, j.idempotency_key, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS(
-    "j.run_at") R"sql(
+SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
 FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(project_id, id, n)
 JOIN jobs j ON j.project_id = k.project_id AND j.id = k.id)sql";
 
@@ -238,10 +245,10 @@ struct Store::Impl {
     return *conn;
   }
 
-  // The insert and the lookup of keys have one possible plan each, whatever the table holds (a
-  // sequential scan ruled out): a committer plans them once, on a connection of its own since
-  // planning modes are a session's. Planning them for every batch cost PostgreSQL about a
-  // sixth of its time. Other stores run them on their one connection.
+  // The enqueue statement has one possible plan, whatever the table holds (a sequential scan
+  // ruled out): a committer plans it once, on a connection of its own since planning modes are
+  // a session's. Planning it for every batch cost PostgreSQL about a sixth of its time. Other
+  // stores run it on their one connection.
   pqxx::connection& planned_once() {
     if (role != Role::kCommitter) return connection();
     if (!planned_conn || !planned_conn->is_open()) {
@@ -254,8 +261,7 @@ struct Store::Impl {
     auto fresh = std::make_unique<pqxx::connection>(url);
     // A statement stuck on a lock must not hold every waiting request hostage.
     pqxx::nontransaction(*fresh).exec("SET statement_timeout = 10000; " + planning);
-    fresh->prepare("enqueue", kInsert);
-    fresh->prepare("lookup_keys", kLookupKeys);
+    fresh->prepare("enqueue", kEnqueue);
     fresh->prepare("lookup_ids", kLookupIds);
     return fresh;
   }
@@ -355,8 +361,8 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
     std::fill(results.begin(), results.end(), Enqueued{});
     std::vector<std::size_t> todo = unkeyed;
     for (const auto& [key, i] : first_of_key) todo.push_back(i);
-    // A key can vanish between the insert that saw it and the lookup (its job was deleted);
-    // the next round inserts it again.
+    // A key the statement found taken but could not see (its transaction committed while the
+    // statement ran), or whose job was deleted meanwhile, is tried again by the next round.
     for (int round = 0; !todo.empty(); ++round) {
       if (round == kEnqueueRounds) throw std::runtime_error("enqueue: keys keep vanishing");
       ArrayLiteral id, project, key, type, payload_at, payload_length, content_type, source,
@@ -386,41 +392,33 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         pqxx::nontransaction own(impl_->planned_once());
         return statement(own);
       };
-      pqxx::result inserted = planned_once([&](pqxx::transaction_base& t) {
+      pqxx::result rows = planned_once([&](pqxx::transaction_base& t) {
         return t.exec_prepared("enqueue", id.str(), project.str(), key.str(), type.str(),
                                pqxx::binarystring(payloads), payload_at.str(), payload_length.str(),
                                content_type.str(), source.str(), event_id.str(), attempts.str(),
                                priority.str(), run_at.str());
       });
-      for (const auto& row : inserted) {
-        std::size_t i = by_id.at(row[0].as<std::string>());
-        results[i] = {ids[i], true, "queued", row[1].as<std::string>(), row[2].as<std::string>()};
-      }
-      // A new statement, so a new snapshot: it sees the rows that other transactions committed
-      // while the insert waited on their keys. A duplicate is only reported for a row that
-      // exists.
-      std::vector<std::size_t> keyed, bare;
-      for (std::size_t i : todo) {
-        if (!results[i].job_id.empty()) continue;
-        (jobs[i].idempotency_key.empty() ? bare : keyed).push_back(i);
-      }
+      // A job already stored: by an earlier attempt of this call when it holds our id.
       auto found = [&](std::size_t i, const pqxx::row& row) {
-        std::string job_id = row[2].as<std::string>();
+        std::string job_id = row[1].as<std::string>();
         bool ours = job_id == ids[i];
-        results[i] = {std::move(job_id), ours, row[3].as<std::string>(), row[4].as<std::string>(),
-                      row[5].as<std::string>()};
+        results[i] = {std::move(job_id), ours, row[2].as<std::string>(), row[3].as<std::string>(),
+                      row[4].as<std::string>()};
       };
-      if (!keyed.empty()) {
-        ArrayLiteral projects, keys;
-        for (std::size_t i : keyed) {
-          projects.text(jobs[i].project_id);
-          keys.text(jobs[i].idempotency_key);
-        }
-        pqxx::result rows = planned_once([&](pqxx::transaction_base& t) {
-          return t.exec_prepared("lookup_keys", projects.str(), keys.str());
-        });
-        // Ordinality counts from 1.
-        for (const auto& row : rows) found(keyed.at(row[0].as<std::size_t>() - 1), row);
+      // Inserted rows first: a key whose job was deleted after the statement began is both
+      // found (as it was) and inserted anew.
+      for (const auto& row : rows) {
+        if (row[0].as<std::size_t>() != 0) continue;
+        std::size_t i = by_id.at(row[1].as<std::string>());
+        results[i] = {ids[i], true, "queued", row[3].as<std::string>(), row[4].as<std::string>()};
+      }
+      for (const auto& row : rows) {
+        auto n = row[0].as<std::size_t>();
+        if (n != 0 && results[todo.at(n - 1)].job_id.empty()) found(todo[n - 1], row);
+      }
+      std::vector<std::size_t> bare;
+      for (std::size_t i : todo) {
+        if (results[i].job_id.empty() && jobs[i].idempotency_key.empty()) bare.push_back(i);
       }
       if (!bare.empty()) {
         ArrayLiteral projects, bare_ids;
