@@ -322,7 +322,7 @@ void read_server(Reader& r, const YAML::Node& node, Server& server) {
 }
 
 void read_database(Reader& r, const YAML::Node& node, Database& db) {
-  if (!r.map(node, "database", {"url", "pool_size", "auto_migrate"})) return;
+  if (!r.map(node, "database", {"url", "pool_size", "committer_lanes", "auto_migrate"})) return;
   if (const YAML::Node n = node["url"]) {
     if (auto text = r.string(n, "database.url")) {
       if (text->empty()) r.error(n, "database.url", "must not be empty");
@@ -333,6 +333,11 @@ void read_database(Reader& r, const YAML::Node& node, Database& db) {
   }
   if (const YAML::Node n = node["pool_size"]) {
     if (auto v = r.integer(n, "database.pool_size", 1, 100)) db.pool_size = static_cast<int>(*v);
+  }
+  if (const YAML::Node n = node["committer_lanes"]) {
+    if (auto v = r.integer(n, "database.committer_lanes", 1, 16)) {
+      db.committer_lanes = static_cast<int>(*v);
+    }
   }
   if (const YAML::Node n = node["auto_migrate"]) {
     if (auto v = r.boolean(n, "database.auto_migrate")) db.auto_migrate = *v;

@@ -51,6 +51,7 @@ struct Server {
 struct Database {
   std::string url;
   int pool_size = 4;
+  int committer_lanes = 1;
   bool auto_migrate = true;
 };
 

@@ -162,6 +162,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
   options.observer = &metrics;
+  options.lanes = config.database.committer_lanes;
   flare::jobs::Committer committer(config.database.url, options);
   flare::jobs::Pool pool(config.database.url, config.database.pool_size, &metrics);
   flare::gateway::Server server(config, committer, pool, metrics);

@@ -6,7 +6,7 @@ namespace flare::jobs {
 
 Committer::Committer(const std::string& database_url, CommitterOptions options)
     : options_(options) {
-  for (int i = 0; i < options_.connections; ++i) {
+  for (int i = 0; i < options_.lanes; ++i) {
     lanes_.push_back(
         std::unique_ptr<Lane>(new Lane{Store(database_url, Store::Role::kCommitter), false}));
   }

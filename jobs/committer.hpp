@@ -37,7 +37,7 @@ struct Result {
 
 struct CommitterOptions {
   bool auto_migrate = true;
-  int connections = 2;                     // committer threads, one connection each
+  int lanes = 1;                           // committer threads, each with its own connections
   std::size_t max_batch = 512;             // jobs in one batch
   std::size_t max_batch_bytes = 64 << 20;  // payload bytes in one batch (one job may pass)
   std::size_t max_pending = 20000;         // waiting jobs beyond which new ones are refused at once

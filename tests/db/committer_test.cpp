@@ -88,7 +88,7 @@ TEST(Committer, MigratesAndCommitsOne) {
 TEST(Committer, TakesEverythingWaitingInOneBatch) {
   test::TestDatabase db;
   CommitterOptions one_lane;
-  one_lane.connections = 1;  // what is waiting goes to one batch, not two
+  one_lane.lanes = 1;  // what is waiting goes to one batch, not two
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   Committer::Stats before = c.stats();
@@ -123,7 +123,7 @@ TEST(Committer, TakesEverythingWaitingInOneBatch) {
 TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
   test::TestDatabase db;
   CommitterOptions one_lane;
-  one_lane.connections = 1;  // what is waiting goes to one batch, not two
+  one_lane.lanes = 1;  // what is waiting goes to one batch, not two
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   pqxx::connection blocker(db.url());
@@ -142,6 +142,33 @@ TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
   EXPECT_EQ(r[2].outcome, Outcome::kFailed);
   EXPECT_EQ(r[3].outcome, Outcome::kCreated);
   EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "4");
+}
+
+// With two lanes, a batch stuck behind another transaction's uncommitted key holds up only its
+// own lane: the next job is committed by the other lane meanwhile.
+TEST(Committer, LanesCommitIndependently) {
+  test::TestDatabase db;
+  CommitterOptions two_lanes;
+  two_lanes.lanes = 2;
+  Committer c(db.url(), two_lanes);
+  ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
+
+  pqxx::connection blocker(db.url());
+  pqxx::work holding(blocker);
+  holding.exec(
+      "INSERT INTO jobs (project_id, idempotency_key, type, payload, content_type, max_attempts, "
+      "attempt_allowance) VALUES ('shop', 'held', 't', '', 'a', 5, 5)");
+  std::promise<Result> held;
+  c.submit(job("held"), [&held](Result r) { held.set_value(std::move(r)); });
+  wait_until_blocked(db);
+
+  EXPECT_EQ(submit_one(c, job("free")).outcome, Outcome::kCreated);
+  std::future<Result> held_result = held.get_future();
+  EXPECT_EQ(held_result.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+
+  holding.abort();
+  EXPECT_EQ(held_result.get().outcome, Outcome::kCreated);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "3");
 }
 
 TEST(Committer, SurvivesDatabaseRestart) {

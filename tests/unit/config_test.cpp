@@ -39,6 +39,7 @@ const std::string kValid = R"(server:
 database:
   url: "${DATABASE_URL}"
   pool_size: 2
+  committer_lanes: 3
   auto_migrate: false
 projects:
   - id: shop
@@ -74,6 +75,7 @@ TEST(Config, ReadsEveryField) {
   EXPECT_EQ(c.server.read_timeout.count(), 7000);
   EXPECT_EQ(c.database.url, "host=/tmp dbname=flare");
   EXPECT_EQ(c.database.pool_size, 2);
+  EXPECT_EQ(c.database.committer_lanes, 3);
   EXPECT_FALSE(c.database.auto_migrate);
   ASSERT_EQ(c.projects.size(), 1u);
   EXPECT_EQ(c.projects[0].api_key_sha256.size(), 1u);
@@ -105,6 +107,7 @@ TEST(Config, Defaults) {
   EXPECT_FALSE(c.server.tls.has_value());
   EXPECT_TRUE(c.database.auto_migrate);
   EXPECT_EQ(c.database.pool_size, 4);
+  EXPECT_EQ(c.database.committer_lanes, 1);
 }
 
 TEST(Config, InterpolatesDefaultsAndIpv6Listen) {
@@ -186,6 +189,8 @@ TEST(Config, WrongType) {
             "flare.yaml:2:9: server: expected a mapping");
   EXPECT_EQ(errors_of("database: { url: x, auto_migrate: yes }\n"),
             "flare.yaml:1:35: database.auto_migrate: expected true or false");
+  EXPECT_EQ(errors_of("database: { url: x, committer_lanes: 0 }\n"),
+            "flare.yaml:1:38: database.committer_lanes: expected an integer from 1 to 16");
 }
 
 TEST(Config, DuplicateKeyAndDuplicateSourceName) {
