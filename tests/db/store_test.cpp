@@ -44,6 +44,11 @@ TEST(Migrations, ApplyOnceThenNothing) {
   EXPECT_EQ(db.scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_jobs_idempotency'"),
             "CREATE UNIQUE INDEX ix_jobs_idempotency ON public.jobs USING btree (project_id, "
             "idempotency_key) WHERE (idempotency_key IS NOT NULL)");
+  EXPECT_EQ(db.scalar("SELECT string_agg(column_name || ' ' || collation_name, ', ' ORDER BY "
+                      "column_name) FROM information_schema.columns WHERE table_name = 'jobs' "
+                      "AND collation_name IS NOT NULL AND column_name IN ('project_id', "
+                      "'idempotency_key')"),
+            "idempotency_key C, project_id C");
 }
 
 TEST_F(StoreTest, NewThenDuplicate) {
