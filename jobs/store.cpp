@@ -368,6 +368,9 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
       ArrayLiteral id, project, key, type, payload_at, payload_length, content_type, source,
           event_id, attempts, priority, run_at;
       std::string payloads;
+      std::size_t payload_bytes = 0;
+      for (std::size_t i : todo) payload_bytes += jobs[i].payload.size();
+      payloads.reserve(payload_bytes);
       std::map<std::string, std::size_t> by_id;
       for (std::size_t i : todo) {
         const NewJob& j = jobs[i];
