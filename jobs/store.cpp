@@ -408,16 +408,13 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         results[i] = {std::move(job_id), ours, row[2].as<std::string>(), row[3].as<std::string>(),
                       row[4].as<std::string>()};
       };
-      // Inserted rows first: a key whose job was deleted after the statement began is both
-      // found (as it was) and inserted anew.
       for (const auto& row : rows) {
-        if (row[0].as<std::size_t>() != 0) continue;
-        std::size_t i = by_id.at(row[1].as<std::string>());
-        results[i] = {ids[i], true, "queued", row[3].as<std::string>(), row[4].as<std::string>()};
-      }
-      for (const auto& row : rows) {
-        auto n = row[0].as<std::size_t>();
-        if (n != 0 && results[todo.at(n - 1)].job_id.empty()) found(todo[n - 1], row);
+        if (auto n = row[0].as<std::size_t>(); n != 0) {
+          found(todo.at(n - 1), row);
+        } else {
+          std::size_t i = by_id.at(row[1].as<std::string>());
+          results[i] = {ids[i], true, "queued", row[3].as<std::string>(), row[4].as<std::string>()};
+        }
       }
       std::vector<std::size_t> bare;
       for (std::size_t i : todo) {
