@@ -162,18 +162,21 @@ std::string update_job(const std::string& set_and_where) {
 // finds out (see Store::enqueue).
 //
 // The payloads travel as one binary parameter, cut apart by offset and length, so that neither
-// side spends time on a hex encoding of every byte. Any conflict is a no-op (no arbiter): a
-// retried job finds its own id taken and is looked up instead of failing. Each inserted row
-// notifies the workers; PostgreSQL folds a transaction's equal notifications into one.
+// side spends time on a hex encoding of every byte. A conflict is a no-op: a retried job finds
+// its own row (by its key, or without a key by its id) and is looked up instead of failing.
+// When every job has a key, only the key index is checked for conflicts beforehand; a job
+// without one needs the primary key checked too, so such a batch names no index (see
+// enqueue_sql). Each inserted row notifies the workers; PostgreSQL folds a transaction's equal
+// notifications into one.
 //
 // It answers with the rows it inserted (position 0), then with the jobs that already held keys
 // of the batch, by position in the batch (counting from 1). Each key is an equality on every
 // column of the unique index, under a LIMIT that keeps the join from being rearranged: the one
 // plan that fits, whatever the table holds when it is planned (a sequential scan ruled out),
-// so a committer plans the statement once. The lookup sees the rows committed before the
-// statement began, not those it inserted; a key taken by a transaction still running then is
-// found by the next round.
-constexpr const char* kEnqueue = R"sql(
+// so a committer plans each form of the statement once. The lookup sees the rows committed
+// before the statement began, not those it inserted; a key taken by a transaction still
+// running then is found by the next round.
+constexpr const char* kEnqueueHead = R"sql(
 WITH inserted AS (
   INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source,
                     event_id, max_attempts, attempt_allowance, priority, run_at)
@@ -185,7 +188,8 @@ WITH inserted AS (
               $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[])
     AS u(id, project_id, key, type, payload_at, payload_length, content_type, source, event_id,
          max_attempts, priority, run_at)
-  ON CONFLICT DO NOTHING
+  ON CONFLICT )sql";
+constexpr const char* kEnqueueTail = R"sql( DO NOTHING
   RETURNING id, project_id, idempotency_key, created_at, run_at,
             pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', ''))
 SELECT 0::bigint, id::text, 'queued', )sql" FLARE_TS("created_at") ", " FLARE_TS(
@@ -198,8 +202,17 @@ CROSS JOIN LATERAL (SELECT * FROM jobs WHERE project_id = k.project_id AND idemp
 WHERE NOT EXISTS (SELECT FROM inserted i
                   WHERE i.project_id = k.project_id AND i.idempotency_key = k.key))sql";
 
+// The enqueue statement with its conflicts checked on the key index alone, or on every unique
+// index when a job of the batch has no key.
+std::string enqueue_sql(bool every_job_keyed) {
+  return std::string(kEnqueueHead) +
+         (every_job_keyed ? "(project_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+                          : "") +
+         kEnqueueTail;
+}
+
 // Jobs without a key, by the ids of the batch: the position in the batch, then the columns of
-// kEnqueue. Rare (a batch retried after a lost connection), so planned each time.
+// the enqueue statement. Rare (a batch retried after a lost connection), so planned each time.
 constexpr const char* kLookupIds = R"sql(
 SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
 FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(project_id, id, n)
@@ -245,10 +258,10 @@ struct Store::Impl {
     return *conn;
   }
 
-  // The enqueue statement has one possible plan, whatever the table holds (a sequential scan
-  // ruled out): a committer plans it once, on a connection of its own since planning modes are
-  // a session's. Planning it for every batch cost PostgreSQL about a sixth of its time. Other
-  // stores run it on their one connection.
+  // The enqueue statements have one possible plan each, whatever the table holds (a
+  // sequential scan ruled out): a committer plans them once, on a connection of its own since
+  // planning modes are a session's. Planning them for every batch cost PostgreSQL about a sixth
+  // of its time. Other stores run them on their one connection.
   pqxx::connection& planned_once() {
     if (role != Role::kCommitter) return connection();
     if (!planned_conn || !planned_conn->is_open()) {
@@ -261,7 +274,8 @@ struct Store::Impl {
     auto fresh = std::make_unique<pqxx::connection>(url);
     // A statement stuck on a lock must not hold every waiting request hostage.
     pqxx::nontransaction(*fresh).exec("SET statement_timeout = 10000; " + planning);
-    fresh->prepare("enqueue", kEnqueue);
+    fresh->prepare("enqueue_keyed", enqueue_sql(true));
+    fresh->prepare("enqueue", enqueue_sql(false));
     fresh->prepare("lookup_ids", kLookupIds);
     return fresh;
   }
@@ -372,6 +386,7 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
       for (std::size_t i : todo) payload_bytes += jobs[i].payload.size();
       payloads.reserve(payload_bytes);
       std::map<std::string, std::size_t> by_id;
+      bool every_job_keyed = true;
       for (std::size_t i : todo) {
         const NewJob& j = jobs[i];
         id.text(ids[i]);
@@ -388,6 +403,7 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         priority.number(j.priority);
         run_at.number(j.run_at_micros);
         by_id[ids[i]] = i;
+        every_job_keyed = every_job_keyed && !j.idempotency_key.empty();
       }
       // On the committer's second connection, or on tx's when there is one connection.
       auto planned_once = [&](auto&& statement) {
@@ -396,10 +412,11 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
         return statement(own);
       };
       pqxx::result rows = planned_once([&](pqxx::transaction_base& t) {
-        return t.exec_prepared("enqueue", id.str(), project.str(), key.str(), type.str(),
-                               pqxx::binarystring(payloads), payload_at.str(), payload_length.str(),
-                               content_type.str(), source.str(), event_id.str(), attempts.str(),
-                               priority.str(), run_at.str());
+        return t.exec_prepared(every_job_keyed ? "enqueue_keyed" : "enqueue", id.str(),
+                               project.str(), key.str(), type.str(), pqxx::binarystring(payloads),
+                               payload_at.str(), payload_length.str(), content_type.str(),
+                               source.str(), event_id.str(), attempts.str(), priority.str(),
+                               run_at.str());
       });
       // A job already stored: by an earlier attempt of this call when it holds our id.
       auto found = [&](std::size_t i, const pqxx::row& row) {

@@ -185,6 +185,19 @@ TEST_F(StoreTest, ReplayedBatchIsAnsweredAsCreated) {
   EXPECT_EQ(other.job_id, ids[0]);
 }
 
+// A batch whose jobs all have keys checks only the key index for conflicts; replayed, its job
+// is still found under its own id.
+TEST_F(StoreTest, ReplayedKeyedBatchIsAnsweredAsCreated) {
+  Store replaying(db_.url(), Store::Role::kCommitter,
+                  [] { return std::string("01900000-0000-7000-8000-000000000003"); });
+  auto first = replaying.enqueue({job("webhook:keyed")})[0];
+  auto again = replaying.enqueue({job("webhook:keyed")})[0];
+  EXPECT_TRUE(first.created);
+  EXPECT_TRUE(again.created);
+  EXPECT_EQ(again.job_id, first.job_id);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), "1");
+}
+
 TEST(StoreUnreachable, ThrowsUnavailable) {
   Store store("host=/nonexistent-socket-dir dbname=x");
   EXPECT_THROW(store.enqueue({job("webhook:x")}), Unavailable);
