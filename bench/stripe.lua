@@ -83,8 +83,8 @@ function init(args)
         string.sub(padding, 1, math.random(1700, 2048)) ..
         string.sub(padding, 1, math.random(0, 2048)) .. '"}}}'
   end
-  local host = wrk.headers["Host"] or wrk.host .. ":" .. wrk.port
-  request_line = "POST " .. wrk.path .. " HTTP/1.1\r\nHost: " .. host ..
+  -- wrk.init has set the Host header before calling init.
+  request_line = "POST " .. wrk.path .. " HTTP/1.1\r\nHost: " .. wrk.headers["Host"] ..
       "\r\nContent-Type: application/json\r\nStripe-Signature: t="
   stored = {}
   if mode == "duplicates" then

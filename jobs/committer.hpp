@@ -1,8 +1,8 @@
 // Group commit: callers on any thread hand in enqueues without waiting; a committer thread takes
 // every enqueue waiting at that moment, stores them with one statement, and only after the commit
 // completes each one. One request alone commits at once; under load one commit carries many.
-// Several committers, each with its own connection, let one batch fill while another waits for
-// its commit to reach the disk.
+// While the statement runs, the next batch gathers in the queue. One committer thread is the
+// default; more (CommitterOptions::lanes) commit side by side, each with its own connections.
 #pragma once
 
 #include <atomic>

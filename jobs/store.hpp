@@ -62,8 +62,8 @@ class Store {
   // tests pass their own to replay a batch with the ids of an earlier attempt.
   using IdSource = std::function<std::string()>;
 
-  // kCommitter: a store that enqueues for a committer lane. It inserts on a second connection
-  // where the insert is planned once (see store.cpp).
+  // kCommitter: a store that enqueues for a committer lane. It runs the enqueue statement on a
+  // second connection where it is planned once (see store.cpp).
   enum class Role { kGeneral, kCommitter };
 
   // Connects on first use, and again after a failure. Not thread-safe: one owner thread.
@@ -72,8 +72,8 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // One statement inserts the whole batch and commits; a second looks up the jobs that already
-  // held keys. Returns one result per job, in order: the new job, or the job that already holds
+  // One statement inserts the whole batch, finds the jobs that already held its keys, and
+  // commits. Returns one result per job, in order: the new job, or the job that already holds
   // the key (two jobs in the batch with one key: the first is created, the second is told it
   // exists). Retried after a lost connection, each job is still stored once and reported as
   // created.
