@@ -1,30 +1,58 @@
 #include "jobs/committer.hpp"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
 
 namespace flare::jobs {
+namespace {
+
+void wake(int fd) {
+  std::uint64_t one = 1;
+  // Fails only when the counter is about to overflow: the thread is then awake anyway.
+  (void)!write(fd, &one, sizeof one);
+}
+
+}  // namespace
+
+Committer::Lane::Lane(const std::string& database_url)
+    : store(database_url), wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+Committer::Lane::~Lane() { close(wake_fd); }
 
 Committer::Committer(const std::string& database_url, CommitterOptions options)
     : options_(options) {
-  for (int i = 0; i < options_.lanes; ++i) {
-    lanes_.push_back(
-        std::unique_ptr<Lane>(new Lane{Store(database_url, Store::Role::kCommitter), false}));
-  }
+  for (int i = 0; i < options_.lanes; ++i) lanes_.push_back(std::make_unique<Lane>(database_url));
   for (auto& lane : lanes_) threads_.emplace_back([this, &lane] { run(*lane); });
 }
 
 Committer::~Committer() { stop(); }
 
 void Committer::submit(NewJob job, Done done) {
-  {
-    std::lock_guard lock(mutex_);
-    if (!stopping_ && queue_.size() < options_.max_pending) {
-      queue_.push_back(Pending{std::move(job), std::move(done)});
-      wake_.notify_one();
-      return;
-    }
+  std::unique_lock lock(mutex_);
+  if (stopping_ || queue_.size() >= options_.max_pending) {
+    lock.unlock();
+    done(Result{Outcome::kUnavailable, {}, std::move(job)});
+    return;
   }
-  done(Result{Outcome::kUnavailable, {}, std::move(job)});
+  queue_.push_back(Pending{std::move(job), std::move(done)});
+  // Of the lanes asleep with room for a batch, the one with the fewest in flight: an idle lane
+  // rather than one whose pipeline may be held up behind a lock.
+  Lane* chosen = nullptr;
+  for (auto& lane : lanes_) {
+    if (lane->waiting && (!chosen || lane->sent < chosen->sent)) chosen = lane.get();
+  }
+  if (!chosen) return;
+  chosen->waiting = false;
+  lock.unlock();
+  wake(chosen->wake_fd);
 }
 
 void Committer::stop() {
@@ -32,7 +60,7 @@ void Committer::stop() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  for (auto& lane : lanes_) wake(lane->wake_fd);
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
@@ -64,27 +92,71 @@ void Committer::run(Lane& lane) {
   check_health(lane);
   auto next_check = std::chrono::steady_clock::now() + options_.health_interval;
   for (;;) {
-    std::vector<Pending> batch;
+    Batch batch;
     {
-      std::unique_lock lock(mutex_);
-      wake_.wait_until(lock, next_check, [this] { return !queue_.empty() || stopping_; });
-      if (queue_.empty() && stopping_) return;
+      std::lock_guard lock(mutex_);
       std::size_t bytes = 0;
-      while (!queue_.empty() && batch.size() < options_.max_batch &&
-             (batch.empty() ||
+      while (lane.in_flight.size() < kPipeline && !queue_.empty() &&
+             batch.jobs.size() < options_.max_batch &&
+             (batch.jobs.empty() ||
               bytes + queue_.front().job.payload.size() <= options_.max_batch_bytes)) {
         bytes += queue_.front().job.payload.size();
-        batch.push_back(std::move(queue_.front()));
+        batch.jobs.push_back(std::move(queue_.front().job));
+        batch.done.push_back(std::move(queue_.front().done));
         queue_.pop_front();
       }
+      if (batch.jobs.empty() && lane.in_flight.empty() && stopping_) return;
+      lane.sent = lane.in_flight.size() + (batch.jobs.empty() ? 0 : 1);
+      lane.waiting = lane.sent < kPipeline && !stopping_;
     }
-    if (batch.empty() || !lane.schema_current) {
-      // Idle, or not ready to write: ask the database how it is (and migrate if allowed).
-      check_health(lane);
-      next_check = std::chrono::steady_clock::now() + options_.health_interval;
+    if (!batch.jobs.empty()) {
+      if (!lane.schema_current) {
+        // Not ready to write: ask the database how it is (and migrate if allowed).
+        check_health(lane);
+        next_check = std::chrono::steady_clock::now() + options_.health_interval;
+      }
+      if (!lane.schema_current) {
+        for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+          batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
+        }
+        continue;
+      }
+      batch.began = std::chrono::steady_clock::now();
+      lane.store.send(batch.jobs);
+      lane.in_flight.push_back(std::move(batch));
+    } else if (!lane.in_flight.empty()) {
+      if (!lane.store.ready()) {
+        wait(lane, std::chrono::steady_clock::time_point::max());
+        continue;
+      }
+      Batch answered = std::move(lane.in_flight.front());
+      lane.in_flight.pop_front();
+      settle(lane, answered, [&] { return lane.store.receive(answered.jobs); });
+    } else {
+      wait(lane, next_check);
+      if (std::chrono::steady_clock::now() >= next_check) {
+        // Idle: ask the database how it is.
+        check_health(lane);
+        next_check = std::chrono::steady_clock::now() + options_.health_interval;
+      }
     }
-    if (!batch.empty()) commit(lane, batch);
   }
+}
+
+void Committer::wait(Lane& lane, std::chrono::steady_clock::time_point deadline) {
+  pollfd fds[2] = {{lane.wake_fd, POLLIN, 0}, {lane.store.socket(), POLLIN, 0}};
+  nfds_t count = lane.in_flight.empty() || fds[1].fd < 0 ? 1 : 2;
+  int timeout = -1;
+  if (deadline != std::chrono::steady_clock::time_point::max()) {
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    timeout = static_cast<int>(std::max<std::int64_t>(left.count(), 0));
+  }
+  if (poll(fds, count, timeout) < 0 && errno != EINTR) {
+    throw std::system_error(errno, std::generic_category(), "poll");
+  }
+  std::uint64_t wakes;
+  (void)!read(lane.wake_fd, &wakes, sizeof wakes);  // nonblocking: nothing to read is fine
 }
 
 void Committer::check_health(Lane& lane) {
@@ -108,47 +180,42 @@ void Committer::check_health(Lane& lane) {
   note(current, began);
 }
 
-void Committer::commit(Lane& lane, std::vector<Pending>& batch) {
-  if (!lane.schema_current) {
-    for (Pending& p : batch) p.done(Result{Outcome::kUnavailable, {}, std::move(p.job)});
-    return;
-  }
-  auto began = std::chrono::steady_clock::now();
-  std::vector<NewJob> jobs;
-  jobs.reserve(batch.size());
-  for (Pending& p : batch) jobs.push_back(std::move(p.job));
+void Committer::settle(Lane& lane, Batch& batch,
+                       const std::function<std::vector<Enqueued>()>& results) {
   try {
-    std::vector<Enqueued> results = lane.store.enqueue(jobs);
-    note(true, began);
-    if (options_.observer) options_.observer->committed(batch.size());
+    std::vector<Enqueued> stored = results();
+    note(true, batch.began);
+    if (options_.observer) options_.observer->committed(batch.jobs.size());
     {
       std::lock_guard lock(mutex_);
       stats_.batches += 1;
-      stats_.jobs += batch.size();
-      stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.size());
+      stats_.jobs += batch.jobs.size();
+      stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.jobs.size());
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      batch[i].done(Result{results[i].created ? Outcome::kCreated : Outcome::kDuplicate,
-                           std::move(results[i]), std::move(jobs[i])});
+    for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+      batch.done[i](Result{stored[i].created ? Outcome::kCreated : Outcome::kDuplicate,
+                           std::move(stored[i]), std::move(batch.jobs[i])});
     }
   } catch (const Unavailable& e) {
     spdlog::warn("database unavailable: {}", e.what());
     lane.schema_current = false;
-    note(false, began);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      batch[i].done(Result{Outcome::kUnavailable, {}, std::move(jobs[i])});
+    note(false, batch.began);
+    for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+      batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
     }
   } catch (const std::exception& e) {
     // One job the database refuses must not fail the others: store them one at a time.
-    if (batch.size() == 1) {
+    if (batch.jobs.size() == 1) {
       spdlog::error("enqueue refused by the database: {}", e.what());
-      batch[0].done(Result{Outcome::kFailed, {}, std::move(jobs[0])});
+      batch.done[0](Result{Outcome::kFailed, {}, std::move(batch.jobs[0])});
       return;
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      std::vector<Pending> one;
-      one.push_back(Pending{std::move(jobs[i]), std::move(batch[i].done)});
-      commit(lane, one);
+    for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+      Batch one;
+      one.jobs.push_back(std::move(batch.jobs[i]));
+      one.done.push_back(std::move(batch.done[i]));
+      one.began = std::chrono::steady_clock::now();
+      settle(lane, one, [&] { return lane.store.enqueue(one.jobs); });
     }
   }
 }

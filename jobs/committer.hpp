@@ -1,12 +1,13 @@
 // Group commit: callers on any thread hand in enqueues without waiting; a committer thread takes
 // every enqueue waiting at that moment, stores them with one statement, and only after the commit
 // completes each one. One request alone commits at once; under load one commit carries many.
-// While the statement runs, the next batch gathers in the queue. One committer thread is the
+// While one statement runs, the next batch is sent behind it on the same connection (a
+// pipeline of two), and the one after gathers in the queue. One committer thread is the
 // default; more (CommitterOptions::lanes) commit side by side, each with its own connections.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -77,23 +78,42 @@ class Committer {
     Done done;
   };
 
-  // One committer thread's own state.
+  // Jobs stored by one statement.
+  struct Batch {
+    std::vector<NewJob> jobs;
+    std::vector<Done> done;
+    std::chrono::steady_clock::time_point began;
+  };
+
+  // One committer thread's own state. `waiting` and `sent` are guarded by mutex_.
   struct Lane {
+    explicit Lane(const std::string& database_url);
+    ~Lane();
     Store store;
     bool schema_current = false;
+    std::deque<Batch> in_flight;  // sent, oldest first; the lane thread's alone
+    int wake_fd;                  // an eventfd: written to wake the thread from waiting
+    bool waiting = false;         // asleep with room for a batch: submit() wakes it
+    std::size_t sent = 0;         // in_flight.size(), for submit() to choose a lane
   };
 
   void run(Lane& lane);
+  // Blocks until the lane may have something to do: new work (when it has room for it), an
+  // answer, or `deadline`.
+  void wait(Lane& lane, std::chrono::steady_clock::time_point deadline);
   // Records how a contact with the database that began at `began` ended. Lanes report out of
   // order; the contact that began last decides, so a stale failure cannot hide a success.
   void note(bool ok, std::chrono::steady_clock::time_point began);
   void check_health(Lane& lane);
-  void commit(Lane& lane, std::vector<Pending>& batch);
+  // Hands each job of `batch` its result, from `results()`: the batch's answer, or a throw.
+  // A batch the database refuses is stored again one job at a time.
+  void settle(Lane& lane, Batch& batch, const std::function<std::vector<Enqueued>()>& results);
+
+  static constexpr std::size_t kPipeline = 2;  // batches a lane has sent and not yet settled
 
   const CommitterOptions options_;
 
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
   Stats stats_;

@@ -1,12 +1,15 @@
 #include "jobs/store.hpp"
 
+#include <libpq-fe.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <cstring>
-#include <map>
+#include <deque>
 #include <pqxx/pqxx>
 #include <string_view>
 #include <utility>
@@ -227,7 +230,135 @@ bool transient(const pqxx::sql_error& e) {
          state.rfind("40", 0) == 0;
 }
 
-using Key = std::pair<std::string, std::string>;
+// Which jobs of a batch are stored, and in what order: every job without a key, then the first
+// job of each key, in key order. Keys in sorted order are the lock order, so two batches that
+// share keys wait on each other instead of deadlocking. A later job with a key already in the
+// batch is answered with the first one's result: first[i] names the job whose answer job i
+// takes (itself, for the jobs stored).
+struct BatchPlan {
+  std::vector<std::size_t> todo;
+  std::vector<std::size_t> first;
+};
+
+BatchPlan plan_batch(const std::vector<NewJob>& jobs) {
+  BatchPlan plan;
+  plan.first.resize(jobs.size());
+  std::vector<std::size_t> keyed;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    plan.first[i] = i;
+    (jobs[i].idempotency_key.empty() ? plan.todo : keyed).push_back(i);
+  }
+  auto key = [&](std::size_t i) { return std::tie(jobs[i].project_id, jobs[i].idempotency_key); };
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
+  for (std::size_t k = 0; k < keyed.size(); ++k) {
+    if (k > 0 && key(keyed[k]) == key(keyed[k - 1])) {
+      plan.first[keyed[k]] = plan.first[keyed[k - 1]];
+    } else {
+      plan.todo.push_back(keyed[k]);
+    }
+  }
+  return plan;
+}
+
+void answer_repeats(const BatchPlan& plan, std::vector<Enqueued>& results) {
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (plan.first[i] == i) continue;
+    results[i] = results[plan.first[i]];
+    results[i].created = false;
+  }
+}
+
+// One execution of the enqueue statement: its parameters for the jobs at `todo`, and the reading
+// of its rows into the batch's results.
+class EnqueueRound {
+ public:
+  static constexpr int kPayloads = 4;  // the one parameter sent in binary
+
+  EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<std::string>& ids,
+               std::vector<std::size_t> todo)
+      : todo_(std::move(todo)), by_id_(todo_) {
+    ArrayLiteral id, project, key, type, payload_at, payload_length, content_type, source, event_id,
+        attempts, priority, run_at;
+    std::string payloads;
+    std::size_t payload_bytes = 0;
+    for (std::size_t i : todo_) payload_bytes += jobs[i].payload.size();
+    payloads.reserve(payload_bytes);
+    for (std::size_t i : todo_) {
+      const NewJob& j = jobs[i];
+      id.text(ids[i]);
+      project.text(j.project_id);
+      key.text(j.idempotency_key);
+      type.text(j.type);
+      payload_at.number(static_cast<std::int64_t>(payloads.size() + 1));  // SQL counts from 1
+      payload_length.number(static_cast<std::int64_t>(j.payload.size()));
+      payloads += j.payload;
+      content_type.text(j.content_type);
+      source.text(j.source);
+      event_id.text(j.event_id);
+      attempts.number(j.max_attempts);
+      priority.number(j.priority);
+      run_at.number(j.run_at_micros);
+      every_job_keyed_ = every_job_keyed_ && !j.idempotency_key.empty();
+    }
+    params = {id.str(),
+              project.str(),
+              key.str(),
+              type.str(),
+              std::move(payloads),
+              payload_at.str(),
+              payload_length.str(),
+              content_type.str(),
+              source.str(),
+              event_id.str(),
+              attempts.str(),
+              priority.str(),
+              run_at.str()};
+    std::sort(by_id_.begin(), by_id_.end(),
+              [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
+  }
+
+  const char* statement() const { return every_job_keyed_ ? "enqueue_keyed" : "enqueue"; }
+
+  // One row of the answer: the position in `todo` counting from 1 (0: a row this statement
+  // inserted), then the job's id, status, created_at and run_at. A job already stored holds
+  // our id when an earlier attempt of this batch stored it.
+  void read(const std::vector<std::string>& ids, const std::array<std::string_view, 5>& row,
+            std::vector<Enqueued>& results) const {
+    std::size_t n = 0;
+    std::from_chars(row[0].data(), row[0].data() + row[0].size(), n);
+    std::size_t i;
+    if (n != 0) {
+      i = todo_.at(n - 1);
+    } else {
+      auto at = std::lower_bound(by_id_.begin(), by_id_.end(), row[1],
+                                 [&](std::size_t a, std::string_view id) { return ids[a] < id; });
+      if (at == by_id_.end() || ids[*at] != row[1]) throw std::runtime_error("enqueue: unknown id");
+      i = *at;
+    }
+    results[i] = {std::string(row[1]), ids[i] == row[1], std::string(row[2]), std::string(row[3]),
+                  std::string(row[4])};
+  }
+
+  // The jobs of this round without an answer; `without_key` limits them to jobs without a key.
+  std::vector<std::size_t> unanswered(const std::vector<NewJob>& jobs,
+                                      const std::vector<Enqueued>& results,
+                                      bool without_key = false) const {
+    std::vector<std::size_t> out;
+    for (std::size_t i : todo_) {
+      if (results[i].job_id.empty() && (!without_key || jobs[i].idempotency_key.empty()))
+        out.push_back(i);
+    }
+    return out;
+  }
+
+  std::array<std::string, 13> params;  // $1..$13; emptied once sent
+
+ private:
+  std::vector<std::size_t> todo_;
+  std::vector<std::size_t> by_id_;  // todo_, ordered by job id
+  bool every_job_keyed_ = true;
+};
 
 constexpr const char* kWakeChannel = FLARE_WAKE_CHANNEL;
 
@@ -241,11 +372,9 @@ class Wakeup : public pqxx::notification_receiver {
 
 struct Store::Impl {
   std::string url;
-  Role role = Role::kGeneral;
   IdSource new_id;
   std::unique_ptr<pqxx::connection> conn;
-  std::unique_ptr<Wakeup> wakeup;                  // declared after conn: destroyed before it
-  std::unique_ptr<pqxx::connection> planned_conn;  // a committer's, see planned_once()
+  std::unique_ptr<Wakeup> wakeup;  // declared after conn: destroyed before it
 
   // Statements are parsed once per connection. Each execution is planned with its values: a
   // generic plan, made once while the table was small, kept a lookup on a sequential scan as
@@ -253,38 +382,104 @@ struct Store::Impl {
   pqxx::connection& connection() {
     if (!conn || !conn->is_open()) {
       wakeup.reset();
-      conn = open("SET plan_cache_mode = force_custom_plan");
+      conn = std::make_unique<pqxx::connection>(url);
+      // A statement stuck on a lock must not hold every waiting request hostage.
+      pqxx::nontransaction(*conn).exec(
+          "SET statement_timeout = 10000; SET plan_cache_mode = force_custom_plan");
+      conn->prepare("enqueue_keyed", enqueue_sql(true));
+      conn->prepare("enqueue", enqueue_sql(false));
+      conn->prepare("lookup_ids", kLookupIds);
     }
     return *conn;
-  }
-
-  // The enqueue statements have one possible plan each, whatever the table holds (a
-  // sequential scan ruled out): a committer plans them once, on a connection of its own since
-  // planning modes are a session's. Planning them for every batch cost PostgreSQL about a sixth
-  // of its time. Other stores run them on their one connection.
-  pqxx::connection& planned_once() {
-    if (role != Role::kCommitter) return connection();
-    if (!planned_conn || !planned_conn->is_open()) {
-      planned_conn = open("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off");
-    }
-    return *planned_conn;
-  }
-
-  std::unique_ptr<pqxx::connection> open(const std::string& planning) {
-    auto fresh = std::make_unique<pqxx::connection>(url);
-    // A statement stuck on a lock must not hold every waiting request hostage.
-    pqxx::nontransaction(*fresh).exec("SET statement_timeout = 10000; " + planning);
-    fresh->prepare("enqueue_keyed", enqueue_sql(true));
-    fresh->prepare("enqueue", enqueue_sql(false));
-    fresh->prepare("lookup_ids", kLookupIds);
-    return fresh;
   }
 
   void drop() {
     wakeup.reset();
     conn.reset();
-    planned_conn.reset();
   }
+
+  // The pipeline (Store::send): libpq itself, since pqxx has no pipeline mode.
+  struct ClosePipe {
+    void operator()(PGconn* c) const { PQfinish(c); }
+  };
+  struct ClearResult {
+    void operator()(PGresult* r) const { PQclear(r); }
+  };
+  using Answer = std::unique_ptr<PGresult, ClearResult>;
+
+  struct Sent {
+    std::vector<std::string> ids;
+    BatchPlan plan;
+    EnqueueRound round;
+    Answer answer;            // the statement's first result
+    int results = 0;          // how many it gave before the sync point
+    bool synced = false;      // the sync point came: the statement committed, or nothing did
+    bool lost = false;        // no answer will come: the pipeline broke
+    std::string unreachable;  // set when the batch was never sent: no connection
+  };
+
+  std::unique_ptr<PGconn, ClosePipe> pipe;
+  std::deque<Sent> sent;
+
+  // The enqueue statements have one possible plan each, whatever the table holds (a
+  // sequential scan ruled out): the pipeline's connection plans them once. Planning them for
+  // every batch cost PostgreSQL about a sixth of its time.
+  void open_pipe() {
+    std::unique_ptr<PGconn, ClosePipe> c(PQconnectdb(url.c_str()));
+    if (PQstatus(c.get()) != CONNECTION_OK) throw Unavailable(PQerrorMessage(c.get()));
+    Answer set(PQexec(c.get(),
+                      "SET statement_timeout = 10000; SET plan_cache_mode = force_generic_plan; "
+                      "SET enable_seqscan = off"));
+    bool ok = PQresultStatus(set.get()) == PGRES_COMMAND_OK;
+    for (bool keyed : {true, false}) {
+      if (!ok) break;
+      Answer prepared(PQprepare(c.get(), keyed ? "enqueue_keyed" : "enqueue",
+                                enqueue_sql(keyed).c_str(), 0, nullptr));
+      ok = PQresultStatus(prepared.get()) == PGRES_COMMAND_OK;
+    }
+    if (!ok || PQenterPipelineMode(c.get()) != 1) {
+      throw Unavailable(std::string("pipeline: ") + PQerrorMessage(c.get()));
+    }
+    pipe = std::move(c);
+  }
+
+  // Every answer still to come over the pipeline is lost with it.
+  void lose_pipe() {
+    pipe.reset();
+    for (Sent& s : sent) s.lost = s.lost || !s.synced;
+  }
+
+  // Reads what has arrived for the oldest batch; true once its answer is complete or lost.
+  bool oldest_ready() {
+    Sent& s = sent.front();
+    if (s.synced || s.lost || !s.unreachable.empty()) return true;
+    if (PQconsumeInput(pipe.get()) != 1) {
+      lose_pipe();
+      return true;
+    }
+    while (PQisBusy(pipe.get()) == 0) {
+      Answer r(PQgetResult(pipe.get()));
+      if (!r) {
+        // The end of the statement's results, before its sync point; or a broken connection.
+        if (PQstatus(pipe.get()) != CONNECTION_OK) {
+          lose_pipe();
+          return true;
+        }
+        continue;
+      }
+      if (PQresultStatus(r.get()) == PGRES_PIPELINE_SYNC) {
+        s.synced = true;
+        return true;
+      }
+      if (++s.results == 1) s.answer = std::move(r);
+    }
+    return false;
+  }
+
+  // Stores a batch on the connection in use, without the pipeline, giving its jobs the ids
+  // `ids` (see Store::enqueue).
+  std::vector<Enqueued> enqueue_now(const std::vector<NewJob>& jobs,
+                                    const std::vector<std::string>& ids, const BatchPlan& plan);
 
   // Runs `work` in a fresh transaction (Tx = pqxx::nontransaction: statements that commit on
   // their own), mapping database failures onto Unavailable. A connection that broke before the
@@ -345,123 +540,123 @@ struct Store::Impl {
   }
 };
 
-Store::Store(std::string url, Role role, IdSource new_id) : impl_(std::make_unique<Impl>()) {
+Store::Store(std::string url, IdSource new_id) : impl_(std::make_unique<Impl>()) {
   impl_->url = with_defaults(url);
-  impl_->role = role;
   impl_->new_id = new_id ? std::move(new_id) : new_job_id;
 }
 
 Store::~Store() = default;
 
 std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
-  // The first job of each key is the one inserted; keys in sorted order are the lock order, so
-  // two batches that share keys wait on each other instead of deadlocking.
-  std::map<Key, std::size_t> first_of_key;
-  std::vector<std::size_t> unkeyed;
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    if (jobs[i].idempotency_key.empty()) {
-      unkeyed.push_back(i);
-    } else {
-      first_of_key.emplace(Key(jobs[i].project_id, jobs[i].idempotency_key), i);
-    }
-  }
   std::vector<std::string> ids(jobs.size());
   for (std::string& id : ids) id = impl_->new_id();
-  std::vector<Enqueued> results(jobs.size());
+  return impl_->enqueue_now(jobs, ids, plan_batch(jobs));
+}
 
+std::vector<Enqueued> Store::Impl::enqueue_now(const std::vector<NewJob>& jobs,
+                                               const std::vector<std::string>& ids,
+                                               const BatchPlan& plan) {
+  std::vector<Enqueued> results(jobs.size());
   // The same ids on every attempt: a job an earlier attempt stored (its answer lost with the
   // connection) is found holding its own id, and was created by this call all the same.
-  impl_->run<pqxx::nontransaction>("enqueue", [&](pqxx::nontransaction& tx) {
+  run<pqxx::nontransaction>("enqueue", [&](pqxx::nontransaction& tx) {
     std::fill(results.begin(), results.end(), Enqueued{});
-    std::vector<std::size_t> todo = unkeyed;
-    for (const auto& [key, i] : first_of_key) todo.push_back(i);
+    std::vector<std::size_t> todo = plan.todo;
     // A key the statement found taken but could not see (its transaction committed while the
     // statement ran), or whose job was deleted meanwhile, is tried again by the next round.
     for (int round = 0; !todo.empty(); ++round) {
       if (round == kEnqueueRounds) throw std::runtime_error("enqueue: keys keep vanishing");
-      ArrayLiteral id, project, key, type, payload_at, payload_length, content_type, source,
-          event_id, attempts, priority, run_at;
-      std::string payloads;
-      std::size_t payload_bytes = 0;
-      for (std::size_t i : todo) payload_bytes += jobs[i].payload.size();
-      payloads.reserve(payload_bytes);
-      std::map<std::string, std::size_t> by_id;
-      bool every_job_keyed = true;
-      for (std::size_t i : todo) {
-        const NewJob& j = jobs[i];
-        id.text(ids[i]);
-        project.text(j.project_id);
-        key.text(j.idempotency_key);
-        type.text(j.type);
-        payload_at.number(static_cast<std::int64_t>(payloads.size() + 1));  // SQL counts from 1
-        payload_length.number(static_cast<std::int64_t>(j.payload.size()));
-        payloads += j.payload;
-        content_type.text(j.content_type);
-        source.text(j.source);
-        event_id.text(j.event_id);
-        attempts.number(j.max_attempts);
-        priority.number(j.priority);
-        run_at.number(j.run_at_micros);
-        by_id[ids[i]] = i;
-        every_job_keyed = every_job_keyed && !j.idempotency_key.empty();
-      }
-      // On the committer's second connection, or on tx's when there is one connection.
-      auto planned_once = [&](auto&& statement) {
-        if (&impl_->planned_once() == &tx.conn()) return statement(tx);
-        pqxx::nontransaction own(impl_->planned_once());
-        return statement(own);
-      };
-      pqxx::result rows = planned_once([&](pqxx::transaction_base& t) {
-        return t.exec_prepared(every_job_keyed ? "enqueue_keyed" : "enqueue", id.str(),
-                               project.str(), key.str(), type.str(), pqxx::binarystring(payloads),
-                               payload_at.str(), payload_length.str(), content_type.str(),
-                               source.str(), event_id.str(), attempts.str(), priority.str(),
-                               run_at.str());
-      });
-      // A job already stored: by an earlier attempt of this call when it holds our id.
-      auto found = [&](std::size_t i, const pqxx::row& row) {
-        std::string job_id = row[1].as<std::string>();
-        bool ours = job_id == ids[i];
-        results[i] = {std::move(job_id), ours, row[2].as<std::string>(), row[3].as<std::string>(),
-                      row[4].as<std::string>()};
-      };
+      EnqueueRound r(jobs, ids, std::move(todo));
+      const auto& p = r.params;
+      pqxx::result rows = tx.exec_prepared(r.statement(), p[0], p[1], p[2], p[3],
+                                           pqxx::binarystring(p[EnqueueRound::kPayloads]), p[5],
+                                           p[6], p[7], p[8], p[9], p[10], p[11], p[12]);
+      auto view = [](const pqxx::field& f) { return std::string_view(f.c_str(), f.size()); };
       for (const auto& row : rows) {
-        if (auto n = row[0].as<std::size_t>(); n != 0) {
-          found(todo.at(n - 1), row);
-        } else {
-          std::size_t i = by_id.at(row[1].as<std::string>());
-          results[i] = {ids[i], true, "queued", row[3].as<std::string>(), row[4].as<std::string>()};
-        }
+        r.read(ids, {view(row[0]), view(row[1]), view(row[2]), view(row[3]), view(row[4])},
+               results);
       }
-      std::vector<std::size_t> bare;
-      for (std::size_t i : todo) {
-        if (results[i].job_id.empty() && jobs[i].idempotency_key.empty()) bare.push_back(i);
-      }
-      if (!bare.empty()) {
+      if (std::vector<std::size_t> bare = r.unanswered(jobs, results, true); !bare.empty()) {
         ArrayLiteral projects, bare_ids;
         for (std::size_t i : bare) {
           projects.text(jobs[i].project_id);
           bare_ids.text(ids[i]);
         }
         for (const auto& row : tx.exec_prepared("lookup_ids", projects.str(), bare_ids.str())) {
-          found(bare.at(row[0].as<std::size_t>() - 1), row);
+          std::size_t i = bare.at(row[0].as<std::size_t>() - 1);
+          results[i] = {row[1].as<std::string>(), row[1].as<std::string>() == ids[i],
+                        row[2].as<std::string>(), row[3].as<std::string>(),
+                        row[4].as<std::string>()};
         }
       }
-      std::vector<std::size_t> missing;
-      for (std::size_t i : todo) {
-        if (results[i].job_id.empty()) missing.push_back(i);
-      }
-      todo = std::move(missing);
+      todo = r.unanswered(jobs, results);
     }
   });
-
-  // Later jobs with a key already in the batch are told about the first one.
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    if (!results[i].job_id.empty()) continue;
-    results[i] = results[first_of_key.at(Key(jobs[i].project_id, jobs[i].idempotency_key))];
-    results[i].created = false;
-  }
+  answer_repeats(plan, results);
   return results;
+}
+
+void Store::send(const std::vector<NewJob>& jobs) {
+  std::vector<std::string> ids(jobs.size());
+  for (std::string& id : ids) id = impl_->new_id();
+  BatchPlan plan = plan_batch(jobs);
+  EnqueueRound round(jobs, ids, plan.todo);
+  Impl::Sent& s = impl_->sent.emplace_back(
+      Impl::Sent{std::move(ids), std::move(plan), std::move(round), {}, 0, false, false, {}});
+  if (!impl_->pipe) {
+    try {
+      impl_->open_pipe();
+    } catch (const Unavailable& e) {
+      s.unreachable = e.what();
+      return;
+    }
+  }
+  std::array<const char*, 13> values;
+  std::array<int, 13> lengths;
+  std::array<int, 13> formats;
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    values[k] = s.round.params[k].data();
+    lengths[k] = static_cast<int>(s.round.params[k].size());
+    formats[k] = k == EnqueueRound::kPayloads ? 1 : 0;
+  }
+  if (PQsendQueryPrepared(impl_->pipe.get(), s.round.statement(), 13, values.data(), lengths.data(),
+                          formats.data(), 0) != 1 ||
+      PQpipelineSync(impl_->pipe.get()) != 1) {
+    impl_->lose_pipe();
+  }
+  s.round.params = {};
+}
+
+std::size_t Store::sent() const { return impl_->sent.size(); }
+
+int Store::socket() const { return impl_->pipe ? PQsocket(impl_->pipe.get()) : -1; }
+
+bool Store::ready() { return !impl_->sent.empty() && impl_->oldest_ready(); }
+
+std::vector<Enqueued> Store::receive(const std::vector<NewJob>& jobs) {
+  Impl::Sent s = std::move(impl_->sent.front());
+  impl_->sent.pop_front();
+  if (!s.unreachable.empty()) throw Unavailable("enqueue: " + s.unreachable);
+  if (s.synced && s.results == 1 && PQresultStatus(s.answer.get()) == PGRES_TUPLES_OK) {
+    std::vector<Enqueued> results(jobs.size());
+    PGresult* a = s.answer.get();
+    auto view = [a](int row, int column) {
+      return std::string_view(PQgetvalue(a, row, column),
+                              static_cast<std::size_t>(PQgetlength(a, row, column)));
+    };
+    for (int row = 0; row < PQntuples(a); ++row) {
+      s.round.read(s.ids, {view(row, 0), view(row, 1), view(row, 2), view(row, 3), view(row, 4)},
+                   results);
+    }
+    if (s.round.unanswered(jobs, results).empty()) {
+      answer_repeats(s.plan, results);
+      return results;
+    }
+  }
+  // Refused, lost with the connection, or a job left without an answer (a key that moved
+  // while the statement ran): once more without the pipeline, with the same ids, which finds
+  // whatever this attempt stored.
+  return impl_->enqueue_now(jobs, s.ids, s.plan);
 }
 
 std::optional<Job> Store::get(const std::string& project, const std::string& id) {

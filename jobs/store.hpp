@@ -62,12 +62,8 @@ class Store {
   // tests pass their own to replay a batch with the ids of an earlier attempt.
   using IdSource = std::function<std::string()>;
 
-  // kCommitter: a store that enqueues for a committer lane. It runs the enqueue statement on a
-  // second connection where it is planned once (see store.cpp).
-  enum class Role { kGeneral, kCommitter };
-
   // Connects on first use, and again after a failure. Not thread-safe: one owner thread.
-  explicit Store(std::string url, Role role = Role::kGeneral, IdSource new_id = {});
+  explicit Store(std::string url, IdSource new_id = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -78,6 +74,19 @@ class Store {
   // exists). Retried after a lost connection, each job is still stored once and reported as
   // created.
   std::vector<Enqueued> enqueue(const std::vector<NewJob>& jobs);
+
+  // enqueue() in two halves, over a pipeline: a connection of its own on which the next
+  // batch's statement is sent while the one before still runs, so that PostgreSQL starts it
+  // as soon as that one commits instead of a round trip later. send() returns without waiting;
+  // answers come back in the order sent. receive() takes the oldest batch's jobs again and
+  // gives what enqueue() would, throwing as it does; call it once ready() is true. Keep at
+  // most two batches sent: the connection blocks while sending, which is safe only while the
+  // answers not yet read fit in the socket's buffer.
+  void send(const std::vector<NewJob>& jobs);
+  std::size_t sent() const;  // batches sent whose answers receive() has not given
+  int socket() const;        // readable when an answer may have come; -1 when none can
+  bool ready();              // the oldest batch's answer is complete (without blocking)
+  std::vector<Enqueued> receive(const std::vector<NewJob>& jobs);
 
   // Every call below takes the project: a job of another project does not exist.
   std::optional<Job> get(const std::string& project, const std::string& id);

@@ -5,8 +5,8 @@ status=0
 fail() { echo "lint: $*"; status=1; }
 
 # Only the store speaks to the database; only the server includes Beast.
-for f in $(grep -rl 'pqxx' config providers jobs gateway --include='*.cpp' --include='*.hpp'); do
-  [ "$f" = jobs/store.cpp ] || fail "$f includes libpqxx (only jobs/store.cpp may)"
+for f in $(grep -rlE 'pqxx|libpq-fe' config providers jobs gateway --include='*.cpp' --include='*.hpp'); do
+  [ "$f" = jobs/store.cpp ] || fail "$f includes libpqxx or libpq (only jobs/store.cpp may)"
 done
 for f in $(grep -rl 'boost/beast' config providers jobs gateway --include='*.cpp' --include='*.hpp'); do
   case "$f" in gateway/server.cpp|gateway/push.cpp) ;; *) fail "$f includes Beast (only the server and the push client may)" ;; esac

@@ -83,12 +83,12 @@ TEST(Committer, MigratesAndCommitsOne) {
   EXPECT_EQ(submit_one(c, job("k1")).outcome, Outcome::kDuplicate);
 }
 
-// While a lock holds the first batch, every enqueue that arrives waits; when it lifts, the next
-// batch carries all of them at once.
-TEST(Committer, TakesEverythingWaitingInOneBatch) {
+// While a lock holds the first batch, every enqueue that arrives waits; they go in at most two
+// batches: one sent behind the first on the pipeline, and one with all the rest.
+TEST(Committer, GathersWhatWaitsInTwoBatches) {
   test::TestDatabase db;
   CommitterOptions one_lane;
-  one_lane.lanes = 1;  // what is waiting goes to one batch, not two
+  one_lane.lanes = 1;  // what is waiting goes to one lane, not two
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   Committer::Stats before = c.stats();
@@ -108,8 +108,9 @@ TEST(Committer, TakesEverythingWaitingInOneBatch) {
   std::vector<Result> r = results.wait();
 
   Committer::Stats after = c.stats();
-  EXPECT_EQ(after.batches - before.batches, 2u);
-  EXPECT_EQ(after.largest_batch, kWaiting + 1);
+  EXPECT_GE(after.batches - before.batches, 2u);
+  EXPECT_LE(after.batches - before.batches, 3u);
+  EXPECT_GE(after.largest_batch, (kWaiting + 1) / 2);
   EXPECT_EQ(r[0].outcome, Outcome::kCreated);
   EXPECT_EQ(r[kWaiting + 1].outcome, Outcome::kDuplicate);
   EXPECT_EQ(r[kWaiting + 1].stored.job_id, r[0].stored.job_id);
@@ -123,7 +124,7 @@ TEST(Committer, TakesEverythingWaitingInOneBatch) {
 TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
   test::TestDatabase db;
   CommitterOptions one_lane;
-  one_lane.lanes = 1;  // what is waiting goes to one batch, not two
+  one_lane.lanes = 1;  // the bad job shares a batch with a good one, whichever way they split
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
   pqxx::connection blocker(db.url());

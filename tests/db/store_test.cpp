@@ -1,6 +1,7 @@
 #include "jobs/store.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <barrier>
 #include <chrono>
@@ -33,6 +34,20 @@ class StoreTest : public ::testing::Test {
   test::TestDatabase db_;
   std::unique_ptr<Store> store_;
 };
+
+// The pipeline's answer to the oldest batch sent, once it has come.
+std::vector<Enqueued> receive(Store& store, const std::vector<NewJob>& jobs) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!store.ready()) {
+    pollfd readable{store.socket(), POLLIN, 0};
+    EXPECT_GE(poll(&readable, 1, 1000), 0);
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "no answer from the pipeline";
+      return {};
+    }
+  }
+  return store.receive(jobs);
+}
 
 TEST(Migrations, ApplyOnceThenNothing) {
   test::TestDatabase db;
@@ -81,9 +96,11 @@ TEST_F(StoreTest, KeysArePerProject) {
   EXPECT_TRUE(a[0].created);
   EXPECT_TRUE(a[1].created);
   EXPECT_NE(a[0].job_id, a[1].job_id);
-  // A committer's lookup of keys, planned once, pairs each key with its project.
-  Store committer(db_.url(), Store::Role::kCommitter);
-  auto again = committer.enqueue({job("payment:42", "c"), job("payment:42", "b")});
+  // The pipeline's lookup of keys, planned once, pairs each key with its project.
+  Store pipelined(db_.url());
+  std::vector<NewJob> batch = {job("payment:42", "c"), job("payment:42", "b")};
+  pipelined.send(batch);
+  auto again = receive(pipelined, batch);
   EXPECT_TRUE(again[0].created);
   EXPECT_FALSE(again[1].created);
   EXPECT_EQ(again[1].job_id, a[1].job_id);
@@ -165,7 +182,7 @@ TEST_F(StoreTest, ReplayedBatchIsAnsweredAsCreated) {
   std::vector<std::string> ids = {"01900000-0000-7000-8000-000000000001",
                                   "01900000-0000-7000-8000-000000000002"};
   std::size_t next = 0;
-  Store replaying(db_.url(), Store::Role::kCommitter, [&] { return ids[next++ % ids.size()]; });
+  Store replaying(db_.url(), [&] { return ids[next++ % ids.size()]; });
   NewJob bare = job("");
   bare.source.clear();
   bare.event_id.clear();
@@ -188,8 +205,7 @@ TEST_F(StoreTest, ReplayedBatchIsAnsweredAsCreated) {
 // A batch whose jobs all have keys checks only the key index for conflicts; replayed, its job
 // is still found under its own id.
 TEST_F(StoreTest, ReplayedKeyedBatchIsAnsweredAsCreated) {
-  Store replaying(db_.url(), Store::Role::kCommitter,
-                  [] { return std::string("01900000-0000-7000-8000-000000000003"); });
+  Store replaying(db_.url(), [] { return std::string("01900000-0000-7000-8000-000000000003"); });
   auto first = replaying.enqueue({job("webhook:keyed")})[0];
   auto again = replaying.enqueue({job("webhook:keyed")})[0];
   EXPECT_TRUE(first.created);
@@ -198,9 +214,89 @@ TEST_F(StoreTest, ReplayedKeyedBatchIsAnsweredAsCreated) {
   EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), "1");
 }
 
+// Two batches in the pipeline at once, sharing a key: the second runs after the first commits,
+// so it finds the first one's job.
+TEST_F(StoreTest, PipelineAnswersInOrder) {
+  Store pipelined(db_.url());
+  std::vector<NewJob> first = {job("webhook:p1"), job("webhook:p2"), job("webhook:p1")};
+  std::vector<NewJob> second = {job("webhook:p2"), job("webhook:p3")};
+  pipelined.send(first);
+  pipelined.send(second);
+  EXPECT_EQ(pipelined.sent(), 2u);
+  auto a = receive(pipelined, first);
+  auto b = receive(pipelined, second);
+  EXPECT_EQ(pipelined.sent(), 0u);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_TRUE(a[0].created);
+  EXPECT_TRUE(a[1].created);
+  EXPECT_FALSE(a[2].created);
+  EXPECT_EQ(a[2].job_id, a[0].job_id);
+  EXPECT_FALSE(b[0].created);
+  EXPECT_EQ(b[0].job_id, a[1].job_id);
+  EXPECT_TRUE(b[1].created);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), "3");
+}
+
+// A batch the database refuses is refused alone: the batch sent behind it commits.
+TEST_F(StoreTest, PipelineRefusalStopsOneBatch) {
+  Store pipelined(db_.url());
+  std::vector<NewJob> bad = {job("webhook:ok-but-with-a-bad-one"), job("webhook:bad")};
+  bad[1].max_attempts = 0;  // outside the table's CHECK
+  std::vector<NewJob> good = {job("webhook:good")};
+  pipelined.send(bad);
+  pipelined.send(good);
+  EXPECT_THROW(receive(pipelined, bad), std::runtime_error);
+  auto r = receive(pipelined, good);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r[0].created);
+  EXPECT_EQ(db_.scalar("SELECT string_agg(idempotency_key, ',') FROM jobs"), "webhook:good");
+}
+
+// The pipeline's connection is cut while its statement waits on a lock: the answer is lost,
+// and receive() stores the batch another way, each job once.
+TEST_F(StoreTest, PipelineLostAnswerIsStoredOnce) {
+  Store pipelined(db_.url());
+  std::vector<NewJob> warm_up = {job("webhook:warm-up")};
+  pipelined.send(warm_up);  // connects and prepares before the lock is taken
+  ASSERT_TRUE(receive(pipelined, warm_up).at(0).created);
+  pqxx::connection blocker(db_.url());
+  pqxx::work lock_tx(blocker);
+  lock_tx.exec("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE");
+  std::vector<NewJob> batch = {job("webhook:cut-1"), job("webhook:cut-2")};
+  pipelined.send(batch);
+  pqxx::connection watcher(db_.url());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int cut = 0;
+  while (cut == 0 && std::chrono::steady_clock::now() < deadline) {
+    cut = pqxx::nontransaction(watcher)
+              .exec(
+                  "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                  "wait_event_type = 'Lock' AND datname = current_database()")[0][0]
+              .as<int>();
+  }
+  ASSERT_EQ(cut, 1) << "the pipeline's statement never waited on the lock";
+  lock_tx.abort();
+  auto r = receive(pipelined, batch);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(r[0].created);
+  EXPECT_TRUE(r[1].created);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), "3");
+  // The pipeline reconnects for the next batch.
+  std::vector<NewJob> next = {job("webhook:cut-1")};
+  pipelined.send(next);
+  auto again = receive(pipelined, next);
+  EXPECT_FALSE(again[0].created);
+  EXPECT_EQ(again[0].job_id, r[0].job_id);
+}
+
 TEST(StoreUnreachable, ThrowsUnavailable) {
   Store store("host=/nonexistent-socket-dir dbname=x");
   EXPECT_THROW(store.enqueue({job("webhook:x")}), Unavailable);
+  std::vector<NewJob> batch = {job("webhook:x")};
+  store.send(batch);
+  EXPECT_TRUE(store.ready());
+  EXPECT_THROW(store.receive(batch), Unavailable);
   EXPECT_THROW(store.schema_version(), Unavailable);
 }
 
