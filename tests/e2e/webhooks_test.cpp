@@ -208,6 +208,30 @@ TEST_F(Webhooks, KeepAliveAndHttp10) {
   std::string body = stripe_body("evt_http10");
   Response r = http10.request("POST", "/webhooks/stripe", stripe_headers(body), body);
   EXPECT_EQ(r.status, 202);
+
+  // HTTP/1.0 closes after the response unless the client asks to keep the connection.
+  auto raw_request = [&](const std::string& event, const std::string& extra_header) {
+    std::string event_body = stripe_body(event);
+    std::string head = "POST /webhooks/stripe HTTP/1.0\r\nHost: x\r\n" + extra_header;
+    for (const auto& [name, value] : stripe_headers(event_body)) {
+      head += name + ": " + value + "\r\n";
+    }
+    return head + "Content-Length: " + std::to_string(event_body.size()) + "\r\n\r\n" + event_body;
+  };
+  RawConnection kept(port());
+  for (int i = 0; i < 2; ++i) {
+    kept.send(raw_request("evt_http10_kept_" + std::to_string(i), "Connection: keep-alive\r\n"));
+    Response answer = kept.read_response();
+    EXPECT_EQ(answer.status, 202) << answer.body;
+    EXPECT_EQ(answer.header("connection"), "keep-alive");
+    EXPECT_EQ(answer.header("content-length"), std::to_string(answer.body.size()));
+  }
+  RawConnection closed(port());
+  closed.send(raw_request("evt_http10_closed", ""));
+  Response answer = closed.read_response();
+  EXPECT_EQ(answer.status, 202) << answer.body;
+  EXPECT_EQ(answer.header("connection"), "");
+  EXPECT_TRUE(closed.closed_within(5000));
 }
 
 // Fifty deliveries of one event at once, on fifty connections: one job.
