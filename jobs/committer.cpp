@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <exception>
 #include <system_error>
 
 namespace flare::jobs {
@@ -122,7 +123,16 @@ void Committer::run(Lane& lane) {
         continue;
       }
       batch.began = std::chrono::steady_clock::now();
-      lane.store.send(batch.jobs);
+      std::exception_ptr unsent;
+      try {
+        lane.store.send(batch.jobs);
+      } catch (...) {
+        unsent = std::current_exception();  // no job id (no random bytes), no memory
+      }
+      if (unsent) {
+        settle(lane, batch, [&]() -> std::vector<Enqueued> { std::rethrow_exception(unsent); });
+        continue;
+      }
       lane.in_flight.push_back(std::move(batch));
     } else if (!lane.in_flight.empty()) {
       if (!lane.store.ready()) {

@@ -476,8 +476,8 @@ struct Store::Impl {
     return false;
   }
 
-  // Stores a batch on the connection in use, without the pipeline, giving its jobs the ids
-  // `ids` (see Store::enqueue).
+  // Stores a batch on the general connection, not the pipeline, its jobs taking the ids `ids`
+  // (see Store::enqueue).
   std::vector<Enqueued> enqueue_now(const std::vector<NewJob>& jobs,
                                     const std::vector<std::string>& ids, const BatchPlan& plan);
 
