@@ -109,7 +109,9 @@ class Committer {
   // A batch the database refuses is stored again one job at a time.
   void settle(Lane& lane, Batch& batch, const std::function<std::vector<Enqueued>()>& results);
 
-  static constexpr std::size_t kPipeline = 2;  // batches a lane has sent and not yet settled
+  // Batches a lane has sent and not yet settled. Two keep PostgreSQL busy; three made smaller
+  // batches and fewer webhooks/s (bench/README.md, note 31), and Store::send asks for two.
+  static constexpr std::size_t kPipeline = 2;
 
   const CommitterOptions options_;
 
