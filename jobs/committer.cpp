@@ -221,6 +221,10 @@ void Committer::settle(Lane& lane, Batch& batch,
       return;
     }
     for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+      if (!lane.schema_current) {  // the database went away meanwhile: do not ask it per job
+        batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
+        continue;
+      }
       Batch one;
       one.jobs.push_back(std::move(batch.jobs[i]));
       one.done.push_back(std::move(batch.done[i]));
