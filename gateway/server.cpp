@@ -471,13 +471,12 @@ class Session : public SessionBase {
   // allocations and a tenth of a network thread's time to produce.
   void render(const Reply& reply, bool http10) {
     auto status = static_cast<http::status>(reply.status);
-    std::string_view reason(http::obsolete_reason(status).data(),
-                            http::obsolete_reason(status).size());
+    auto reason = http::obsolete_reason(status);
     response_.clear();
     response_.append(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
         .append(std::to_string(reply.status))
         .append(" ")
-        .append(reason)
+        .append(reason.data(), reason.size())
         .append("\r\nServer: flare-gateway\r\n");
     auto field = [this](std::string_view name, std::string_view value) {
       response_.append(name).append(": ").append(value).append("\r\n");

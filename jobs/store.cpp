@@ -269,11 +269,21 @@ void answer_repeats(const BatchPlan& plan, std::vector<Enqueued>& results) {
   }
 }
 
+// A job the enqueue statement (or the lookup by id) answered with: its id, status, created_at
+// and run_at. It was created by this batch when it holds the id the batch gave it (`ours`):
+// an earlier attempt stored it.
+Enqueued answered(const std::string& ours, std::string_view id, std::string_view status,
+                  std::string_view created_at, std::string_view run_at) {
+  return {std::string(id), id == ours, std::string(status), std::string(created_at),
+          std::string(run_at)};
+}
+
 // One execution of the enqueue statement: its parameters for the jobs at `todo`, and the reading
 // of its rows into the batch's results.
 class EnqueueRound {
  public:
-  static constexpr int kPayloads = 4;  // the one parameter sent in binary
+  static constexpr std::size_t kParams = 13;
+  static constexpr std::size_t kPayloads = 4;  // the one parameter sent in binary
 
   EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<std::string>& ids,
                std::vector<std::size_t> todo)
@@ -321,8 +331,7 @@ class EnqueueRound {
   const char* statement() const { return every_job_keyed_ ? "enqueue_keyed" : "enqueue"; }
 
   // One row of the answer: the position in `todo` counting from 1 (0: a row this statement
-  // inserted), then the job's id, status, created_at and run_at. A job already stored holds
-  // our id when an earlier attempt of this batch stored it.
+  // inserted), then the columns `answered` takes.
   void read(const std::vector<std::string>& ids, const std::array<std::string_view, 5>& row,
             std::vector<Enqueued>& results) const {
     std::size_t n = 0;
@@ -336,8 +345,7 @@ class EnqueueRound {
       if (at == by_id_.end() || ids[*at] != row[1]) throw std::runtime_error("enqueue: unknown id");
       i = *at;
     }
-    results[i] = {std::string(row[1]), ids[i] == row[1], std::string(row[2]), std::string(row[3]),
-                  std::string(row[4])};
+    results[i] = answered(ids[i], row[1], row[2], row[3], row[4]);
   }
 
   // The jobs of this round without an answer; `without_key` limits them to jobs without a key.
@@ -352,7 +360,7 @@ class EnqueueRound {
     return out;
   }
 
-  std::array<std::string, 13> params;  // $1..$13; emptied once sent
+  std::array<std::string, kParams> params;  // $1..$13; emptied once sent
 
  private:
   std::vector<std::size_t> todo_;
@@ -476,6 +484,12 @@ struct Store::Impl {
     return false;
   }
 
+  std::vector<std::string> new_ids(std::size_t count) {
+    std::vector<std::string> ids(count);
+    for (std::string& id : ids) id = new_id();
+    return ids;
+  }
+
   // Stores a batch on the general connection, not the pipeline, its jobs taking the ids `ids`
   // (see Store::enqueue).
   std::vector<Enqueued> enqueue_now(const std::vector<NewJob>& jobs,
@@ -548,9 +562,7 @@ Store::Store(std::string url, IdSource new_id) : impl_(std::make_unique<Impl>())
 Store::~Store() = default;
 
 std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
-  std::vector<std::string> ids(jobs.size());
-  for (std::string& id : ids) id = impl_->new_id();
-  return impl_->enqueue_now(jobs, ids, plan_batch(jobs));
+  return impl_->enqueue_now(jobs, impl_->new_ids(jobs.size()), plan_batch(jobs));
 }
 
 std::vector<Enqueued> Store::Impl::enqueue_now(const std::vector<NewJob>& jobs,
@@ -584,9 +596,7 @@ std::vector<Enqueued> Store::Impl::enqueue_now(const std::vector<NewJob>& jobs,
         }
         for (const auto& row : tx.exec_prepared("lookup_ids", projects.str(), bare_ids.str())) {
           std::size_t i = bare.at(row[0].as<std::size_t>() - 1);
-          results[i] = {row[1].as<std::string>(), row[1].as<std::string>() == ids[i],
-                        row[2].as<std::string>(), row[3].as<std::string>(),
-                        row[4].as<std::string>()};
+          results[i] = answered(ids[i], view(row[1]), view(row[2]), view(row[3]), view(row[4]));
         }
       }
       todo = r.unanswered(jobs, results);
@@ -597,8 +607,7 @@ std::vector<Enqueued> Store::Impl::enqueue_now(const std::vector<NewJob>& jobs,
 }
 
 void Store::send(const std::vector<NewJob>& jobs) {
-  std::vector<std::string> ids(jobs.size());
-  for (std::string& id : ids) id = impl_->new_id();
+  std::vector<std::string> ids = impl_->new_ids(jobs.size());
   BatchPlan plan = plan_batch(jobs);
   EnqueueRound round(jobs, ids, plan.todo);
   Impl::Sent& s = impl_->sent.emplace_back(
@@ -611,16 +620,16 @@ void Store::send(const std::vector<NewJob>& jobs) {
       return;
     }
   }
-  std::array<const char*, 13> values;
-  std::array<int, 13> lengths;
-  std::array<int, 13> formats;
+  std::array<const char*, EnqueueRound::kParams> values;
+  std::array<int, EnqueueRound::kParams> lengths;
+  std::array<int, EnqueueRound::kParams> formats;
   for (std::size_t k = 0; k < values.size(); ++k) {
     values[k] = s.round.params[k].data();
     lengths[k] = static_cast<int>(s.round.params[k].size());
     formats[k] = k == EnqueueRound::kPayloads ? 1 : 0;
   }
-  if (PQsendQueryPrepared(impl_->pipe.get(), s.round.statement(), 13, values.data(), lengths.data(),
-                          formats.data(), 0) != 1 ||
+  if (PQsendQueryPrepared(impl_->pipe.get(), s.round.statement(), EnqueueRound::kParams,
+                          values.data(), lengths.data(), formats.data(), 0) != 1 ||
       PQpipelineSync(impl_->pipe.get()) != 1) {
     impl_->lose_pipe();
   }

@@ -51,20 +51,9 @@ class Results {
   std::size_t done_ = 0;
 };
 
-// Waits until a transaction of this database waits on a lock: the committer's batch is stuck
-// behind the test's LOCK TABLE.
+// The committer's batch is stuck behind the test's lock.
 void wait_until_blocked(test::TestDatabase& db) {
-  pqxx::connection watcher(db.url());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    pqxx::nontransaction q(watcher);
-    if (q.exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
-               "datname = current_database()")[0][0]
-            .as<int>() == 1) {
-      return;
-    }
-  }
-  FAIL() << "the committer never waited on the lock";
+  ASSERT_NE(db.wait_until_blocked(), 0) << "the committer never waited on the lock";
 }
 
 Result submit_one(Committer& c, NewJob j) {

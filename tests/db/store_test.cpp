@@ -265,17 +265,9 @@ TEST_F(StoreTest, PipelineLostAnswerIsStoredOnce) {
   lock_tx.exec("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE");
   std::vector<NewJob> batch = {job("webhook:cut-1"), job("webhook:cut-2")};
   pipelined.send(batch);
-  pqxx::connection watcher(db_.url());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  int cut = 0;
-  while (cut == 0 && std::chrono::steady_clock::now() < deadline) {
-    cut = pqxx::nontransaction(watcher)
-              .exec(
-                  "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
-                  "wait_event_type = 'Lock' AND datname = current_database()")[0][0]
-              .as<int>();
-  }
-  ASSERT_EQ(cut, 1) << "the pipeline's statement never waited on the lock";
+  int waiting = db_.wait_until_blocked();
+  ASSERT_NE(waiting, 0) << "the pipeline's statement never waited on the lock";
+  EXPECT_EQ(db_.scalar("SELECT pg_terminate_backend(" + std::to_string(waiting) + ")"), "t");
   lock_tx.abort();
   auto r = receive(pipelined, batch);
   ASSERT_EQ(r.size(), 2u);

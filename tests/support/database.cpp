@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 
 #include "support/env.hpp"
 
@@ -29,6 +30,18 @@ pqxx::result TestDatabase::query(const std::string& sql) {
   pqxx::connection c(url_);
   pqxx::nontransaction tx(c);
   return tx.exec(sql);
+}
+
+int TestDatabase::wait_until_blocked() {
+  pqxx::connection watcher(url_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pqxx::result r = pqxx::nontransaction(watcher).exec(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+        "datname = current_database()");
+    if (r.size() == 1) return r[0][0].as<int>();
+  }
+  return 0;
 }
 
 std::string TestDatabase::scalar(const std::string& sql) {

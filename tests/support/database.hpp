@@ -17,6 +17,9 @@ class TestDatabase {
   // A single value, as text ("" for NULL). Opens a connection per call: tests restart the server.
   std::string scalar(const std::string& sql);
   pqxx::result query(const std::string& sql);
+  // Waits (at most 10 s) until one statement of this database waits on a lock; returns its
+  // backend's pid, or 0 when none came to wait.
+  int wait_until_blocked();
 
  private:
   std::string admin_url_;
