@@ -68,25 +68,15 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// The cursor is opaque to clients: "<created_at in Unix microseconds>.<id>" as hex.
-std::string encode_cursor(const jobs::Cursor& c) {
-  return providers::to_hex(std::to_string(c.created_micros) + "." + c.id);
-}
+// The cursor is opaque to clients: the id of the last job listed, as hex. Ids begin with the
+// time they were made, so the listing resumes below it.
+std::string encode_cursor(const std::string& id) { return providers::to_hex(id); }
 
-std::optional<jobs::Cursor> decode_cursor(std::string_view hex) {
+std::optional<std::string> decode_cursor(std::string_view hex) {
   if (hex.size() > 200) return std::nullopt;
-  std::optional<std::string> decoded = providers::from_hex(hex);
-  if (!decoded) return std::nullopt;
-  const std::string& plain = *decoded;
-  std::size_t dot = plain.find('.');
-  if (dot == std::string::npos) return std::nullopt;
-  jobs::Cursor c;
-  auto [end, ec] = std::from_chars(plain.data(), plain.data() + dot, c.created_micros);
-  c.id = plain.substr(dot + 1);
-  if (ec != std::errc() || end != plain.data() + dot || c.created_micros <= 0 || !is_uuid(c.id)) {
-    return std::nullopt;
-  }
-  return c;
+  std::optional<std::string> id = providers::from_hex(hex);
+  if (!id || !is_uuid(*id)) return std::nullopt;
+  return id;
 }
 
 void string(Writer& w, std::string_view s) {

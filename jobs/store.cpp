@@ -53,32 +53,87 @@ std::string with_defaults(const std::string& url) {
   return out;
 }
 
-// PostgreSQL array literals, so that a whole batch travels as a handful of parameters.
-class ArrayLiteral {
+// A PostgreSQL array parameter in the binary format (that of array_send): each element travels
+// as its length and its bytes, so neither side quotes, escapes or parses text, and a whole batch
+// costs a handful of parameters. The element type must be the one the statement casts to.
+class BinaryArray {
  public:
+  enum Type : std::uint32_t { kInt4 = 23, kInt8 = 20, kText = 25, kUuid = 2950 };
+
+  explicit BinaryArray(Type type) : type_(type) {}
+
   void text(std::string_view value) {
-    next();
-    out_ += '"';
-    for (char c : value) {
-      if (c == '"' || c == '\\') out_ += '\\';
-      out_ += c;
+    length(value.size());
+    elements_ += value;
+  }
+  void int4(std::int32_t value) {
+    length(4);
+    big_endian(static_cast<std::uint32_t>(value), 4);
+  }
+  void int8(std::optional<std::int64_t> value) {
+    if (!value) {
+      ++count_;
+      nulls_ = true;
+      big_endian(0xffffffffU, 4);  // length -1: NULL
+      return;
     }
-    out_ += '"';
+    length(8);
+    big_endian(static_cast<std::uint64_t>(*value), 8);
   }
-  void number(std::optional<std::int64_t> value) {
-    next();
-    out_ += value ? std::to_string(*value) : "NULL";
+  // A UUID in its text form: 32 hex digits, dashes anywhere between them.
+  void uuid(std::string_view id) {
+    length(16);
+    int digits = 0;
+    unsigned byte = 0;
+    for (char c : id) {
+      if (c == '-') continue;
+      int v = c >= '0' && c <= '9'   ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                     : -1;
+      if (v < 0 || digits == 32) throw std::runtime_error("a job id is not a UUID");
+      byte = byte << 4 | static_cast<unsigned>(v);
+      if (++digits % 2 == 0) {
+        elements_ += static_cast<char>(byte);
+        byte = 0;
+      }
+    }
+    if (digits != 32) throw std::runtime_error("a job id is not a UUID");
   }
-  std::string str() const { return out_ + "}"; }
+
+  // Dimensions, null flag, element type, then the one dimension's size and lower bound.
+  std::string str() const {
+    std::string out;
+    out.reserve(20 + elements_.size());
+    for (std::uint32_t word :
+         {1U, nulls_ ? 1U : 0U, static_cast<std::uint32_t>(type_), count_, 1U}) {
+      for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>(word >> shift);
+    }
+    out += elements_;
+    return out;
+  }
 
  private:
-  void next() { out_ += out_.size() == 1 ? "" : ","; }
-  std::string out_ = "{";
+  void length(std::size_t bytes) {
+    ++count_;
+    big_endian(static_cast<std::uint32_t>(bytes), 4);
+  }
+  void big_endian(std::uint64_t value, int bytes) {
+    for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+      elements_ += static_cast<char>(value >> shift);
+    }
+  }
+
+  Type type_;
+  std::uint32_t count_ = 0;
+  bool nulls_ = false;
+  std::string elements_;
 };
 
-// Version 7 (RFC 9562): the time in milliseconds, then 74 random bits. Ids made in order land
-// at the right edge of the primary key's index, so inserts touch the same few pages instead of
-// a random one each.
+// Version 7 (RFC 9562): the time in milliseconds, the microseconds within it (in the 12 bits
+// RFC 9562 lets carry a finer clock), then 62 random bits. Ids made in order land at the right
+// edge of the primary key's index, so inserts touch the same few pages instead of a random one
+// each, and the jobs API lists newest first by id.
 std::string new_job_id() {
   // Random bytes drawn 4 KiB at a time: a RAND_bytes call per job (each with its own getpid)
   // cost a microsecond. The process never forks, so no two processes share a pool.
@@ -92,11 +147,14 @@ std::string new_job_id() {
   }
   std::memcpy(b, pool + used, sizeof b);
   used += sizeof b;
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
+  auto ms = us / 1000;
+  auto sub = static_cast<unsigned>(us % 1000);
   for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (40 - 8 * i));
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);  // version 7
+  b[6] = static_cast<unsigned char>(0x70 | sub >> 8);  // version 7
+  b[7] = static_cast<unsigned char>(sub);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 9562 variant
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -119,8 +177,7 @@ constexpr const char* kJobColumns =
     "id::text, project_id, idempotency_key, type, status, attempts, max_attempts, priority, "
     "payload, content_type, source, event_id, last_error, lease_token::text, " FLARE_TS(
         "created_at") ", " FLARE_TS("updated_at") ", " FLARE_TS("run_at") ", " FLARE_TS(
-        "completed_at") ", " FLARE_TS("locked_until") ", "
-                      "(extract(epoch FROM created_at) * 1000000)::bigint";
+        "completed_at") ", " FLARE_TS("locked_until");
 
 std::optional<std::string> nullable(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
@@ -282,33 +339,36 @@ Enqueued answered(const std::string& ours, std::string_view id, std::string_view
 // of its rows into the batch's results.
 class EnqueueRound {
  public:
-  static constexpr std::size_t kParams = 13;
-  static constexpr std::size_t kPayloads = 4;  // the one parameter sent in binary
+  static constexpr std::size_t kParams = 13;  // each in the binary format
 
   EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<std::string>& ids,
                std::vector<std::size_t> todo)
       : todo_(std::move(todo)), by_id_(todo_) {
-    ArrayLiteral id, project, key, type, payload_at, payload_length, content_type, source, event_id,
-        attempts, priority, run_at;
+    BinaryArray id(BinaryArray::kUuid), project(BinaryArray::kText), key(BinaryArray::kText),
+        type(BinaryArray::kText), payload_at(BinaryArray::kInt4),
+        payload_length(BinaryArray::kInt4), content_type(BinaryArray::kText),
+        source(BinaryArray::kText), event_id(BinaryArray::kText), attempts(BinaryArray::kInt4),
+        priority(BinaryArray::kInt4), run_at(BinaryArray::kInt8);
     std::string payloads;
     std::size_t payload_bytes = 0;
     for (std::size_t i : todo_) payload_bytes += jobs[i].payload.size();
     payloads.reserve(payload_bytes);
     for (std::size_t i : todo_) {
       const NewJob& j = jobs[i];
-      id.text(ids[i]);
+      id.uuid(ids[i]);
       project.text(j.project_id);
       key.text(j.idempotency_key);
       type.text(j.type);
-      payload_at.number(static_cast<std::int64_t>(payloads.size() + 1));  // SQL counts from 1
-      payload_length.number(static_cast<std::int64_t>(j.payload.size()));
+      // The batch's bytes are bounded far below 2 GiB (committer max_batch_bytes).
+      payload_at.int4(static_cast<std::int32_t>(payloads.size() + 1));  // SQL counts from 1
+      payload_length.int4(static_cast<std::int32_t>(j.payload.size()));
       payloads += j.payload;
       content_type.text(j.content_type);
       source.text(j.source);
       event_id.text(j.event_id);
-      attempts.number(j.max_attempts);
-      priority.number(j.priority);
-      run_at.number(j.run_at_micros);
+      attempts.int4(j.max_attempts);
+      priority.int4(j.priority);
+      run_at.int8(j.run_at_micros);
       every_job_keyed_ = every_job_keyed_ && !j.idempotency_key.empty();
     }
     params = {id.str(),
@@ -579,22 +639,22 @@ std::vector<Enqueued> Store::Impl::enqueue_now(const std::vector<NewJob>& jobs,
     for (int round = 0; !todo.empty(); ++round) {
       if (round == kEnqueueRounds) throw std::runtime_error("enqueue: keys keep vanishing");
       EnqueueRound r(jobs, ids, std::move(todo));
-      const auto& p = r.params;
-      pqxx::result rows = tx.exec_prepared(r.statement(), p[0], p[1], p[2], p[3],
-                                           pqxx::binarystring(p[EnqueueRound::kPayloads]), p[5],
-                                           p[6], p[7], p[8], p[9], p[10], p[11], p[12]);
+      auto p = [&r](std::size_t k) { return pqxx::binarystring(r.params[k]); };
+      pqxx::result rows = tx.exec_prepared(r.statement(), p(0), p(1), p(2), p(3), p(4), p(5), p(6),
+                                           p(7), p(8), p(9), p(10), p(11), p(12));
       auto view = [](const pqxx::field& f) { return std::string_view(f.c_str(), f.size()); };
       for (const auto& row : rows) {
         r.read(ids, {view(row[0]), view(row[1]), view(row[2]), view(row[3]), view(row[4])},
                results);
       }
       if (std::vector<std::size_t> bare = r.unanswered(jobs, results, true); !bare.empty()) {
-        ArrayLiteral projects, bare_ids;
+        BinaryArray projects(BinaryArray::kText), bare_ids(BinaryArray::kUuid);
         for (std::size_t i : bare) {
           projects.text(jobs[i].project_id);
-          bare_ids.text(ids[i]);
+          bare_ids.uuid(ids[i]);
         }
-        for (const auto& row : tx.exec_prepared("lookup_ids", projects.str(), bare_ids.str())) {
+        for (const auto& row : tx.exec_prepared("lookup_ids", pqxx::binarystring(projects.str()),
+                                                pqxx::binarystring(bare_ids.str()))) {
           std::size_t i = bare.at(row[0].as<std::size_t>() - 1);
           results[i] = answered(ids[i], view(row[1]), view(row[2]), view(row[3]), view(row[4]));
         }
@@ -626,7 +686,7 @@ void Store::send(const std::vector<NewJob>& jobs) {
   for (std::size_t k = 0; k < values.size(); ++k) {
     values[k] = s.round.params[k].data();
     lengths[k] = static_cast<int>(s.round.params[k].size());
-    formats[k] = k == EnqueueRound::kPayloads ? 1 : 0;
+    formats[k] = 1;
   }
   if (PQsendQueryPrepared(impl_->pipe.get(), s.round.statement(), EnqueueRound::kParams,
                           values.data(), lengths.data(), formats.data(), 0) != 1 ||
@@ -681,16 +741,13 @@ Page Store::list(const std::string& project, const ListQuery& query) {
     // One more than asked tells whether another page follows.
     pqxx::result r = tx.exec_params(
         select_job("project_id = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR type = $3) "
-                   "AND ($4::bigint = 0 OR (created_at, id) < ('epoch'::timestamptz + $4::bigint "
-                   "* interval '1 microsecond', $5::uuid)) ORDER BY created_at DESC, id DESC "
-                   "LIMIT $6"),
-        project, query.status, query.type, query.after ? query.after->created_micros : 0,
-        query.after ? query.after->id : "00000000-0000-0000-0000-000000000000", query.limit + 1);
+                   "AND id < $4::uuid ORDER BY id DESC LIMIT $5"),
+        project, query.status, query.type,
+        query.after.value_or("ffffffff-ffff-ffff-ffff-ffffffffffff"), query.limit + 1);
     Page page;
     for (const auto& row : r) {
       if (static_cast<int>(page.jobs.size()) == query.limit) {
-        const Job& last = page.jobs.back();
-        page.next = Cursor{r[page.jobs.size() - 1][19].as<std::int64_t>(), last.id};
+        page.next = page.jobs.back().id;
         break;
       }
       page.jobs.push_back(read_job(row));
@@ -724,9 +781,10 @@ bool Store::remove(const std::string& project, const std::string& id) {
 }
 
 std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_seconds) {
-  ArrayLiteral types, sources;
-  for (const std::string& t : scope.types) types.text(t);
-  for (const std::string& s : scope.sources) sources.text(s);
+  BinaryArray type_array(BinaryArray::kText), source_array(BinaryArray::kText);
+  for (const std::string& t : scope.types) type_array.text(t);
+  for (const std::string& s : scope.sources) source_array.text(s);
+  const pqxx::binarystring types(type_array.str()), sources(source_array.str());
   const std::string in_scope =
       "($1 = '' OR project_id = $1) AND (cardinality($2::text[]) = 0 OR type = ANY($2::text[])) "
       "AND (cardinality($3::text[]) = 0 OR source = ANY($3::text[]))";
@@ -739,7 +797,7 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
             in_scope +
             " AND status = 'running' AND locked_until < now() AND attempts >= "
             "max_attempts",
-        scope.project, types.str(), sources.str());
+        scope.project, types, sources);
     pqxx::result r = tx.exec_params(
         "WITH due AS (SELECT project_id AS due_project, id AS due_id FROM jobs WHERE " + in_scope +
             " AND ((status IN ('queued', 'retrying') AND run_at <= now()) OR (status = "
@@ -749,7 +807,7 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
                        "gen_random_uuid(), locked_until = now() + make_interval(secs => "
                        "$5::double precision), updated_at = now() FROM due WHERE project_id = "
                        "due_project AND id = due_id"),
-        scope.project, types.str(), sources.str(), max, lease_seconds);
+        scope.project, types, sources, max, lease_seconds);
     std::vector<Job> claimed;
     for (const auto& row : r) claimed.push_back(read_job(row));
     std::sort(claimed.begin(), claimed.end(), [](const Job& a, const Job& b) {

@@ -21,22 +21,16 @@ class Unavailable : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A position in the newest-first listing.
-struct Cursor {
-  std::int64_t created_micros = 0;
-  std::string id;
-};
-
 struct ListQuery {
   std::string status;  // empty: any
   std::string type;    // empty: any
   int limit = 50;
-  std::optional<Cursor> after;
+  std::optional<std::string> after;  // a job id: list the jobs older than it
 };
 
 struct Page {
   std::vector<Job> jobs;
-  std::optional<Cursor> next;  // set when more jobs may follow
+  std::optional<std::string> next;  // the last job's id, when more jobs may follow
 };
 
 // Which jobs a claim may take; an empty field does not narrow.

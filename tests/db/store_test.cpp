@@ -64,6 +64,11 @@ TEST(Migrations, ApplyOnceThenNothing) {
                       "AND collation_name IS NOT NULL AND column_name IN ('project_id', "
                       "'idempotency_key')"),
             "idempotency_key C, project_id C");
+  // Every index an enqueue writes: the listing is served by the primary key (job ids are
+  // time-ordered), not an index of its own.
+  EXPECT_EQ(db.scalar("SELECT string_agg(indexname, ', ' ORDER BY indexname) FROM pg_indexes "
+                      "WHERE tablename = 'jobs'"),
+            "ix_jobs_claim, ix_jobs_idempotency, ix_jobs_lease, jobs_pkey");
 }
 
 TEST_F(StoreTest, NewThenDuplicate) {
@@ -151,17 +156,21 @@ TEST_F(StoreTest, TwoConnectionsRaceOnOneKey) {
   EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), std::to_string(kRounds));
 }
 
-// Version-7 UUIDs: the time in milliseconds leads, so later jobs get larger ids.
+// Version-7 UUIDs: the time in milliseconds leads, then the microseconds within it, so later
+// jobs get larger ids.
 TEST_F(StoreTest, JobIdsAreTimeOrderedUuids) {
   auto first = store_->enqueue({job("webhook:t1")})[0].job_id;
-  // The ids' clock counts milliseconds: the second id is made once it has moved on.
-  std::int64_t first_ms = std::stoll(first.substr(0, 8) + first.substr(9, 4), nullptr, 16);
-  auto now_ms = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
+  std::int64_t sub_ms = std::stoll(first.substr(15, 3), nullptr, 16);
+  EXPECT_LT(sub_ms, 1000) << first;  // microseconds, not random bits
+  std::int64_t first_us =
+      std::stoll(first.substr(0, 8) + first.substr(9, 4), nullptr, 16) * 1000 + sub_ms;
+  auto now_us = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  while (now_ms() <= first_ms) std::this_thread::yield();
+  // The ids' clock counts microseconds: the second id is made once it has moved on.
+  while (now_us() <= first_us) std::this_thread::yield();
   auto second = store_->enqueue({job("webhook:t2")})[0].job_id;
   EXPECT_LT(first, second);
   for (const std::string& id : {first, second}) {
