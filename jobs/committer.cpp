@@ -177,7 +177,8 @@ void Committer::check_health(Lane& lane) {
       lane.store.migrate();
     }
     int version = lane.store.schema_version();
-    // Migrations only add, so a newer schema serves an older binary during a rolling upgrade.
+    // Migrations only add (or drop an index an older binary can do without), so a newer schema
+    // serves an older binary during a rolling upgrade.
     current = version >= Store::latest_version();
     if (!current) {
       spdlog::warn("database schema is at version {}, this binary needs {}: run migrate", version,
