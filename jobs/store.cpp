@@ -63,7 +63,7 @@ class BinaryArray {
   explicit BinaryArray(Type type) : type_(type) {}
 
   void text(std::string_view value) {
-    length(value.size());
+    length(static_cast<std::int64_t>(value.size()));
     elements_ += value;
   }
   void int4(std::int32_t value) {
@@ -72,9 +72,8 @@ class BinaryArray {
   }
   void int8(std::optional<std::int64_t> value) {
     if (!value) {
-      ++count_;
       nulls_ = true;
-      big_endian(0xffffffffU, 4);  // length -1: NULL
+      length(-1);  // NULL: a length and no bytes
       return;
     }
     length(8);
@@ -114,7 +113,7 @@ class BinaryArray {
   }
 
  private:
-  void length(std::size_t bytes) {
+  void length(std::int64_t bytes) {
     ++count_;
     big_endian(static_cast<std::uint32_t>(bytes), 4);
   }
