@@ -229,11 +229,13 @@ std::string update_job(const std::string& set_and_where) {
 // notifications into one.
 //
 // It answers with the rows it inserted (position 0), then with the jobs that already held keys
-// of the batch, by position in the batch (counting from 1). Each key is an equality on every
-// column of the unique index, under a LIMIT that keeps the join from being rearranged: the one
-// plan that fits, whatever the table holds when it is planned (a sequential scan ruled out),
-// so a committer plans each form of the statement once. The lookup sees the rows committed
-// before the statement began, not those it inserted; a key taken by a transaction still
+// of the batch, by position in the batch (counting from 1). An inserted job's times are the
+// statement's (now()) unless the job named its run_at, so they are formatted once per batch
+// instead of twice per job (to_char was 2.6 % of the committing backend's time). Each key is an
+// equality on every column of the unique index, under a LIMIT that keeps the join from being
+// rearranged: the one plan that fits, whatever the table holds when it is planned (a sequential
+// scan ruled out), so a committer plans each form of the statement once. The lookup sees the rows
+// committed before the statement began, not those it inserted; a key taken by a transaction still
 // running then is found by the next round.
 constexpr const char* kEnqueueHead = R"sql(
 WITH inserted AS (
@@ -250,9 +252,12 @@ WITH inserted AS (
   ON CONFLICT )sql";
 constexpr const char* kEnqueueTail = R"sql( DO NOTHING
   RETURNING id, project_id, idempotency_key, created_at, run_at,
-            pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', ''))
-SELECT 0::bigint, id::text, 'queued', )sql" FLARE_TS("created_at") ", " FLARE_TS(
-    "run_at") R"sql( FROM inserted
+            pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', '')),
+batch AS MATERIALIZED (SELECT now() AS at, )sql" FLARE_TS("now()") R"sql( AS at_text)
+SELECT 0::bigint, i.id::text, 'queued',
+       CASE WHEN i.created_at = b.at THEN b.at_text ELSE )sql" FLARE_TS("i.created_at") R"sql( END,
+       CASE WHEN i.run_at = b.at THEN b.at_text ELSE )sql" FLARE_TS("i.run_at") R"sql( END
+FROM inserted i CROSS JOIN batch b
 UNION ALL
 SELECT k.n, j.id::text, j.status, )sql" FLARE_TS("j.created_at") ", " FLARE_TS("j.run_at") R"sql(
 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(project_id, key, n)
