@@ -43,6 +43,7 @@ std::optional<std::string> derive_key(const config::Source& source, std::string_
   if (event_id.empty() || !printable_utf8_length(event_id)) return std::nullopt;
   std::string key;
   const std::string& tmpl = source.key_template;
+  key.reserve(tmpl.size() + event_id.size() + source.name.size() + source.provider.size());
   for (std::size_t i = 0; i < tmpl.size();) {
     if (tmpl[i] != '{') {
       key += tmpl[i++];

@@ -74,9 +74,19 @@ Row row(Outcome outcome) {
   return {500, "internal_error", "unexpected outcome"};
 }
 
+// A JSON body written into a buffer and writer kept per thread: a reply costs one allocation,
+// its body, instead of one for every stack the writer and its buffer would make. A buffer that
+// grew past a few KiB (a long challenge) is given back rather than kept.
 class Json {
  public:
-  Json() : writer_(buffer_) {}
+  static Json& fresh() {
+    thread_local Json json;
+    bool large = json.buffer_.GetSize() > kKept;
+    json.buffer_.Clear();
+    if (large) json.buffer_.ShrinkToFit();
+    json.writer_.Reset(json.buffer_);
+    return json;
+  }
   void string(std::string_view s) {
     writer_.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
   }
@@ -90,6 +100,9 @@ class Json {
   std::string str() const { return std::string(buffer_.GetString(), buffer_.GetSize()); }
 
  private:
+  static constexpr std::size_t kKept = 4096;
+  Json() : writer_(buffer_) {}
+
   rapidjson::StringBuffer buffer_;
   rapidjson::Writer<rapidjson::StringBuffer> writer_;
 };
@@ -98,7 +111,7 @@ class Json {
 
 Reply error(Outcome outcome, std::string_view message, const Fields& fields) {
   Row r = row(outcome);
-  Json json;
+  Json& json = Json::fresh();
   json.writer().StartObject();
   json.string("error");
   json.writer().StartObject();
@@ -115,7 +128,7 @@ Reply error(Outcome outcome, std::string_view message, const Fields& fields) {
 
 Reply status(Outcome outcome, const Fields& fields) {
   Row r = row(outcome);
-  Json json;
+  Json& json = Json::fresh();
   json.writer().StartObject();
   json.string("status");
   json.string(r.name);
@@ -125,7 +138,7 @@ Reply status(Outcome outcome, const Fields& fields) {
 }
 
 Reply challenge(std::string_view value) {
-  Json json;
+  Json& json = Json::fresh();
   json.writer().StartObject();
   json.string("challenge");
   json.string(value);

@@ -201,8 +201,8 @@ bool valid_request_id(std::string_view id) {
   return true;
 }
 
-Origin origin_of(Shared& shared, const tcp::endpoint& peer, bool tls, const Request* req) {
-  Origin o{peer.address().to_string(), tls ? "https" : "http",
+Origin origin_of(Shared& shared, const std::string& peer, bool tls, const Request* req) {
+  Origin o{peer, tls ? "https" : "http",
            shared.request_prefix + "-" + std::to_string(shared.next_request++)};
   bool trusted = false;
   for (const config::Cidr& cidr : shared.server.trusted_proxies) {
@@ -231,7 +231,7 @@ template <class Derived>
 class Session : public SessionBase {
  public:
   Session(Shared& shared, LoopState& loop, tcp::endpoint peer)
-      : shared_(shared), loop_(loop), peer_(std::move(peer)) {}
+      : shared_(shared), loop_(loop), peer_(peer.address().to_string()) {}
 
   ~Session() override { shared_.remove(this); }
 
@@ -557,7 +557,7 @@ class Session : public SessionBase {
   }
 
  private:
-  tcp::endpoint peer_;
+  const std::string peer_;  // the address the connection comes from
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;

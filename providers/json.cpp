@@ -32,19 +32,31 @@ std::optional<JsonPointer> parse_json_pointer(std::string_view text) {
 
 namespace {
 
+constexpr std::size_t kKeptDepth = 64;
+
 // Follows the path from the root to the value being read; compares it with the pointers only
-// at a string value of the right depth.
+// at a string value of the right depth. Parsing in place, the reader hands over keys that stay
+// where they lie in the text until the parse ends, so the path refers to them.
 class Scan : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scan> {
  public:
-  Scan(const std::vector<JsonPointer>& pointers, std::vector<std::optional<std::string>>& out)
-      : pointers_(pointers), out_(out) {}
+  struct Frame {
+    bool array;
+    std::uint64_t index = 0;  // arrays: the position of the value being read
+    std::string_view key;     // objects: the key of the value being read
+  };
+
+  Scan(const std::vector<JsonPointer>& pointers, std::vector<std::optional<std::string>>& out,
+       std::vector<Frame>& path)
+      : pointers_(pointers), out_(out), path_(path) {
+    path_.clear();
+  }
 
   bool root_is_object() const { return root_is_object_; }
 
   bool StartObject() { return open(false); }
   bool StartArray() { return open(true); }
   bool Key(const char* text, rapidjson::SizeType length, bool) {
-    path_.back().key.assign(text, length);
+    path_.back().key = std::string_view(text, length);
     return true;
   }
   bool EndObject(rapidjson::SizeType) { return close(); }
@@ -60,12 +72,6 @@ class Scan : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scan> {
   bool Default() { return !path_.empty() && next(); }
 
  private:
-  struct Frame {
-    bool array;
-    std::uint64_t index = 0;  // arrays: the position of the value being read
-    std::string key;          // objects: the key of the value being read
-  };
-
   bool open(bool array) {
     if (path_.empty()) {
       if (seen_root_ || array) return false;
@@ -93,7 +99,7 @@ class Scan : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scan> {
 
   const std::vector<JsonPointer>& pointers_;
   std::vector<std::optional<std::string>>& out_;
-  std::vector<Frame> path_;
+  std::vector<Frame>& path_;
   bool seen_root_ = false;
   bool root_is_object_ = false;
 };
@@ -106,21 +112,23 @@ std::optional<std::vector<std::optional<std::string>>> json_strings(
   // here lets the parser work on a NUL-terminated copy: it decodes strings in place (no copy of
   // each into its stack) and scans them 16 bytes at a time. The copy keeps 15 spare bytes,
   // which those scans may read past the end. Copy and reader are kept per thread, with the
-  // memory they grew to.
+  // memory they grew to, as is the path the scan follows unless a deep nesting made it long.
   if (json.find('\0') != std::string_view::npos) return std::nullopt;
   thread_local std::string text;
   thread_local rapidjson::Reader reader;
+  thread_local std::vector<Scan::Frame> path;
   text.reserve(json.size() + 16);
   text.assign(json);
   std::vector<std::optional<std::string>> out(pointers.size());
-  Scan scan(pointers, out);
+  Scan scan(pointers, out, path);
   rapidjson::InsituStringStream stream(text.data());
   // Iterative: a deeply nested body cannot exhaust the stack.
-  if (reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag>(stream, scan)
-          .IsError() ||
-      !scan.root_is_object()) {
-    return std::nullopt;
-  }
+  bool parsed =
+      !reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag>(stream, scan)
+           .IsError() &&
+      scan.root_is_object();
+  if (path.capacity() > kKeptDepth) std::vector<Scan::Frame>().swap(path);
+  if (!parsed) return std::nullopt;
   return out;
 }
 

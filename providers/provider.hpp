@@ -17,6 +17,8 @@ namespace flare::providers {
 // Views into the request; names compare case-insensitively, the first of repeated names wins.
 class Headers {
  public:
+  // Room for a typical request's fields at once, not a reallocation every few fields.
+  Headers() { fields_.reserve(16); }
   void add(std::string_view name, std::string_view value) { fields_.emplace_back(name, value); }
   std::optional<std::string_view> get(std::string_view name) const;
 

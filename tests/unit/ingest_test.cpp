@@ -141,6 +141,11 @@ TEST(Reply, ContractTable) {
   Reply duplicate = status(Outcome::kDuplicate, {{"job_id", "id-1"}, {"idempotency_key", "k"}});
   EXPECT_EQ(duplicate.status, 200u);
   EXPECT_EQ(duplicate.body, R"({"status":"duplicate","job_id":"id-1","idempotency_key":"k"})");
+  // Bodies are written one after another in one buffer per thread: a long one leaves nothing
+  // behind in the next.
+  Reply echo = challenge(std::string(10000, 'c'));
+  EXPECT_EQ(echo.body, R"({"challenge":")" + std::string(10000, 'c') + R"("})");
+  EXPECT_EQ(status(Outcome::kHealthy).body, R"({"status":"ok"})");
 }
 
 }  // namespace

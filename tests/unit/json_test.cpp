@@ -54,6 +54,17 @@ TEST(JsonStrings, EscapesAreDecoded) {
   EXPECT_EQ((*found)[0], "a\"b\xc3\xa9\n");
 }
 
+// Keys are matched as they read after decoding, including the keys of enclosing objects, which
+// are decoded before the values inside them are read.
+TEST(JsonStrings, EscapedKeysOnThePathAreDecoded) {
+  auto found = json_strings(
+      R"({"d\u00e9j\u00e0":{"pad":"xxxxxxxxxxxxxxxxxxxxxxxx","n\"q":{"id":"v"}},"id":"top"})",
+      pointers({"/d\xc3\xa9j\xc3\xa0/n\"q/id", "/id"}));
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)[0], "v");
+  EXPECT_EQ((*found)[1], "top");
+}
+
 TEST(JsonStrings, RefusesWhatIsNotOneObject) {
   for (const char* bad : {"", "[]", "\"id\"", "42", "null", "{", R"({"id":"x"} {})",
                           R"({"id":"x",})", R"({"id":"x"}])", "{\"id\":\"x\"}garbage"}) {
@@ -85,6 +96,10 @@ TEST(JsonStrings, LongStringsAtEveryAlignment) {
 TEST(JsonStrings, DeepNestingDoesNotExhaustTheStack) {
   std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   EXPECT_TRUE(json_strings(deep, pointers({"/a"})));
+  // The next body is scanned as usual after the long path was given back.
+  auto found = json_strings(R"({"a":{"id":"after"}})", pointers({"/a/id"}));
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)[0], "after");
 }
 
 }  // namespace
