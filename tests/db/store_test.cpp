@@ -262,6 +262,25 @@ TEST_F(StoreTest, PipelineRefusalStopsOneBatch) {
   EXPECT_EQ(db_.scalar("SELECT string_agg(idempotency_key, ',') FROM jobs"), "webhook:good");
 }
 
+// A batch that stores jobs wakes the workers waiting for jobs (LISTEN/NOTIFY) with its commit,
+// once however many jobs it stored; a batch of duplicates stores nothing and wakes nobody.
+TEST_F(StoreTest, StoredJobsWakeWaitingWorkers) {
+  Store listener(db_.url());
+  EXPECT_EQ(listener.wait_for_jobs(std::chrono::milliseconds(0)), false);  // listens from now on
+  Store pipelined(db_.url());
+  std::vector<NewJob> batch = {job("webhook:wake-1"), job("webhook:wake-2")};
+  pipelined.send(batch);
+  ASSERT_TRUE(receive(pipelined, batch).at(0).created);
+  EXPECT_TRUE(listener.wait_for_jobs(std::chrono::seconds(10)));
+  pipelined.send(batch);
+  ASSERT_FALSE(receive(pipelined, batch).at(0).created);
+  // The next commit that stores a job is the one wake-up still to come: had the duplicates
+  // woken anyone, the listener would hold that too by the time this one reaches it.
+  store_->enqueue({job("webhook:wake-3")});
+  EXPECT_TRUE(listener.wait_for_jobs(std::chrono::seconds(10)));
+  EXPECT_FALSE(listener.wait_for_jobs(std::chrono::milliseconds(0)));
+}
+
 // The pipeline's connection is cut while its statement waits on a lock: the answer is lost,
 // and receive() stores the batch another way, each job once.
 TEST_F(StoreTest, PipelineLostAnswerIsStoredOnce) {
