@@ -266,7 +266,7 @@ TEST_F(StoreTest, PipelineRefusalStopsOneBatch) {
 // once however many jobs it stored; a batch of duplicates stores nothing and wakes nobody.
 TEST_F(StoreTest, StoredJobsWakeWaitingWorkers) {
   Store listener(db_.url());
-  EXPECT_EQ(listener.wait_for_jobs(std::chrono::milliseconds(0)), false);  // listens from now on
+  EXPECT_FALSE(listener.wait_for_jobs(std::chrono::milliseconds(0)));  // listens from now on
   Store pipelined(db_.url());
   std::vector<NewJob> batch = {job("webhook:wake-1"), job("webhook:wake-2")};
   pipelined.send(batch);
