@@ -47,9 +47,7 @@ class Scan : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scan> {
 
   Scan(const std::vector<JsonPointer>& pointers, std::vector<std::optional<std::string>>& out,
        std::vector<Frame>& path)
-      : pointers_(pointers), out_(out), path_(path) {
-    path_.clear();
-  }
+      : pointers_(pointers), out_(out), path_(path) {}
 
   bool root_is_object() const { return root_is_object_; }
 
@@ -120,6 +118,7 @@ std::optional<std::vector<std::optional<std::string>>> json_strings(
   text.reserve(json.size() + 16);
   text.assign(json);
   std::vector<std::optional<std::string>> out(pointers.size());
+  path.clear();
   Scan scan(pointers, out, path);
   rapidjson::InsituStringStream stream(text.data());
   // Iterative: a deeply nested body cannot exhaust the stack.

@@ -262,8 +262,8 @@ TEST_F(StoreTest, PipelineRefusalStopsOneBatch) {
   EXPECT_EQ(db_.scalar("SELECT string_agg(idempotency_key, ',') FROM jobs"), "webhook:good");
 }
 
-// A batch that stores jobs wakes the workers waiting for jobs (LISTEN/NOTIFY) with its commit,
-// once however many jobs it stored; a batch of duplicates stores nothing and wakes nobody.
+// A batch that stores jobs wakes the workers waiting for jobs (LISTEN/NOTIFY) with its commit;
+// a batch of duplicates stores nothing and wakes nobody.
 TEST_F(StoreTest, StoredJobsWakeWaitingWorkers) {
   Store listener(db_.url());
   EXPECT_FALSE(listener.wait_for_jobs(std::chrono::milliseconds(0)));  // listens from now on
@@ -274,8 +274,9 @@ TEST_F(StoreTest, StoredJobsWakeWaitingWorkers) {
   EXPECT_TRUE(listener.wait_for_jobs(std::chrono::seconds(10)));
   pipelined.send(batch);
   ASSERT_FALSE(receive(pipelined, batch).at(0).created);
-  // The next commit that stores a job is the one wake-up still to come: had the duplicates
-  // woken anyone, the listener would hold that too by the time this one reaches it.
+  // A notification reaches a listener within milliseconds of its commit; none comes.
+  EXPECT_FALSE(listener.wait_for_jobs(std::chrono::milliseconds(200)));
+  // The next commit that stores a job is the one wake-up still to come.
   store_->enqueue({job("webhook:wake-3")});
   EXPECT_TRUE(listener.wait_for_jobs(std::chrono::seconds(10)));
   EXPECT_FALSE(listener.wait_for_jobs(std::chrono::milliseconds(0)));
