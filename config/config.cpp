@@ -1,7 +1,6 @@
 #include "config/config.hpp"
 
 #include <arpa/inet.h>
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,20 +12,12 @@
 #include <set>
 #include <sstream>
 
+#include "text/text.hpp"
+
 namespace flare::config {
 namespace {
 
 constexpr std::size_t kMaxBodyBytesCeiling = 64u << 20;  // bodies are held in memory
-constexpr std::size_t kMaxKeyLength = 200;
-
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  auto yoe = static_cast<unsigned>(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
 
 bool valid_name(std::string_view s) {
   if (s.empty() || s.size() > 100) return false;
@@ -492,7 +483,7 @@ void read_destination(Reader& r, const YAML::Node& node, const std::string& path
   if (const YAML::Node n = node["secret"]) {
     if (auto text = r.string(n, path + ".secret")) {
       std::optional<std::string> key;
-      if (text->rfind("whsec_", 0) == 0) key = decode_base64(text->substr(6));
+      if (text->rfind("whsec_", 0) == 0) key = text::decode_base64(text->substr(6));
       if (!key || key->size() < 16) {
         r.error(n, path + ".secret", "expected whsec_ and the base64 of at least 16 bytes");
       } else {
@@ -518,7 +509,7 @@ std::optional<std::string> read_secret(Reader& r, const YAML::Node& n, const std
   // Standard Webhooks secrets are whsec_<base64>; the key is the decoded bytes.
   std::string_view b64 = *text;
   if (b64.substr(0, 6) == "whsec_") b64.remove_prefix(6);
-  std::optional<std::string> key = decode_base64(b64);
+  std::optional<std::string> key = text::decode_base64(b64);
   if (!key || key->empty()) {
     r.error(n, path, "expected whsec_ and base64");
     return std::nullopt;
@@ -548,7 +539,7 @@ void read_secrets(Reader& r, const YAML::Node& n, const std::string& path, bool 
       }
       if (const YAML::Node at = entry["not_after"]) {
         auto text = r.string(at, kpath + ".not_after");
-        std::optional<std::int64_t> micros = text ? parse_rfc3339(*text) : std::nullopt;
+        std::optional<std::int64_t> micros = text ? text::parse_rfc3339(*text) : std::nullopt;
         if (micros) {
           secret.not_after =
               std::chrono::system_clock::time_point(std::chrono::microseconds(*micros));
@@ -596,22 +587,19 @@ std::optional<std::string> header_name(Reader& r, const YAML::Node& n, const std
 // {header:Name}; anything else between braces is an error.
 void check_signed_content(Reader& r, const YAML::Node& n, const std::string& path,
                           const Hmac& hmac) {
-  const std::string& tmpl = hmac.signed_content;
+  using Slot = Template::Slot;
   bool body = false;
-  for (std::size_t i = tmpl.find('{'); i != std::string::npos; i = tmpl.find('{', i + 1)) {
-    std::size_t close = tmpl.find('}', i);
-    std::string name = close == std::string::npos ? "" : tmpl.substr(i + 1, close - i - 1);
-    if (name == "body") {
+  for (const Template::Part& part : hmac.signed_content.parts) {
+    if (part.slot == Slot::kBody) {
       body = true;
-    } else if (name == "timestamp" && hmac.timestamp_header.empty()) {
+    } else if (part.slot == Slot::kTimestamp && hmac.timestamp_header.empty()) {
       return r.error(n, path, "{timestamp} needs hmac.timestamp_header");
-    } else if (name == "id" && hmac.id_header.empty()) {
+    } else if (part.slot == Slot::kId && hmac.id_header.empty()) {
       return r.error(n, path, "{id} needs hmac.event_id_header");
-    } else if (name.rfind("header:", 0) == 0
-                   ? !valid_header_name(name.substr(7))
-                   : name != "timestamp" && name != "id" && name != "body") {
+    } else if (part.slot != Slot::kText && part.slot != Slot::kTimestamp &&
+               part.slot != Slot::kId && part.slot != Slot::kHeader) {
       return r.error(n, path,
-                     "unknown placeholder in \"" + tmpl +
+                     "unknown placeholder in \"" + hmac.signed_content.text +
                          "\" (use {body}, {timestamp}, {id} and {header:Name})");
     }
   }
@@ -685,36 +673,33 @@ void read_hmac(Reader& r, const YAML::Node& node, const std::string& path, Hmac&
   one_of("event_type_header", "event_type_pointer", hmac.type_header, hmac.type_pointer, false);
   if (const YAML::Node n = node["signed_content"]) {
     if (auto text = r.string(n, path + ".signed_content")) {
-      hmac.signed_content = *text;
+      hmac.signed_content = parse_template(*text);
       check_signed_content(r, n, path + ".signed_content", hmac);
     }
   }
 }
 
 void check_key_template(Reader& r, const YAML::Node& n, const std::string& path,
-                        const std::string& tmpl) {
+                        const Template& tmpl) {
+  using Slot = Template::Slot;
   bool has_event_id = false;
   std::size_t literal = 0;
-  for (std::size_t i = 0; i < tmpl.size();) {
-    if (tmpl[i] != '{') {
-      ++literal;
-      ++i;
-      continue;
-    }
-    std::size_t close = tmpl.find('}', i);
-    std::string name = close == std::string::npos ? "" : tmpl.substr(i + 1, close - i - 1);
-    if (name == "event_id") {
+  for (const Template::Part& part : tmpl.parts) {
+    if (part.slot == Slot::kText) {
+      literal += part.text.size();
+    } else if (part.slot == Slot::kEventId) {
       has_event_id = true;
-    } else if (name != "source" && name != "provider") {
-      r.error(n, path,
-              "unknown placeholder in \"" + tmpl + "\" (use {event_id}, {source} and {provider})");
+    } else if (part.slot != Slot::kSource && part.slot != Slot::kProvider) {
+      r.error(
+          n, path,
+          "unknown placeholder in \"" + tmpl.text + "\" (use {event_id}, {source} and {provider})");
       return;
     }
-    i = close + 1;
   }
   if (!has_event_id) r.error(n, path, "must contain {event_id}");
-  if (literal >= kMaxKeyLength)
+  if (literal >= text::kMaxKeyLength) {
     r.error(n, path, "leaves no room for the event id in 200 characters");
+  }
 }
 
 void read_sources(Reader& r, const YAML::Node& node, const Server& server,
@@ -802,13 +787,13 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     }
     if (const YAML::Node n = s["key_template"]) {
       if (auto text = r.string(n, path + ".key_template")) {
-        check_key_template(r, n, path + ".key_template", *text);
-        source.key_template = *text;
+        source.key_template = parse_template(*text);
+        check_key_template(r, n, path + ".key_template", source.key_template);
       }
     }
     if (const YAML::Node n = s["job_type"]) {
       if (auto text = r.string(n, path + ".job_type")) {
-        if (text->empty() || text->size() > kMaxKeyLength) {
+        if (text->empty() || text->size() > text::kMaxTypeLength) {
           r.error(n, path + ".job_type", "expected 1 to 200 characters");
         }
         source.job_type = *text;
@@ -834,6 +819,38 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
 
 }  // namespace
 
+Template parse_template(std::string_view text) {
+  using Slot = Template::Slot;
+  static constexpr std::pair<std::string_view, Slot> kNames[] = {
+      {"event_id", Slot::kEventId}, {"source", Slot::kSource},       {"provider", Slot::kProvider},
+      {"body", Slot::kBody},        {"timestamp", Slot::kTimestamp}, {"id", Slot::kId}};
+  constexpr std::string_view kHeader = "header:";
+  Template out{std::string(text), {}};
+  while (!text.empty()) {
+    std::size_t open = text.find('{');
+    if (open != 0) {
+      out.parts.push_back({Slot::kText, std::string(text.substr(0, open))});
+      text.remove_prefix(std::min(open, text.size()));
+      continue;
+    }
+    std::size_t close = text.find('}');
+    bool closed = close != std::string_view::npos;
+    std::size_t end = closed ? close + 1 : text.size();
+    std::string_view name = closed ? text.substr(1, close - 1) : std::string_view();
+    Template::Part part{Slot::kUnknown, std::string(text.substr(0, end))};
+    for (auto [known, slot] : kNames) {
+      if (closed && name == known) part = {slot, {}};
+    }
+    if (closed && name.substr(0, kHeader.size()) == kHeader &&
+        valid_header_name(name.substr(kHeader.size()))) {
+      part = {Slot::kHeader, std::string(name.substr(kHeader.size()))};
+    }
+    out.parts.push_back(std::move(part));
+    text.remove_prefix(end);
+  }
+  return out;
+}
+
 bool Cidr::contains(std::string_view address) const {
   std::array<std::uint8_t, 16> other{};
   std::string text(address);
@@ -847,79 +864,6 @@ bool Cidr::contains(std::string_view address) const {
     if ((bytes[full] & mask) != (other[full] & mask)) return false;
   }
   return true;
-}
-
-std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
-  auto digits = [&s](std::size_t at, std::size_t n, int& out) {
-    if (at + n > s.size()) return false;
-    out = 0;
-    for (std::size_t i = at; i < at + n; ++i) {
-      if (s[i] < '0' || s[i] > '9') return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  int year, month, day, hour, minute, second;
-  if (!digits(0, 4, year) || s.size() < 20 || s[4] != '-' || !digits(5, 2, month) || s[7] != '-' ||
-      !digits(8, 2, day) || (s[10] != 'T' && s[10] != 't') || !digits(11, 2, hour) ||
-      s[13] != ':' || !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
-    return std::nullopt;
-  }
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (year < 1 || month < 1 || month > 12 || day < 1 ||
-      day > kDays[month - 1] + (month == 2 && leap) || hour > 23 || minute > 59 || second > 59) {
-    return std::nullopt;
-  }
-  std::size_t i = 19;
-  std::int64_t micros = 0;
-  if (s[i] == '.') {
-    std::size_t start = ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-      if (i - start < 6) micros = micros * 10 + (s[i] - '0');
-      ++i;
-    }
-    if (i == start || i - start > 9) return std::nullopt;
-    for (std::size_t k = i - start; k < 6; ++k) micros *= 10;
-  }
-  std::int64_t offset = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    int oh, om;
-    if (!digits(i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !digits(i + 4, 2, om) ||
-        oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  std::int64_t seconds =
-      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-      hour * 3600 + minute * 60 + second - offset;
-  return seconds * 1'000'000 + micros;
-}
-
-std::optional<std::string> decode_base64(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' ||
-              (c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text.back() == '='));
-    if (!ok) return std::nullopt;
-  }
-  std::string out(text.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  n -= (text.back() == '=') + (text[text.size() - 2] == '=');
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 std::optional<std::string> process_environment(const std::string& name) {

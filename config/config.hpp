@@ -87,6 +87,32 @@ struct Secret {
   }
 };
 
+// Text with {placeholders} (a key template, the `hmac` provider's signed content), cut into
+// parts once, when the configuration is loaded: filling it in is a walk over the parts, with no
+// scanning for braces on the request path.
+struct Template {
+  enum class Slot {
+    kText,       // literal text
+    kEventId,    // {event_id}
+    kSource,     // {source}
+    kProvider,   // {provider}
+    kBody,       // {body}
+    kTimestamp,  // {timestamp}
+    kId,         // {id}
+    kHeader,     // {header:Name}
+    kUnknown,    // anything else between braces, or a '{' never closed: a configuration error
+  };
+  struct Part {
+    Slot slot;
+    std::string text;  // kText: the text; kHeader: the header's name; kUnknown: as written
+  };
+  std::string text;  // as written
+  std::vector<Part> parts;
+};
+
+// Cuts `text` into parts. Which slots a template may hold is for its reader to check.
+Template parse_template(std::string_view text);
+
 // The `hmac` provider: a signature scheme described in YAML.
 struct Hmac {
   enum class Algorithm { kSha1, kSha256, kSha512 };
@@ -97,7 +123,7 @@ struct Hmac {
   Algorithm algorithm = Algorithm::kSha256;
   Encoding encoding = Encoding::kHex;
   // What is signed: {body}, {timestamp}, {id} and {header:Name} in literal text.
-  std::string signed_content = "{body}";
+  Template signed_content = parse_template("{body}");
   std::string timestamp_header;  // empty: no replay window
   // Exactly one of the two names the event id; at most one the event type.
   std::string id_header;
@@ -113,7 +139,7 @@ struct Source {
   std::vector<Secret> secrets;  // at least one
   std::chrono::seconds tolerance{300};
   std::size_t max_body_bytes = 0;  // resolved: the source's own or server.max_body_bytes
-  std::string key_template = "webhook:{event_id}";
+  Template key_template = parse_template("webhook:{event_id}");
   std::string job_type;                                // empty: "<provider>.<event type>"
   std::string event_id_header = "X-Shopify-Event-Id";  // shopify only
   std::optional<Hmac> hmac;                            // set for provider hmac
@@ -147,12 +173,6 @@ using Environment = std::function<std::optional<std::string>(const std::string& 
 
 // The process environment, for `${VAR}` interpolation.
 std::optional<std::string> process_environment(const std::string& name);
-
-// Standard base64 with padding; nullopt for anything else.
-std::optional<std::string> decode_base64(std::string_view text);
-
-// RFC 3339 date-time to Unix microseconds; nullopt when malformed or out of range.
-std::optional<std::int64_t> parse_rfc3339(std::string_view text);
 
 // Throws Error listing every problem in the file.
 Config load(const std::string& path, const Environment& env = process_environment);

@@ -4,13 +4,11 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <array>
 #include <charconv>
-#include <random>
 
-#include "gateway/text.hpp"
-#include "jobs/backoff.hpp"
+#include "jobs/retry.hpp"
 #include "providers/hmac.hpp"
+#include "text/text.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -25,19 +23,9 @@ constexpr int kMaxClaim = 100;
 constexpr std::size_t kMaxClaimTypes = 100;
 constexpr int kMaxLeaseSeconds = 86'400;
 constexpr int kMaxPriority = 1000;
-constexpr std::string_view kStatuses[] = {"queued",   "running", "succeeded",
-                                          "retrying", "dead",    "cancelled"};
 
 Reply invalid(std::string_view field, std::string_view message) {
   return error(Outcome::kValidationError, message, {{"field", field}});
-}
-
-Reply no_such_job() { return error(Outcome::kNotFound, "no such job"); }
-
-Reply not_allowed(std::string_view allow) {
-  Reply r = error(Outcome::kMethodNotAllowed);
-  r.allow = allow;
-  return r;
 }
 
 ApiPlan answer(Reply reply) {
@@ -46,36 +34,14 @@ ApiPlan answer(Reply reply) {
   return plan;
 }
 
-bool is_uuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    char c = s[i];
-    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (dash ? c != '-' : !hex) return false;
-  }
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The cursor is opaque to clients: the id of the last job listed, as hex. Ids begin with the
 // time they were made, so the listing resumes below it.
-std::string encode_cursor(const std::string& id) { return providers::to_hex(id); }
+std::string encode_cursor(const std::string& id) { return text::to_hex(id); }
 
 std::optional<std::string> decode_cursor(std::string_view hex) {
   if (hex.size() > 200) return std::nullopt;
-  std::optional<std::string> id = providers::from_hex(hex);
-  if (!id || !is_uuid(*id)) return std::nullopt;
+  std::optional<std::string> id = text::from_hex(hex);
+  if (!id || !text::is_uuid(*id)) return std::nullopt;
   return id;
 }
 
@@ -99,7 +65,7 @@ void write_job(Writer& w, const jobs::Job& job, bool claimed) {
   string(w, "type");
   string(w, job.type);
   string(w, "status");
-  string(w, job.status);
+  string(w, jobs::name(job.status));
   string(w, "attempts");
   w.Int(job.attempts);
   string(w, "max_attempts");
@@ -117,7 +83,7 @@ void write_job(Writer& w, const jobs::Job& job, bool claimed) {
     w.RawValue(job.payload.data(), job.payload.size(), parsed.GetType());
   } else {
     string(w, "payload_base64");
-    string(w, providers::to_base64(job.payload));
+    string(w, text::to_base64(job.payload));
   }
   string(w, "content_type");
   string(w, job.content_type);
@@ -158,12 +124,12 @@ Reply changed_reply(const jobs::Changed& c) {
     case jobs::Change::kDone:
       return success(Outcome::kOk, job_json(*c.job));
     case jobs::Change::kNotFound:
-      return no_such_job();
+      return error(Outcome::kJobNotFound);
     case jobs::Change::kWrongStatus:
-      return error(Outcome::kInvalidStatus, "the job is " + c.job->status,
-                   {{"status", c.job->status}});
+      return error(Outcome::kInvalidStatus, "the job is " + std::string(jobs::name(c.job->status)),
+                   {{"status", jobs::name(c.job->status)}});
     case jobs::Change::kLeaseLost:
-      return error(Outcome::kLeaseLost, {}, {{"status", c.job->status}});
+      return error(Outcome::kLeaseLost, {}, {{"status", jobs::name(c.job->status)}});
   }
   return error(Outcome::kInternal);
 }
@@ -209,7 +175,7 @@ std::optional<Reply> read_int(const rapidjson::Value& object, const char* name, 
 
 std::optional<Reply> read_token(const rapidjson::Value& object, std::string& out) {
   const rapidjson::Value* v = member(object, "lease_token");
-  if (v == nullptr || !v->IsString() || !is_uuid(v->GetString())) {
+  if (v == nullptr || !v->IsString() || !text::is_uuid(v->GetString())) {
     return invalid("lease_token", "required: the lease token the claim returned");
   }
   out = v->GetString();
@@ -228,7 +194,7 @@ const config::Project* Api::authenticate(std::optional<std::string_view> authori
   if (!authorization) return nullptr;
   std::string_view value = *authorization;
   std::size_t space = value.find(' ');
-  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Bearer")) {
+  if (space == std::string_view::npos || !text::iequals(value.substr(0, space), "Bearer")) {
     return nullptr;
   }
   std::string_view token = value.substr(space + 1);
@@ -243,58 +209,40 @@ const config::Project* Api::authenticate(std::optional<std::string_view> authori
   return found;
 }
 
-ApiPlan Api::plan(ApiRequest request) const {
-  const config::Project* project = authenticate(request.authorization);
-  if (project == nullptr) return answer(error(Outcome::kUnauthorized));
-  std::string_view target = request.target;
-  std::size_t q = target.find('?');
-  std::string_view path = target.substr(0, q);
-  std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
-  std::string_view rest = path.substr(kPrefix.size());
-  std::string_view method = request.method;
-
-  if (rest.empty() || rest == "/") {
-    if (method == "POST") return create(*project, request.body);
-    if (method == "GET") return list(*project, query);
-    return answer(not_allowed("GET, POST"));
-  }
-  if (rest.front() != '/') return answer(error(Outcome::kNotFound));
-  rest.remove_prefix(1);
-  if (rest == "claim") {
-    if (method != "POST") return answer(not_allowed("POST"));
-    return claim(*project, request.body);
-  }
-  std::size_t slash = rest.find('/');
-  std::string id(rest.substr(0, slash));
-  std::string_view action = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-  bool known_action = action == "retry" || action == "cancel" || action == "complete" ||
-                      action == "fail" || action == "heartbeat";
-  if (!action.empty() && !known_action) return answer(error(Outcome::kNotFound));
-  if (!action.empty() && method != "POST") return answer(not_allowed("POST"));
-  if (action.empty() && method != "GET" && method != "DELETE") {
-    return answer(not_allowed("GET, DELETE"));
-  }
-  if (!is_uuid(id)) return answer(no_such_job());
-
-  std::string p = project->id;
+ApiPlan Api::plan(const config::Project& project, const ApiRoute& route, std::string body) const {
+  std::string p = project.id;
+  std::string id(route.job_id);
   ApiPlan plan;
-  if (action.empty() && method == "GET") {
-    plan.work = [p, id](jobs::Store& store) {
-      std::optional<jobs::Job> job = store.get(p, id);
-      return job ? success(Outcome::kOk, job_json(*job)) : no_such_job();
-    };
-  } else if (action.empty()) {
-    plan.work = [p, id](jobs::Store& store) {
-      return store.remove(p, id) ? success(Outcome::kDeleted, "") : no_such_job();
-    };
-  } else if (action == "retry") {
-    plan.work = [p, id](jobs::Store& store) { return changed_reply(store.retry(p, id)); };
-  } else if (action == "cancel") {
-    plan.work = [p, id](jobs::Store& store) { return changed_reply(store.cancel(p, id)); };
-  } else {
-    return lease_action(*project, id, action, request.body);
+  switch (route.endpoint) {
+    case Endpoint::kCreate:
+      return create(project, body);
+    case Endpoint::kList:
+      return list(project, route.query);
+    case Endpoint::kClaim:
+      return claim(project, body);
+    case Endpoint::kGet:
+      plan.work = [p, id](jobs::Store& store) {
+        std::optional<jobs::Job> job = store.get(p, id);
+        return job ? success(Outcome::kOk, job_json(*job)) : error(Outcome::kJobNotFound);
+      };
+      return plan;
+    case Endpoint::kDelete:
+      plan.work = [p, id](jobs::Store& store) {
+        return store.remove(p, id) ? success(Outcome::kDeleted, "") : error(Outcome::kJobNotFound);
+      };
+      return plan;
+    case Endpoint::kRetry:
+      plan.work = [p, id](jobs::Store& store) { return changed_reply(store.retry(p, id)); };
+      return plan;
+    case Endpoint::kCancel:
+      plan.work = [p, id](jobs::Store& store) { return changed_reply(store.cancel(p, id)); };
+      return plan;
+    case Endpoint::kHeartbeat:
+    case Endpoint::kComplete:
+    case Endpoint::kFail:
+      break;
   }
-  return plan;
+  return lease_action(project, id, route.endpoint, body);
 }
 
 ApiPlan Api::create(const config::Project& project, const std::string& body) const {
@@ -313,9 +261,9 @@ ApiPlan Api::create(const config::Project& project, const std::string& body) con
   std::optional<std::size_t> type_length;
   if (type != nullptr && type->IsString()) {
     job.type.assign(type->GetString(), type->GetStringLength());
-    type_length = printable_utf8_length(job.type);
+    type_length = text::printable_utf8_length(job.type);
   }
-  if (!type_length || *type_length == 0 || *type_length > kMaxTypeLength) {
+  if (!type_length || *type_length == 0 || *type_length > text::kMaxTypeLength) {
     return answer(invalid("type", "required: 1 to 200 printable characters"));
   }
 
@@ -333,15 +281,15 @@ ApiPlan Api::create(const config::Project& project, const std::string& body) con
     std::optional<std::size_t> length;
     if (key->IsString()) {
       job.idempotency_key.assign(key->GetString(), key->GetStringLength());
-      length = printable_utf8_length(job.idempotency_key);
+      length = text::printable_utf8_length(job.idempotency_key);
     }
-    if (!length || *length == 0 || *length > kMaxKeyLength) {
+    if (!length || *length == 0 || *length > text::kMaxKeyLength) {
       return answer(
           invalid("idempotency_key", "1 to 200 characters without control characters, or absent"));
     }
   }
   if (const rapidjson::Value* run_at = member(*doc, "run_at")) {
-    if (run_at->IsString()) job.run_at_micros = config::parse_rfc3339(run_at->GetString());
+    if (run_at->IsString()) job.run_at_micros = text::parse_rfc3339(run_at->GetString());
     if (!job.run_at_micros) {
       return answer(invalid("run_at", "an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"));
     }
@@ -375,15 +323,15 @@ Reply Api::enqueued(const jobs::Result& result) {
       return success(Outcome::kCreated, job_json(job));
     }
     case jobs::Outcome::kDuplicate:
-      return error(Outcome::kIdempotencyConflict,
-                   "a job with this idempotency key already exists in this project",
-                   {{"job_id", result.stored.job_id}, {"status", result.stored.status}});
+      return error(
+          Outcome::kIdempotencyConflict,
+          "a job with this idempotency key already exists in this project",
+          {{"job_id", result.stored.job_id}, {"status", jobs::name(result.stored.status)}});
     case jobs::Outcome::kUnavailable:
-      return error(Outcome::kUnavailable);
     case jobs::Outcome::kFailed:
       break;
   }
-  return error(Outcome::kInternal);
+  return store_failure(result.outcome);
 }
 
 ApiPlan Api::list(const config::Project& project, std::string_view query) const {
@@ -395,18 +343,14 @@ ApiPlan Api::list(const config::Project& project, std::string_view query) const 
     query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
     if (pair.empty()) continue;
     std::size_t eq = pair.find('=');
-    std::string name = percent_decode(pair.substr(0, eq));
-    std::string value = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+    std::string name = text::percent_decode(pair.substr(0, eq));
+    std::string value =
+        eq == std::string_view::npos ? "" : text::percent_decode(pair.substr(eq + 1));
     if (name == "status") {
-      bool known = false;
-      for (std::string_view s : kStatuses) known = known || s == value;
-      if (!known) {
-        return answer(
-            invalid("status", "one of queued, running, succeeded, retrying, dead, cancelled"));
-      }
-      q.status = value;
+      q.status = jobs::status_named(value);
+      if (!q.status) return answer(invalid("status", "one of " + jobs::status_names()));
     } else if (name == "type") {
-      if (value.empty() || value.size() > 4 * kMaxTypeLength) {
+      if (value.empty() || value.size() > 4 * text::kMaxTypeLength) {
         return answer(invalid("type", "1 to 200 characters"));
       }
       q.type = value;
@@ -478,14 +422,14 @@ ApiPlan Api::claim(const config::Project& project, const std::string& body) cons
   return plan;
 }
 
-ApiPlan Api::lease_action(const config::Project& project, const std::string& id,
-                          std::string_view action, const std::string& body) const {
+ApiPlan Api::lease_action(const config::Project& project, const std::string& id, Endpoint endpoint,
+                          const std::string& body) const {
   std::optional<rapidjson::Document> doc = parse_object(body);
   if (!doc) return answer(error(Outcome::kInvalidJson));
   std::string token;
   std::string p = project.id;
   ApiPlan plan;
-  if (action == "heartbeat") {
+  if (endpoint == Endpoint::kHeartbeat) {
     if (auto bad = unknown_members(*doc, {"lease_token", "lease_seconds"})) return answer(*bad);
     int lease = config_.workers.lease_seconds;
     if (auto bad = read_token(*doc, token)) return answer(*bad);
@@ -495,7 +439,7 @@ ApiPlan Api::lease_action(const config::Project& project, const std::string& id,
     plan.work = [p, id, token, lease](jobs::Store& store) {
       return changed_reply(store.heartbeat(p, id, token, lease));
     };
-  } else if (action == "complete") {
+  } else if (endpoint == Endpoint::kComplete) {
     if (auto bad = unknown_members(*doc, {"lease_token"})) return answer(*bad);
     if (auto bad = read_token(*doc, token)) return answer(*bad);
     plan.work = [p, id, token](jobs::Store& store) {
@@ -518,21 +462,11 @@ ApiPlan Api::lease_action(const config::Project& project, const std::string& id,
     }
     plan.work = [this, p, id, token, message, retry](jobs::Store& store) {
       return changed_reply(store.fail(p, id, token, message, retry, [this](const jobs::Job& job) {
-        return retry_delay(config_, job);
+        return jobs::retry_delay(config_, job);
       }));
     };
   }
   return plan;
-}
-
-std::chrono::milliseconds retry_delay(const config::Config& config, const jobs::Job& failed) {
-  const config::Retry* retry = &config.workers.retry;
-  for (const config::Source& s : config.sources) {
-    if (failed.source && s.name == *failed.source) retry = &s.retry;
-  }
-  thread_local std::mt19937_64 random{std::random_device{}()};
-  double unit = std::uniform_real_distribution<double>(0.0, 1.0)(random);
-  return jobs::backoff(failed.attempts, retry->base_ms, retry->max_ms, unit);
 }
 
 }  // namespace flare::gateway

@@ -1,27 +1,22 @@
-// The jobs API (SPEC §5) without the network: authenticate, route, validate, and say what to
-// do: answer now, enqueue through the committer, or run a store operation on the pool.
+// The jobs API (SPEC §5) without the network. The router has chosen the endpoint from the
+// header; the API authenticates the key, then, once the body is read, validates it and says
+// what to do: answer now, enqueue through the committer, or run a store operation on the pool.
 #pragma once
 
-#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "gateway/reply.hpp"
+#include "gateway/router.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/store.hpp"
 #include "providers/hmac.hpp"
 
 namespace flare::gateway {
-
-struct ApiRequest {
-  std::string_view method;
-  std::string_view target;  // path and query
-  std::optional<std::string_view> authorization;
-  std::string body;
-};
 
 struct ApiPlan {
   std::optional<Reply> reply;               // answer now
@@ -31,22 +26,24 @@ struct ApiPlan {
 
 class Api {
  public:
-  static constexpr std::string_view kPrefix = "/v1/jobs";
-
   explicit Api(const config::Config& config);
 
-  ApiPlan plan(ApiRequest request) const;
+  // The project whose API key `Authorization: Bearer <key>` carries; null when the header is
+  // absent or malformed, or the key is no project's. Every key is compared, in constant time.
+  const config::Project* authenticate(std::optional<std::string_view> authorization) const;
+
+  // What to do for `route`, an endpoint of the API, asked by `project` with `body`.
+  ApiPlan plan(const config::Project& project, const ApiRoute& route, std::string body) const;
 
   // The answer to POST /v1/jobs once the committer is done: 201, 409, 503 or 500.
   static Reply enqueued(const jobs::Result& result);
 
  private:
-  const config::Project* authenticate(std::optional<std::string_view> authorization) const;
   ApiPlan create(const config::Project& project, const std::string& body) const;
   ApiPlan list(const config::Project& project, std::string_view query) const;
   ApiPlan claim(const config::Project& project, const std::string& body) const;
-  ApiPlan lease_action(const config::Project& project, const std::string& id,
-                       std::string_view action, const std::string& body) const;
+  ApiPlan lease_action(const config::Project& project, const std::string& id, Endpoint endpoint,
+                       const std::string& body) const;
 
   const config::Config& config_;
   struct Key {
@@ -55,9 +52,5 @@ class Api {
   };
   std::vector<Key> keys_;
 };
-
-// How long a job waits after its failed attempt: backoff with full jitter, by the retry policy
-// of its source, or workers.retry for jobs enqueued through the API.
-std::chrono::milliseconds retry_delay(const config::Config& config, const jobs::Job& failed);
 
 }  // namespace flare::gateway

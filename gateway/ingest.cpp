@@ -1,6 +1,6 @@
 #include "gateway/ingest.hpp"
 
-#include "gateway/text.hpp"
+#include "text/text.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -39,25 +39,49 @@ std::string content_type_of(const providers::Headers& headers) {
 
 }  // namespace
 
-std::optional<std::string> derive_key(const config::Source& source, std::string_view event_id) {
-  if (event_id.empty() || !printable_utf8_length(event_id)) return std::nullopt;
-  std::string key;
-  const std::string& tmpl = source.key_template;
-  key.reserve(tmpl.size() + event_id.size() + source.name.size() + source.provider.size());
-  for (std::size_t i = 0; i < tmpl.size();) {
-    if (tmpl[i] != '{') {
-      key += tmpl[i++];
-      continue;
-    }
-    std::size_t close = tmpl.find('}', i);
-    std::string_view name = std::string_view(tmpl).substr(i + 1, close - i - 1);
-    if (name == "event_id") key += event_id;
-    if (name == "source") key += source.name;
-    if (name == "provider") key += source.provider;
-    i = close + 1;
+Sources make_sources(const config::Config& config) {
+  Sources out;
+  for (const config::Source& s : config.sources) {
+    out.emplace(s.name, Source{&s, providers::make_provider(s)});
   }
-  std::optional<std::size_t> length = printable_utf8_length(key);
-  if (!length || *length > kMaxKeyLength) return std::nullopt;
+  return out;
+}
+
+Reply enqueued(const jobs::Result& result) {
+  if (result.outcome != jobs::Outcome::kCreated && result.outcome != jobs::Outcome::kDuplicate) {
+    return store_failure(result.outcome);
+  }
+  return status(
+      result.outcome == jobs::Outcome::kCreated ? Outcome::kAccepted : Outcome::kDuplicate,
+      {{"job_id", result.stored.job_id}, {"idempotency_key", result.job.idempotency_key}});
+}
+
+std::optional<std::string> derive_key(const config::Source& source, std::string_view event_id) {
+  if (event_id.empty() || !text::printable_utf8_length(event_id)) return std::nullopt;
+  using Slot = config::Template::Slot;
+  std::string key;
+  key.reserve(source.key_template.text.size() + event_id.size() + source.name.size() +
+              source.provider.size());
+  for (const config::Template::Part& part : source.key_template.parts) {
+    switch (part.slot) {
+      case Slot::kText:
+        key += part.text;
+        break;
+      case Slot::kEventId:
+        key += event_id;
+        break;
+      case Slot::kSource:
+        key += source.name;
+        break;
+      case Slot::kProvider:
+        key += source.provider;
+        break;
+      default:  // not in a key template the configuration accepts
+        break;
+    }
+  }
+  std::optional<std::size_t> length = text::printable_utf8_length(key);
+  if (!length || *length > text::kMaxKeyLength) return std::nullopt;
   return key;
 }
 
@@ -77,8 +101,8 @@ Ingest ingest(const Source& source, const providers::Headers& headers, std::stri
   }
   const config::Source& cfg = *source.config;
   std::string type = cfg.job_type.empty() ? cfg.provider + "." + verdict.event_type : cfg.job_type;
-  std::optional<std::size_t> type_length = printable_utf8_length(type);
-  if (!type_length || *type_length > kMaxTypeLength) {
+  std::optional<std::size_t> type_length = text::printable_utf8_length(type);
+  if (!type_length || *type_length > text::kMaxTypeLength) {
     return {Outcome::kInvalidPayload,
             "the event type is not printable UTF-8 of 200 characters",
             {},

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +12,8 @@
 
 #include "config/config.hpp"
 #include "gateway/outcome.hpp"
+#include "gateway/reply.hpp"
+#include "jobs/committer.hpp"
 #include "jobs/job.hpp"
 #include "providers/provider.hpp"
 
@@ -20,6 +24,10 @@ struct Source {
   std::unique_ptr<providers::Provider> provider;
 };
 
+// The configured sources by name, each with its provider built once.
+using Sources = std::map<std::string, Source, std::less<>>;
+Sources make_sources(const config::Config& config);
+
 struct Ingest {
   Outcome outcome;          // kEnqueue when `job` is ready for the committer
   std::string_view detail;  // a fixed text for the error message
@@ -29,6 +37,9 @@ struct Ingest {
 
 Ingest ingest(const Source& source, const providers::Headers& headers, std::string body,
               std::chrono::system_clock::time_point now);
+
+// The answer to a webhook once the committer is done: 202 accepted, 200 duplicate, 503 or 500.
+Reply enqueued(const jobs::Result& result);
 
 // Fills the source's key template; nullopt when the event id is empty, holds a control
 // character or invalid UTF-8, or the key would exceed 200 characters.

@@ -10,21 +10,20 @@
 #include <iostream>
 #include <map>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "config/config.hpp"
-#include "gateway/api.hpp"
-#include "gateway/console.hpp"
 #include "gateway/log.hpp"
 #include "gateway/push.hpp"
 #include "gateway/server.hpp"
 #include "gateway/sign.hpp"
+#include "gateway/terminal.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/pool.hpp"
+#include "jobs/retry.hpp"
 #include "jobs/store.hpp"
 #include "jobs/worker.hpp"
 
@@ -140,7 +139,7 @@ std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config&
   for (const std::string& s : options.sources) names += (names.empty() ? "" : ", ") + s;
   spdlog::info("workers started: {} pushing {}", options.concurrency, names);
   auto backoff = [&config](const flare::jobs::Job& job) {
-    return flare::gateway::retry_delay(config, job);
+    return flare::jobs::retry_delay(config, job);
   };
   return std::make_unique<flare::jobs::Workers>(
       config.database.url, std::move(options),
@@ -243,22 +242,20 @@ int jobs_command(const std::vector<std::string>& args) {
     }
     if (projects.empty()) return usage_error("no project " + opts->at("--project"));
     std::vector<flare::jobs::Job> shown;
-    // Dead letters are what an operator is called for: they come first.
-    std::vector<std::string> statuses = {"dead", ""};
+    // Dead letters are what an operator is called for: they come first, then every status.
+    using flare::jobs::Status;
+    std::vector<std::optional<Status>> statuses = {Status::kDead, std::nullopt};
     if (opts->count("--status")) {
-      statuses = {opts->at("--status")};
-      static const std::set<std::string> kStatuses = {"queued",    "running", "retrying",
-                                                      "succeeded", "dead",    "cancelled"};
-      if (!kStatuses.count(statuses[0])) {
-        return usage_error(
-            "--status takes queued, running, retrying, succeeded, dead or cancelled");
+      statuses = {flare::jobs::status_named(opts->at("--status"))};
+      if (!statuses[0]) {
+        return usage_error("--status takes one of " + flare::jobs::status_names());
       }
     }
-    for (const std::string& status : statuses) {
+    for (const std::optional<Status>& status : statuses) {
       for (const std::string& project : projects) {
         query.status = status;
         for (flare::jobs::Job& job : store.list(project, query).jobs) {
-          if (statuses.size() > 1 && status.empty() && job.status == "dead") continue;
+          if (statuses.size() > 1 && !status && job.status == Status::kDead) continue;
           if (shown.size() < static_cast<std::size_t>(query.limit)) shown.push_back(std::move(job));
         }
       }
@@ -277,11 +274,12 @@ int jobs_command(const std::vector<std::string>& args) {
   }
   flare::jobs::Changed changed = store.retry(job->project_id, id);
   if (changed.change != flare::jobs::Change::kDone) {
-    std::cerr << "flare-gateway: job " << id << " is " << changed.job->status
+    std::cerr << "flare-gateway: job " << id << " is " << flare::jobs::name(changed.job->status)
               << ": only dead or cancelled jobs can be retried\n";
     return kExitFailure;
   }
-  std::cout << "job " << id << " is " << changed.job->status << " again, due now\n";
+  std::cout << "job " << id << " is " << flare::jobs::name(changed.job->status)
+            << " again, due now\n";
   return 0;
 }
 

@@ -5,9 +5,6 @@
 namespace flare::gateway {
 namespace {
 
-constexpr const char* kStatuses[] = {"queued",    "running", "retrying",
-                                     "succeeded", "dead",    "cancelled"};
-
 // A label value: backslash, double quote and newline escaped.
 std::string label(std::string_view value) {
   std::string out;
@@ -91,11 +88,11 @@ bool Metrics::start_jobs_refresh() {
   return true;
 }
 
-void Metrics::jobs_counted(std::vector<std::pair<std::string, std::int64_t>> counts) {
+void Metrics::jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts) {
   std::lock_guard lock(mutex_);
   jobs_.clear();
-  for (const char* status : kStatuses) jobs_[status] = 0;
-  for (auto& [status, count] : counts) jobs_[status] = count;
+  for (jobs::Status status : jobs::kStatuses) jobs_[jobs::name(status)] = 0;
+  for (auto [status, count] : counts) jobs_[jobs::name(status)] = count;
   jobs_read_ = std::chrono::steady_clock::now();
   jobs_refreshing_ = false;
 }
@@ -128,7 +125,8 @@ std::string Metrics::render() const {
   header(out, "flare_jobs", "gauge",
          "Jobs by status, read from the database at most every 5 seconds.");
   for (const auto& [status, n] : jobs_) {
-    out += "flare_jobs{status=\"" + label(status) + "\"} " + std::to_string(n) + "\n";
+    out.append("flare_jobs{status=\"").append(status).append("\"} ").append(std::to_string(n));
+    out.append("\n");
   }
   header(out, "flare_delivery_attempts_total", "counter",
          "Push attempts ended, by source and outcome.");

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "jobs/job.hpp"
 #include "jobs/observer.hpp"
 
 namespace flare::gateway {
@@ -49,7 +50,7 @@ class Metrics final : public jobs::Observer {
   // True when the job counts are older than kJobsMaxAge and nobody refreshes them yet: the
   // caller then does, and hands the result to jobs_counted (or jobs_count_failed).
   bool start_jobs_refresh();
-  void jobs_counted(std::vector<std::pair<std::string, std::int64_t>> counts);
+  void jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts);
   void jobs_count_failed();
 
   std::string render() const;
@@ -62,7 +63,7 @@ class Metrics final : public jobs::Observer {
   mutable std::mutex mutex_;
   std::map<std::pair<std::string_view, std::string_view>, std::uint64_t> webhooks_;
   std::map<std::pair<std::string, std::string>, std::uint64_t> attempts_;
-  std::map<std::string, std::int64_t> jobs_;  // status → count, as last read
+  std::map<std::string_view, std::int64_t> jobs_;  // status → count, as last read
   std::chrono::steady_clock::time_point jobs_read_{};
   bool jobs_refreshing_ = false;
 

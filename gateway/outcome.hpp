@@ -33,6 +33,7 @@ enum class Outcome {
   kUnauthorized,
   kInvalidJson,
   kValidationError,
+  kJobNotFound,
   kIdempotencyConflict,
   kLeaseLost,
   kInvalidStatus,

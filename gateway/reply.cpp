@@ -12,6 +12,36 @@ struct Row {
   std::string_view message;  // the default error message
 };
 
+std::string_view reason(unsigned code) {
+  switch (code) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
+  }
+  return "Internal Server Error";
+}
+
 Row row(Outcome outcome) {
   switch (outcome) {
     case Outcome::kEnqueue:
@@ -64,6 +94,8 @@ Row row(Outcome outcome) {
       return {400, "invalid_json", "the body is not a JSON object"};
     case Outcome::kValidationError:
       return {400, "validation_error", "a field is invalid"};
+    case Outcome::kJobNotFound:
+      return {404, "not_found", "no such job"};
     case Outcome::kIdempotencyConflict:
       return {409, "idempotency_conflict", "a job with this idempotency key already exists"};
     case Outcome::kLeaseLost:
@@ -122,8 +154,7 @@ Reply error(Outcome outcome, std::string_view message, const Fields& fields) {
   json.fields(fields);
   json.writer().EndObject();
   json.writer().EndObject();
-  return Reply{r.status, r.name,          json.str(),
-               {},       r.status == 503, outcome == Outcome::kUnauthorized};
+  return Reply{outcome, json.str()};
 }
 
 Reply status(Outcome outcome, const Fields& fields) {
@@ -134,7 +165,7 @@ Reply status(Outcome outcome, const Fields& fields) {
   json.string(r.name);
   json.fields(fields);
   json.writer().EndObject();
-  return Reply{r.status, r.name, json.str(), {}, false, false};
+  return Reply{outcome, json.str()};
 }
 
 Reply challenge(std::string_view value) {
@@ -146,9 +177,44 @@ Reply challenge(std::string_view value) {
   return success(Outcome::kChallenge, json.str());
 }
 
-Reply success(Outcome outcome, std::string body) {
-  Row r = row(outcome);
-  return Reply{r.status, r.name, std::move(body), {}, false, false};
+Reply success(Outcome outcome, std::string body) { return Reply{outcome, std::move(body)}; }
+
+Reply not_allowed(std::string_view allow) {
+  Reply r = error(Outcome::kMethodNotAllowed);
+  r.allow = allow;
+  return r;
+}
+
+Reply store_failure(jobs::Outcome failure) {
+  return error(failure == jobs::Outcome::kUnavailable ? Outcome::kUnavailable : Outcome::kInternal);
+}
+
+unsigned http_status(Outcome outcome) { return row(outcome).status; }
+
+std::string_view outcome_name(Outcome outcome) { return row(outcome).name; }
+
+void render(const Reply& reply, const Framing& framing, std::string& out) {
+  unsigned code = http_status(reply.outcome);
+  out.clear();
+  out.append(framing.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+      .append(std::to_string(code))
+      .append(" ")
+      .append(reason(code))
+      .append("\r\nServer: flare-gateway\r\n");
+  auto field = [&out](std::string_view name, std::string_view value) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  };
+  if (!reply.body.empty()) field("Content-Type", reply.content_type);
+  field("X-Request-Id", framing.request_id);
+  if (!reply.allow.empty()) field("Allow", reply.allow);
+  if (code == 503) field("Retry-After", std::to_string(kRetryAfterSeconds));
+  if (reply.outcome == Outcome::kUnauthorized) field("WWW-Authenticate", "Bearer");
+  // HTTP/1.1 keeps a connection open unless told otherwise; HTTP/1.0 closes it unless told.
+  if (!framing.keep_alive && !framing.http10) field("Connection", "close");
+  if (framing.keep_alive && framing.http10) field("Connection", "keep-alive");
+  // A 204 has no body and no length (RFC 9110, 8.6).
+  if (code != 204) field("Content-Length", std::to_string(reply.body.size()));
+  out.append("\r\n").append(reply.body);
 }
 
 }  // namespace flare::gateway

@@ -68,9 +68,7 @@ SignedRequest sign(const config::Source& source, std::optional<std::string> body
     providers::Digest mac = providers::hmac_sha256(secret, out.body);
     out.headers.emplace_back("X-Shopify-Topic", "orders/create");
     out.headers.emplace_back(source.event_id_header, uuid_like());
-    out.headers.emplace_back(
-        "X-Shopify-Hmac-Sha256",
-        providers::to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), 32)));
+    out.headers.emplace_back("X-Shopify-Hmac-Sha256", providers::to_base64(mac));
   } else if (source.provider == "slack") {
     out.body = body ? *body
                     : R"({"type":"event_callback","event_id":"Ev)" + random_hex(5) +
@@ -85,10 +83,9 @@ SignedRequest sign(const config::Source& source, std::optional<std::string> body
     if (!scheme.timestamp_header.empty()) out.headers.emplace_back(scheme.timestamp_header, t);
     if (!scheme.id_header.empty()) out.headers.emplace_back(scheme.id_header, id);
     if (!scheme.type_header.empty()) out.headers.emplace_back(scheme.type_header, "sample.event");
-    const std::string& tmpl = scheme.signed_content;
-    for (std::size_t i = tmpl.find("{header:"); i != std::string::npos;
-         i = tmpl.find("{header:", i + 1)) {
-      out.headers.emplace_back(tmpl.substr(i + 8, tmpl.find('}', i) - i - 8), "sample");
+    for (const config::Template::Part& part : scheme.signed_content.parts) {
+      if (part.slot == config::Template::Slot::kHeader)
+        out.headers.emplace_back(part.text, "sample");
     }
     providers::Headers view;
     for (const auto& [name, value] : out.headers) view.add(name, value);

@@ -22,7 +22,9 @@ void wake(int fd) {
 }  // namespace
 
 Committer::Lane::Lane(const std::string& database_url)
-    : store(database_url), wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    : store(database_url),
+      pipeline(database_url, store),
+      wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
@@ -125,7 +127,7 @@ void Committer::run(Lane& lane) {
       batch.began = std::chrono::steady_clock::now();
       std::exception_ptr unsent;
       try {
-        lane.store.send(batch.jobs);
+        lane.pipeline.send(batch.jobs);
       } catch (...) {
         unsent = std::current_exception();  // no job id (no random bytes), no memory
       }
@@ -135,13 +137,13 @@ void Committer::run(Lane& lane) {
       }
       lane.in_flight.push_back(std::move(batch));
     } else if (!lane.in_flight.empty()) {
-      if (!lane.store.ready()) {
+      if (!lane.pipeline.oldest_answered()) {
         wait(lane, std::chrono::steady_clock::time_point::max());
         continue;
       }
       Batch answered = std::move(lane.in_flight.front());
       lane.in_flight.pop_front();
-      settle(lane, answered, [&] { return lane.store.receive(answered.jobs); });
+      settle(lane, answered, [&] { return lane.pipeline.receive(answered.jobs); });
     } else {
       wait(lane, next_check);
       if (std::chrono::steady_clock::now() >= next_check) {
@@ -154,7 +156,7 @@ void Committer::run(Lane& lane) {
 }
 
 void Committer::wait(Lane& lane, std::chrono::steady_clock::time_point deadline) {
-  pollfd fds[2] = {{lane.wake_fd, POLLIN, 0}, {lane.store.socket(), POLLIN, 0}};
+  pollfd fds[2] = {{lane.wake_fd, POLLIN, 0}, {lane.pipeline.socket(), POLLIN, 0}};
   nfds_t count = lane.in_flight.empty() || fds[1].fd < 0 ? 1 : 2;
   int timeout = -1;
   if (deadline != std::chrono::steady_clock::time_point::max()) {

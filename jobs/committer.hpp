@@ -19,6 +19,7 @@
 
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
+#include "jobs/pipeline.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
@@ -89,7 +90,8 @@ class Committer {
   struct Lane {
     explicit Lane(const std::string& database_url);
     ~Lane();
-    Store store;
+    Store store;        // health checks, and the batches the pipeline could not store
+    Pipeline pipeline;  // the batches' enqueues
     bool schema_current = false;
     std::deque<Batch> in_flight;  // sent, oldest first; the lane thread's alone
     int wake_fd;                  // an eventfd: written to wake the thread from waiting
@@ -110,7 +112,7 @@ class Committer {
   void settle(Lane& lane, Batch& batch, const std::function<std::vector<Enqueued>()>& results);
 
   // Batches a lane has sent and not yet settled. Two keep PostgreSQL busy; three made smaller
-  // batches and fewer webhooks/s (bench/README.md, note 31), and Store::send asks for two.
+  // batches and fewer webhooks/s (bench/README.md, note 31), and Pipeline::send asks for two.
   static constexpr std::size_t kPipeline = 2;
 
   const CommitterOptions options_;

@@ -1,11 +1,42 @@
 // What the job store takes and gives back; plain data, no database types.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace flare::jobs {
+
+// Where a job is in its life (SPEC §5). The names are the API's, the CLI's, the metrics' and the
+// table's `status` column's.
+enum class Status { kQueued, kRunning, kSucceeded, kRetrying, kDead, kCancelled };
+
+inline constexpr std::array<Status, 6> kStatuses = {Status::kQueued,    Status::kRunning,
+                                                    Status::kSucceeded, Status::kRetrying,
+                                                    Status::kDead,      Status::kCancelled};
+
+constexpr std::string_view name(Status status) {
+  constexpr std::string_view kNames[] = {"queued",   "running", "succeeded",
+                                         "retrying", "dead",    "cancelled"};
+  return kNames[static_cast<int>(status)];
+}
+
+// nullopt for a name no status has.
+constexpr std::optional<Status> status_named(std::string_view label) {
+  for (Status s : kStatuses) {
+    if (name(s) == label) return s;
+  }
+  return std::nullopt;
+}
+
+// "queued, running, ..., cancelled": the choices, for a message that lists them.
+inline std::string status_names() {
+  std::string out;
+  for (Status s : kStatuses) out.append(out.empty() ? "" : ", ").append(name(s));
+  return out;
+}
 
 struct NewJob {
   std::string project_id;
@@ -22,9 +53,9 @@ struct NewJob {
 
 struct Enqueued {
   std::string job_id;
-  bool created = false;    // false: the key already named this existing job
-  std::string status;      // the job's status (an existing job's may have moved on)
-  std::string created_at;  // RFC 3339, UTC
+  bool created = false;             // false: the key already named this existing job
+  Status status = Status::kQueued;  // an existing job's may have moved on
+  std::string created_at;           // RFC 3339, UTC
   std::string run_at;
 };
 
@@ -34,7 +65,7 @@ struct Job {
   std::string project_id;
   std::optional<std::string> idempotency_key;
   std::string type;
-  std::string status;
+  Status status = Status::kQueued;
   int attempts = 0;
   int max_attempts = 0;
   int priority = 0;

@@ -1,5 +1,6 @@
-// The jobs table in PostgreSQL. The only place that speaks to the database: everything it
-// throws is Unavailable (worth retrying later) or a refusal of the request it was given.
+// The jobs table in PostgreSQL, through one connection of its own. Everything it throws is
+// Unavailable (worth retrying later) or a refusal of the request it was given. The committer's
+// pipelined enqueues are pipeline.hpp's; together the two are all that speaks to the database.
 #pragma once
 
 #include <chrono>
@@ -22,8 +23,8 @@ class Unavailable : public std::runtime_error {
 };
 
 struct ListQuery {
-  std::string status;  // empty: any
-  std::string type;    // empty: any
+  std::optional<Status> status;  // none: any
+  std::string type;              // empty: any
   int limit = 50;
   std::optional<std::string> after;  // a job id: list the jobs older than it
 };
@@ -50,14 +51,12 @@ struct Changed {
 // How long a job that has just failed waits before its next attempt.
 using Backoff = std::function<std::chrono::milliseconds(const Job& failed)>;
 
+class Connection;
+
 class Store {
  public:
-  // Makes the id of each new job. The default makes time-ordered random UUIDs (version 7);
-  // tests pass their own to replay a batch with the ids of an earlier attempt.
-  using IdSource = std::function<std::string()>;
-
   // Connects on first use, and again after a failure. Not thread-safe: one owner thread.
-  explicit Store(std::string url, IdSource new_id = {});
+  explicit Store(const std::string& url);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -65,22 +64,11 @@ class Store {
   // One statement inserts the whole batch, finds the jobs that already held its keys, and
   // commits. Returns one result per job, in order: the new job, or the job that already holds
   // the key (two jobs in the batch with one key: the first is created, the second is told it
-  // exists). Retried after a lost connection, each job is still stored once and reported as
-  // created.
+  // exists). Each new job takes the id ids[i] (new ones unless given): sent again with the same
+  // ids after a lost connection, each job is still stored once and reported as created.
   std::vector<Enqueued> enqueue(const std::vector<NewJob>& jobs);
-
-  // enqueue() in two halves, over a pipeline: a connection of its own on which the next
-  // batch's statement is sent while the one before still runs, so that PostgreSQL starts it
-  // as soon as that one commits instead of a round trip later. send() returns without waiting;
-  // answers come back in the order sent. receive() takes the oldest batch's jobs again and
-  // gives what enqueue() would, throwing as it does; call it once ready() is true. Keep at
-  // most two batches sent: the connection blocks while sending, which is safe only while the
-  // answers not yet read fit in the socket's buffer.
-  void send(const std::vector<NewJob>& jobs);
-  std::size_t sent() const;  // batches sent whose answers receive() has not given
-  int socket() const;        // readable when an answer may have come; -1 when none can
-  bool ready();              // the oldest batch's answer is complete (without blocking)
-  std::vector<Enqueued> receive(const std::vector<NewJob>& jobs);
+  std::vector<Enqueued> enqueue(const std::vector<NewJob>& jobs,
+                                const std::vector<std::string>& ids);
 
   // Every call below takes the project: a job of another project does not exist.
   std::optional<Job> get(const std::string& project, const std::string& id);
@@ -106,7 +94,7 @@ class Store {
   bool wait_for_jobs(std::chrono::milliseconds timeout);
 
   // How many jobs each status has, over every project (statuses with none are absent).
-  std::vector<std::pair<std::string, std::int64_t>> count_by_status();
+  std::vector<std::pair<Status, std::int64_t>> count_by_status();
 
   // Applies every pending migration under an advisory lock; returns how many it applied.
   int migrate();
@@ -115,8 +103,7 @@ class Store {
   static int latest_version();
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Connection> db_;
 };
 
 }  // namespace flare::jobs

@@ -4,28 +4,29 @@
 
 #include "providers/hmac.hpp"
 #include "providers/json.hpp"
+#include "text/text.hpp"
 
 namespace flare::providers {
 namespace {
 
 constexpr std::size_t kMaxSignatureHeader = 4096;
 
-std::optional<std::string> decode(config::Hmac::Encoding encoding, std::string_view text) {
-  if (encoding == config::Hmac::Encoding::kHex) return from_hex(text);
-  return config::decode_base64(text);
+std::optional<std::string> decode(config::Hmac::Encoding encoding, std::string_view encoded) {
+  if (encoding == config::Hmac::Encoding::kHex) return text::from_hex(encoded);
+  return text::decode_base64(encoded);
 }
 
 std::string encode(config::Hmac::Encoding encoding, std::string_view bytes) {
-  return encoding == config::Hmac::Encoding::kHex ? to_hex(bytes) : to_base64(bytes);
+  return encoding == config::Hmac::Encoding::kHex ? text::to_hex(bytes) : text::to_base64(bytes);
 }
 
 // Unix seconds (Slack, Svix and most others) or an RFC 3339 date-time (Zendesk).
-std::optional<std::int64_t> unix_seconds(std::string_view text) {
+std::optional<std::int64_t> unix_seconds(std::string_view value) {
   std::int64_t t = 0;
-  const char* end = text.data() + text.size();
-  auto [stop, ec] = std::from_chars(text.data(), end, t);
+  const char* end = value.data() + value.size();
+  auto [stop, ec] = std::from_chars(value.data(), end, t);
   if (ec == std::errc() && stop == end && t >= 0) return t;
-  std::optional<std::int64_t> micros = config::parse_rfc3339(text);
+  std::optional<std::int64_t> micros = text::parse_rfc3339(value);
   if (!micros) return std::nullopt;
   return *micros / 1'000'000;
 }
@@ -40,25 +41,30 @@ std::optional<std::string_view> non_empty(const Headers& headers, std::string_vi
 
 std::optional<std::string> hmac_signed_content(const config::Hmac& scheme, const Headers& headers,
                                                std::string_view body) {
-  const std::string& tmpl = scheme.signed_content;
+  using Slot = config::Template::Slot;
   std::string out;
-  out.reserve(tmpl.size() + body.size());
-  // The configuration has checked every placeholder, so each '{' opens a known one.
-  for (std::size_t i = 0; i < tmpl.size();) {
-    if (tmpl[i] != '{') {
-      out += tmpl[i++];
-      continue;
+  out.reserve(scheme.signed_content.text.size() + body.size());
+  for (const config::Template::Part& part : scheme.signed_content.parts) {
+    std::string_view header;
+    switch (part.slot) {
+      case Slot::kText:
+        out.append(part.text);
+        continue;
+      case Slot::kBody:
+        out.append(body);
+        continue;
+      case Slot::kTimestamp:
+        header = scheme.timestamp_header;
+        break;
+      case Slot::kId:
+        header = scheme.id_header;
+        break;
+      case Slot::kHeader:
+        header = part.text;
+        break;
+      default:  // not in a signed content the configuration accepts
+        continue;
     }
-    std::size_t close = tmpl.find('}', i);
-    std::string_view name = std::string_view(tmpl).substr(i + 1, close - i - 1);
-    i = close + 1;
-    if (name == "body") {
-      out.append(body);
-      continue;
-    }
-    std::string_view header = name == "timestamp" ? std::string_view(scheme.timestamp_header)
-                              : name == "id"      ? std::string_view(scheme.id_header)
-                                                  : name.substr(7);  // "header:"
     std::optional<std::string_view> value = non_empty(headers, header);
     if (!value) return std::nullopt;
     out.append(*value);

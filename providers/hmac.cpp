@@ -7,6 +7,8 @@
 
 #include <stdexcept>
 
+#include "text/text.hpp"
+
 namespace flare::providers {
 
 namespace {
@@ -56,11 +58,8 @@ void mac(Md md, std::string_view key, std::string_view data, unsigned char* out,
   }
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+std::string_view bytes_of(const Digest& digest) {
+  return std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
 }  // namespace
@@ -91,52 +90,19 @@ Digest sha256(std::string_view data) {
   return out;
 }
 
-std::string to_hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char c : bytes) {
-    auto b = static_cast<std::uint8_t>(c);
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
+std::string to_hex(const Digest& digest) { return text::to_hex(bytes_of(digest)); }
 
-std::string to_hex(const Digest& digest) {
-  return to_hex(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
-}
+std::string to_base64(const Digest& digest) { return text::to_base64(bytes_of(digest)); }
 
 std::optional<Digest> digest_from_hex(std::string_view hex) {
   Digest out{};
   if (hex.size() != out.size() * 2) return std::nullopt;
   for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_value(hex[2 * i]);
-    int lo = hex_value(hex[2 * i + 1]);
+    int hi = text::hex_digit(hex[2 * i]);
+    int lo = text::hex_digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
   }
-  return out;
-}
-
-std::optional<std::string> from_hex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  std::string out(hex.size() / 2, '\0');
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_value(hex[2 * i]);
-    int lo = hex_value(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out[i] = static_cast<char>(hi << 4 | lo);
-  }
-  return out;
-}
-
-std::string to_base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 

@@ -1,4 +1,4 @@
-// The cryptographic and encoding primitives every provider shares.
+// The cryptographic primitives every provider shares, and the encodings of a SHA-256 digest.
 #pragma once
 
 #include <array>
@@ -19,15 +19,10 @@ Digest sha256(std::string_view data);
 std::string hmac_bytes(config::Hmac::Algorithm algorithm, std::string_view key,
                        std::string_view data);
 
-std::string to_hex(std::string_view bytes);
 std::string to_hex(const Digest& digest);
+std::string to_base64(const Digest& digest);
 // Exactly 64 hexadecimal digits, either case; anything else is nullopt.
 std::optional<Digest> digest_from_hex(std::string_view hex);
-// Any even number of hexadecimal digits, either case.
-std::optional<std::string> from_hex(std::string_view hex);
-
-// Standard base64 with padding.
-std::string to_base64(std::string_view bytes);
 
 // Compares in time independent of where the inputs differ.
 bool constant_time_equal(const Digest& a, const Digest& b);

@@ -8,23 +8,13 @@
 #include "providers/slack.hpp"
 #include "providers/standard.hpp"
 #include "providers/stripe.hpp"
+#include "text/text.hpp"
 
 namespace flare::providers {
-namespace {
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
-    char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
-    if (x != y) return false;
-  }
-  return true;
-}
-}  // namespace
 
 std::optional<std::string_view> Headers::get(std::string_view name) const {
   for (const auto& [n, v] : fields_) {
-    if (iequals(n, name)) return v;
+    if (text::iequals(n, name)) return v;
   }
   return std::nullopt;
 }

@@ -20,6 +20,7 @@ class Headers {
   // Room for a typical request's fields at once, not a reallocation every few fields.
   Headers() { fields_.reserve(16); }
   void add(std::string_view name, std::string_view value) { fields_.emplace_back(name, value); }
+  void clear() { fields_.clear(); }
   std::optional<std::string_view> get(std::string_view name) const;
 
  private:

@@ -18,8 +18,7 @@ Verdict ShopifyProvider::verify(const InboundRequest& request,
   for (const config::Secret& secret : secrets_) {
     if (!secret.usable(now)) continue;
     Digest mac = hmac_sha256(secret.key, request.body);
-    std::string expected =
-        to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+    std::string expected = to_base64(mac);
     match |= constant_time_equal(*signature, expected);
   }
   if (!match) {

@@ -13,7 +13,7 @@ std::string standard_signature(std::string_view key, std::string_view id, std::i
   content.reserve(id.size() + 24 + body.size());
   content.append(id).append(".").append(std::to_string(timestamp)).append(".").append(body);
   Digest mac = hmac_sha256(key, content);
-  return "v1," + to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+  return "v1," + to_base64(mac);
 }
 
 namespace {

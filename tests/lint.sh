@@ -4,12 +4,24 @@ cd "$1" || exit 2
 status=0
 fail() { echo "lint: $*"; status=1; }
 
-# Only the store speaks to the database; only the server includes Beast.
-for f in $(grep -rlE 'pqxx|libpq-fe' config providers jobs gateway --include='*.cpp' --include='*.hpp'); do
-  [ "$f" = jobs/store.cpp ] || fail "$f includes libpqxx or libpq (only jobs/store.cpp may)"
+dirs="text config providers jobs gateway"
+# Only the store and the committer's pipeline speak to the database.
+for f in $(grep -rlE '#include [<"](pqxx|libpq-fe)' $dirs --include='*.cpp' --include='*.hpp'); do
+  case "$f" in
+    jobs/connection.hpp|jobs/connection.cpp|jobs/store.cpp|jobs/lifecycle.cpp|jobs/migrations.cpp|jobs/pipeline.cpp) ;;
+    *) fail "$f includes libpqxx or libpq (only the store's files and jobs/pipeline.cpp may)" ;;
+  esac
 done
-for f in $(grep -rl 'boost/beast' config providers jobs gateway --include='*.cpp' --include='*.hpp'); do
-  case "$f" in gateway/server.cpp|gateway/push.cpp) ;; *) fail "$f includes Beast (only the server and the push client may)" ;; esac
+# Beast and Asio are heavy to compile: Beast only in the session and the push client, Asio
+# besides only in the server and what it shares with the session.
+for f in $(grep -rlE '#include [<"]boost/beast' $dirs --include='*.cpp' --include='*.hpp'); do
+  case "$f" in gateway/session.cpp|gateway/push.cpp) ;; *) fail "$f includes Beast (only gateway/session.cpp and gateway/push.cpp may)" ;; esac
+done
+for f in $(grep -rlE '#include [<"]boost/asio' $dirs --include='*.cpp' --include='*.hpp'); do
+  case "$f" in
+    gateway/server.cpp|gateway/session.hpp|gateway/session.cpp|gateway/loop.hpp|gateway/push.cpp) ;;
+    *) fail "$f includes Asio (only the server, the session and the push client may)" ;;
+  esac
 done
 # Signatures are compared in constant time only.
 grep -rnE 'memcmp|strcmp' providers | grep -v CRYPTO_memcmp && fail "non-constant-time comparison in providers/"

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "jobs/pipeline.hpp"
 #include "support/database.hpp"
 
 namespace flare::jobs {
@@ -36,17 +37,17 @@ class StoreTest : public ::testing::Test {
 };
 
 // The pipeline's answer to the oldest batch sent, once it has come.
-std::vector<Enqueued> receive(Store& store, const std::vector<NewJob>& jobs) {
+std::vector<Enqueued> receive(Pipeline& pipeline, const std::vector<NewJob>& jobs) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!store.ready()) {
-    pollfd readable{store.socket(), POLLIN, 0};
+  while (!pipeline.oldest_answered()) {
+    pollfd readable{pipeline.socket(), POLLIN, 0};
     EXPECT_GE(poll(&readable, 1, 1000), 0);
     if (std::chrono::steady_clock::now() > deadline) {
       ADD_FAILURE() << "no answer from the pipeline";
       return {};
     }
   }
-  return store.receive(jobs);
+  return pipeline.receive(jobs);
 }
 
 TEST(Migrations, ApplyOnceThenNothing) {
@@ -102,7 +103,7 @@ TEST_F(StoreTest, KeysArePerProject) {
   EXPECT_TRUE(a[1].created);
   EXPECT_NE(a[0].job_id, a[1].job_id);
   // The pipeline's lookup of keys, planned once, pairs each key with its project.
-  Store pipelined(db_.url());
+  Pipeline pipelined(db_.url(), *store_);
   std::vector<NewJob> batch = {job("payment:42", "c"), job("payment:42", "b")};
   pipelined.send(batch);
   auto again = receive(pipelined, batch);
@@ -190,13 +191,11 @@ TEST_F(StoreTest, JobIdsAreTimeOrderedUuids) {
 TEST_F(StoreTest, ReplayedBatchIsAnsweredAsCreated) {
   std::vector<std::string> ids = {"01900000-0000-7000-8000-000000000001",
                                   "01900000-0000-7000-8000-000000000002"};
-  std::size_t next = 0;
-  Store replaying(db_.url(), [&] { return ids[next++ % ids.size()]; });
   NewJob bare = job("");
   bare.source.clear();
   bare.event_id.clear();
-  auto first = replaying.enqueue({job("webhook:lost"), bare});
-  auto again = replaying.enqueue({job("webhook:lost"), bare});
+  auto first = store_->enqueue({job("webhook:lost"), bare}, ids);
+  auto again = store_->enqueue({job("webhook:lost"), bare}, ids);
   ASSERT_EQ(again.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_TRUE(first[i].created) << i;
@@ -214,9 +213,9 @@ TEST_F(StoreTest, ReplayedBatchIsAnsweredAsCreated) {
 // A batch whose jobs all have keys checks only the key index for conflicts; replayed, its job
 // is still found under its own id.
 TEST_F(StoreTest, ReplayedKeyedBatchIsAnsweredAsCreated) {
-  Store replaying(db_.url(), [] { return std::string("01900000-0000-7000-8000-000000000003"); });
-  auto first = replaying.enqueue({job("webhook:keyed")})[0];
-  auto again = replaying.enqueue({job("webhook:keyed")})[0];
+  std::vector<std::string> ids = {"01900000-0000-7000-8000-000000000003"};
+  auto first = store_->enqueue({job("webhook:keyed")}, ids)[0];
+  auto again = store_->enqueue({job("webhook:keyed")}, ids)[0];
   EXPECT_TRUE(first.created);
   EXPECT_TRUE(again.created);
   EXPECT_EQ(again.job_id, first.job_id);
@@ -226,7 +225,7 @@ TEST_F(StoreTest, ReplayedKeyedBatchIsAnsweredAsCreated) {
 // Two batches in the pipeline at once, sharing a key: the second runs after the first commits,
 // so it finds the first one's job.
 TEST_F(StoreTest, PipelineAnswersInOrder) {
-  Store pipelined(db_.url());
+  Pipeline pipelined(db_.url(), *store_);
   std::vector<NewJob> first = {job("webhook:p1"), job("webhook:p2"), job("webhook:p1")};
   std::vector<NewJob> second = {job("webhook:p2"), job("webhook:p3")};
   pipelined.send(first);
@@ -249,7 +248,7 @@ TEST_F(StoreTest, PipelineAnswersInOrder) {
 
 // A batch the database refuses is refused alone: the batch sent behind it commits.
 TEST_F(StoreTest, PipelineRefusalStopsOneBatch) {
-  Store pipelined(db_.url());
+  Pipeline pipelined(db_.url(), *store_);
   std::vector<NewJob> bad = {job("webhook:ok-but-with-a-bad-one"), job("webhook:bad")};
   bad[1].max_attempts = 0;  // outside the table's CHECK
   std::vector<NewJob> good = {job("webhook:good")};
@@ -267,7 +266,7 @@ TEST_F(StoreTest, PipelineRefusalStopsOneBatch) {
 TEST_F(StoreTest, StoredJobsWakeWaitingWorkers) {
   Store listener(db_.url());
   EXPECT_FALSE(listener.wait_for_jobs(std::chrono::milliseconds(0)));  // listens from now on
-  Store pipelined(db_.url());
+  Pipeline pipelined(db_.url(), *store_);
   std::vector<NewJob> batch = {job("webhook:wake-1"), job("webhook:wake-2")};
   pipelined.send(batch);
   ASSERT_TRUE(receive(pipelined, batch).at(0).created);
@@ -285,7 +284,7 @@ TEST_F(StoreTest, StoredJobsWakeWaitingWorkers) {
 // The pipeline's connection is cut while its statement waits on a lock: the answer is lost,
 // and receive() stores the batch another way, each job once.
 TEST_F(StoreTest, PipelineLostAnswerIsStoredOnce) {
-  Store pipelined(db_.url());
+  Pipeline pipelined(db_.url(), *store_);
   std::vector<NewJob> warm_up = {job("webhook:warm-up")};
   pipelined.send(warm_up);  // connects and prepares before the lock is taken
   ASSERT_TRUE(receive(pipelined, warm_up).at(0).created);
@@ -314,10 +313,11 @@ TEST_F(StoreTest, PipelineLostAnswerIsStoredOnce) {
 TEST(StoreUnreachable, ThrowsUnavailable) {
   Store store("host=/nonexistent-socket-dir dbname=x");
   EXPECT_THROW(store.enqueue({job("webhook:x")}), Unavailable);
+  Pipeline pipeline("host=/nonexistent-socket-dir dbname=x", store);
   std::vector<NewJob> batch = {job("webhook:x")};
-  store.send(batch);
-  EXPECT_TRUE(store.ready());
-  EXPECT_THROW(store.receive(batch), Unavailable);
+  pipeline.send(batch);
+  EXPECT_TRUE(pipeline.oldest_answered());
+  EXPECT_THROW(pipeline.receive(batch), Unavailable);
   EXPECT_THROW(store.schema_version(), Unavailable);
 }
 

@@ -425,5 +425,34 @@ TEST_F(Api, WebhookJobsArePulledLikeAnyOther) {
             std::string("application/x-www-form-urlencoded"));
 }
 
+// The key is checked from the header alone: a caller without a valid one is answered before any
+// byte of its body is read, and is never invited to send it.
+TEST(ApiKey, CheckedBeforeTheBodyIsRead) {
+  TestDatabase db;
+  std::string config = gateway_config(db.url());
+  config.replace(config.find("max_body_bytes: 65536"), 21, "max_body_bytes: 2097152");
+  Gateway gateway(config);
+  std::string head =
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 1048576\r\n";
+  // No key, asking before sending 1 MiB: the 401 instead of 100 Continue, and the connection
+  // closes, the body never having been read.
+  RawConnection asking(gateway.port());
+  asking.send(head + "Expect: 100-continue\r\n\r\n");
+  Response none = asking.read_response();
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.json("code"), "unauthorized");
+  EXPECT_EQ(none.header("connection"), "close");
+  EXPECT_TRUE(asking.closed_within(5000));
+  // A wrong key and the first KiB of the body: answered while the rest is still unsent.
+  RawConnection sending(gateway.port());
+  sending.send(head + "Authorization: Bearer wrong-key\r\n\r\n" + std::string(1024, ' '));
+  EXPECT_EQ(sending.read_response().status, 401);
+  // With the project's key the same request is invited to send its body.
+  RawConnection keyed(gateway.port());
+  keyed.send(head + "Authorization: Bearer " + kShopKey + "\r\nExpect: 100-continue\r\n\r\n");
+  EXPECT_EQ(keyed.read_response().status, 100);
+}
+
 }  // namespace
 }  // namespace flare::test

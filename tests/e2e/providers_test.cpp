@@ -60,8 +60,7 @@ HeaderList shopify_headers(const std::string& event_id, const std::string& body,
           {"X-Shopify-Topic", "orders/create"},
           {"X-Shopify-Event-Id", event_id},
           {"X-Shopify-Webhook-Id", "wh-" + event_id + "-" + std::to_string(now_unix())},
-          {"X-Shopify-Hmac-Sha256",
-           providers::to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), 32))}};
+          {"X-Shopify-Hmac-Sha256", providers::to_base64(mac)}};
 }
 
 // Shopify signs no time, so there is no stale case.

@@ -33,9 +33,7 @@ std::string lines(std::initializer_list<std::string> parts) {
   return out;
 }
 
-std::string base64_digest(const providers::Digest& d) {
-  return to_base64(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
-}
+std::string base64_digest(const providers::Digest& d) { return to_base64(d); }
 
 std::vector<Target> make_targets() {
   const std::string event = R"({"id":"evt_1","type":"invoice.paid","event_id":"Ev1","data":{}})";
@@ -83,7 +81,7 @@ std::vector<Target> make_targets() {
   scheme.algorithm = config::Hmac::Algorithm::kSha512;
   scheme.encoding = config::Hmac::Encoding::kBase64;
   scheme.timestamp_header = "X-Timestamp";
-  scheme.signed_content = "{timestamp}.{body}";
+  scheme.signed_content = config::parse_template("{timestamp}.{body}");
   scheme.id_pointer = "/id";
   scheme.type_pointer = "/type";
   std::string rfc3339 = "2023-11-14T22:13:20Z";  // kNow

@@ -87,13 +87,13 @@ TEST(Config, ReadsEveryField) {
   EXPECT_FALSE(s.secrets[0].not_after);
   EXPECT_EQ(s.tolerance.count(), 60);
   EXPECT_EQ(s.max_body_bytes, 1024u);
-  EXPECT_EQ(s.key_template, "webhook:{source}:{event_id}");
+  EXPECT_EQ(s.key_template.text, "webhook:{source}:{event_id}");
   EXPECT_EQ(s.retry.max_attempts, 10);
   EXPECT_EQ(s.retry.base_ms, 500);
   EXPECT_EQ(s.retry.max_ms, 60000);
   const Source& g = c.sources[1];
   EXPECT_EQ(g.max_body_bytes, 2048u);  // inherited from server.max_body_bytes
-  EXPECT_EQ(g.key_template, "webhook:{event_id}");
+  EXPECT_EQ(g.key_template.text, "webhook:{event_id}");
   EXPECT_EQ(g.job_type, "GithubEvent");
   EXPECT_EQ(g.tolerance.count(), 300);
 }
@@ -282,27 +282,6 @@ TEST(Config, MissingFile) {
   }
 }
 
-TEST(Rfc3339, ParsesOffsetsAndFractions) {
-  EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:00Z"), 0);
-  EXPECT_EQ(parse_rfc3339("2026-11-27T07:30:00Z"), 1795764600LL * 1'000'000);
-  EXPECT_EQ(parse_rfc3339("2026-11-27T08:30:00+01:00"), 1795764600LL * 1'000'000);
-  EXPECT_EQ(parse_rfc3339("2026-11-27T07:00:00-00:30"), 1795764600LL * 1'000'000);
-  EXPECT_EQ(parse_rfc3339("1970-01-01t00:00:01.5z"), 1'500'000);
-  EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:00.123456789Z"), 123456);  // beyond µs: cut
-  EXPECT_EQ(parse_rfc3339("2024-02-29T00:00:00Z"), 1709164800LL * 1'000'000);
-}
-
-TEST(Rfc3339, RefusesWhatIsNotOne) {
-  for (const char* bad :
-       {"", "tomorrow", "2026-11-27", "2026-11-27T07:30:00", "2026-11-27 07:30:00Z",
-        "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
-        "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T00:00:60Z",
-        "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567890Z", "2026-01-01T00:00:00+1:00",
-        "2026-01-01T00:00:00+01:00 ", "0000-01-01T00:00:00Z", "+2026-01-01T00:00:00Z"}) {
-    EXPECT_FALSE(parse_rfc3339(bad)) << bad;
-  }
-}
-
 TEST(Config, SecretsWithAnEndDate) {
   Config c = parse_ok(R"(database: { url: x }
 projects: [{ id: p }]
@@ -368,7 +347,7 @@ sources:
   EXPECT_EQ(z.header, "X-Zendesk-Webhook-Signature");
   EXPECT_EQ(z.algorithm, Hmac::Algorithm::kSha512);
   EXPECT_EQ(z.encoding, Hmac::Encoding::kBase64);
-  EXPECT_EQ(z.signed_content, "{timestamp}{header:X-Account}{body}");
+  EXPECT_EQ(z.signed_content.text, "{timestamp}{header:X-Account}{body}");
   EXPECT_EQ(z.timestamp_header, "X-Zendesk-Webhook-Signature-Timestamp");
   EXPECT_EQ(z.id_pointer, "/id");
   EXPECT_EQ(z.type_pointer, "/type");
@@ -377,7 +356,7 @@ sources:
   EXPECT_EQ(i.prefix, "sha1=");
   EXPECT_EQ(i.algorithm, Hmac::Algorithm::kSha1);
   EXPECT_EQ(i.encoding, Hmac::Encoding::kHex);
-  EXPECT_EQ(i.signed_content, "{body}");
+  EXPECT_EQ(i.signed_content.text, "{body}");
   EXPECT_EQ(i.id_header, "X-Id");
   EXPECT_FALSE(c.sources[1].hmac->timestamp_header.size());
 }

@@ -10,6 +10,7 @@
 #include "providers/slack.hpp"
 #include "providers/standard.hpp"
 #include "providers/stripe.hpp"
+#include "text/text.hpp"
 
 namespace flare::providers {
 namespace {
@@ -184,9 +185,9 @@ TEST(Hmac, EveryCallUsesItsOwnKey) {
 // RFC 2202 and RFC 4231 test case 2 through each algorithm and encoding.
 TEST(GenericHmac, AlgorithmsAndEncodings) {
   using A = config::Hmac::Algorithm;
-  EXPECT_EQ(to_hex(hmac_bytes(A::kSha1, "Jefe", "what do ya want for nothing?")),
+  EXPECT_EQ(text::to_hex(hmac_bytes(A::kSha1, "Jefe", "what do ya want for nothing?")),
             "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
-  EXPECT_EQ(to_hex(hmac_bytes(A::kSha512, "Jefe", "what do ya want for nothing?")),
+  EXPECT_EQ(text::to_hex(hmac_bytes(A::kSha512, "Jefe", "what do ya want for nothing?")),
             "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f"
             "65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737");
   const std::string body = "what do ya want for nothing?";
@@ -198,7 +199,8 @@ TEST(GenericHmac, AlgorithmsAndEncodings) {
       });
       GenericHmacProvider p(s, keys({"Jefe"}), seconds(300), "src");
       std::string raw = hmac_bytes(algorithm, "Jefe", body);
-      std::string good = encoding == config::Hmac::Encoding::kHex ? to_hex(raw) : to_base64(raw);
+      std::string good =
+          encoding == config::Hmac::Encoding::kHex ? text::to_hex(raw) : text::to_base64(raw);
       EXPECT_EQ(hmac_signature(s, "Jefe", body), good);
       Verdict v = verify(p, {{"X-Signature", good}, {"X-Event-Id", "e1"}}, body, at(0));
       EXPECT_EQ(v.error, VerifyError::kNone) << v.detail;
@@ -206,14 +208,14 @@ TEST(GenericHmac, AlgorithmsAndEncodings) {
       // One algorithm's MAC is not another's.
       A other = algorithm == A::kSha256 ? A::kSha1 : A::kSha256;
       std::string wrong = hmac_bytes(other, "Jefe", body);
-      EXPECT_EQ(
-          verify(p,
-                 {{"X-Signature",
-                   encoding == config::Hmac::Encoding::kHex ? to_hex(wrong) : to_base64(wrong)},
-                  {"X-Event-Id", "e1"}},
-                 body, at(0))
-              .error,
-          VerifyError::kInvalidSignature);
+      EXPECT_EQ(verify(p,
+                       {{"X-Signature", encoding == config::Hmac::Encoding::kHex
+                                            ? text::to_hex(wrong)
+                                            : text::to_base64(wrong)},
+                        {"X-Event-Id", "e1"}},
+                       body, at(0))
+                    .error,
+                VerifyError::kInvalidSignature);
     }
   }
 }
@@ -221,7 +223,7 @@ TEST(GenericHmac, AlgorithmsAndEncodings) {
 TEST(GenericHmac, TemplateTimestampHeadersAndPointers) {
   config::Hmac s = scheme([](config::Hmac& x) {
     x.encoding = config::Hmac::Encoding::kBase64;
-    x.signed_content = "{timestamp}:{header:X-Account}:{body}";
+    x.signed_content = config::parse_template("{timestamp}:{header:X-Account}:{body}");
     x.timestamp_header = "X-Timestamp";
     x.id_header.clear();
     x.id_pointer = "/event/id";
@@ -266,7 +268,7 @@ TEST(GenericHmac, ZendeskPublishedExample) {
     x.header = "X-Zendesk-Webhook-Signature";
     x.encoding = config::Hmac::Encoding::kBase64;
     x.timestamp_header = "X-Zendesk-Webhook-Signature-Timestamp";
-    x.signed_content = "{body}{timestamp}";
+    x.signed_content = config::parse_template("{body}{timestamp}");
     x.id_header = "X-Zendesk-Webhook-Invocation-Id";
   });
   GenericHmacProvider p(s, keys({"HRkRd4BeOAoUkfZr-mhauJT64rvBASlJRoIyPsd3zeA="}), seconds(300),
@@ -288,7 +290,7 @@ TEST(GenericHmac, ZendeskPublishedExample) {
 TEST(GenericHmac, PrefixIdTemplateAndMalformedSignatures) {
   config::Hmac s = scheme([](config::Hmac& x) {
     x.prefix = "sha256=";
-    x.signed_content = "{id}.{body}";
+    x.signed_content = config::parse_template("{id}.{body}");
   });
   GenericHmacProvider p(s, keys({"k"}), seconds(300), "src");
   std::string good = hmac_signature(s, "k", "e1.{}");
@@ -344,9 +346,7 @@ TEST(Rotation, NotAfterEndsASecretInEveryProvider) {
   cases.push_back({"shopify", std::make_unique<ShopifyProvider>(secrets, "X-Shopify-Event-Id"),
                    [&](std::int64_t) {
                      Digest mac = hmac_sha256("old-secret", body);
-                     return Fields{{"X-Shopify-Hmac-Sha256",
-                                    to_base64(std::string_view(
-                                        reinterpret_cast<const char*>(mac.data()), mac.size()))},
+                     return Fields{{"X-Shopify-Hmac-Sha256", to_base64(mac)},
                                    {"X-Shopify-Event-Id", "e1"},
                                    {"X-Shopify-Topic", "orders/create"}};
                    }});

@@ -8,6 +8,7 @@
 #include "providers/shopify.hpp"
 #include "providers/standard.hpp"
 #include "providers/stripe.hpp"
+#include "text/text.hpp"
 
 namespace flare::providers {
 namespace {
@@ -248,7 +249,7 @@ std::string standard_key() {
 }
 
 std::string standard_key_of(const std::string& whsec) {
-  return *config::decode_base64(whsec.substr(std::string("whsec_").size()));
+  return *text::decode_base64(whsec.substr(std::string("whsec_").size()));
 }
 
 const std::string kVectorBody = R"({"test": 2432232314})";
@@ -310,7 +311,7 @@ TEST(Standard, ReferenceLibraryCases) {
 
 std::string shopify_signature(const std::string& secret, const std::string& body) {
   Digest mac = hmac_sha256(secret, body);
-  return to_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+  return to_base64(mac);
 }
 
 TEST(Shopify, VerifiesWithRotationAndReadsTheEvent) {

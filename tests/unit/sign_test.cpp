@@ -18,7 +18,8 @@ TEST(Sign, SamplesVerify) {
   zendesk_like.header = "X-Signature";
   zendesk_like.encoding = config::Hmac::Encoding::kBase64;
   zendesk_like.timestamp_header = "X-Timestamp";
-  zendesk_like.signed_content = "{timestamp}.{header:X-Account}.{id}.{body}";
+  zendesk_like.signed_content =
+      config::parse_template("{timestamp}.{header:X-Account}.{id}.{body}");
   zendesk_like.id_header = "X-Id";
   zendesk_like.type_pointer = "/type";
   for (std::string provider : {"stripe", "github", "standard", "shopify", "slack", "hmac"}) {

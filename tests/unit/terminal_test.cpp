@@ -1,4 +1,4 @@
-#include "gateway/console.hpp"
+#include "gateway/terminal.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@ jobs::Job job(const std::string& id, const std::string& error) {
   jobs::Job j;
   j.id = id;
   j.project_id = "shop";
-  j.status = "dead";
+  j.status = jobs::Status::kDead;
   j.attempts = 3;
   j.max_attempts = 3;
   j.type = "Report";
@@ -18,7 +18,7 @@ jobs::Job job(const std::string& id, const std::string& error) {
   return j;
 }
 
-TEST(Console, TableAlignsCutsAndHidesControlCharacters) {
+TEST(Terminal, TableAlignsCutsAndHidesControlCharacters) {
   std::string table =
       jobs_table({job("a", "short"), job("bb", "bell\x07 and é " + std::string(80, 'x'))});
   EXPECT_EQ(
@@ -29,7 +29,7 @@ TEST(Console, TableAlignsCutsAndHidesControlCharacters) {
           std::string(47, 'x') + "…\n");
 }
 
-TEST(Console, DetailsShowTextPayloadsAndOnlyTheSizeOfOthers) {
+TEST(Terminal, DetailsShowTextPayloadsAndOnlyTheSizeOfOthers) {
   jobs::Job j = job("a", "e");
   j.payload = "{\n  \"n\": 1\n}";
   EXPECT_NE(job_details(j).find("payload (12 bytes):\n{\n  \"n\": 1\n}\n"), std::string::npos);

@@ -1,5 +1,5 @@
-// `flare-gateway jobs list|show|retry`: the operator's view of the jobs table, read with the
-// same configuration the gateway runs with. Rendering is pure; main.cpp does the database work.
+// Jobs as text for a terminal: what `flare-gateway jobs list|show` print. Pure; main.cpp reads
+// the jobs.
 #pragma once
 
 #include <string>

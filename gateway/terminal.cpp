@@ -1,9 +1,9 @@
-#include "gateway/console.hpp"
+#include "gateway/terminal.hpp"
 
 #include <algorithm>
 #include <array>
 
-#include "gateway/text.hpp"
+#include "text/text.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -15,7 +15,7 @@ std::vector<std::string> points(const std::string& text) {
     auto c = static_cast<unsigned char>(text[i]);
     std::size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
     std::string one = text.substr(i, n);
-    bool ok = printable_utf8_length(one).has_value();
+    bool ok = text::printable_utf8_length(one).has_value();
     out.push_back(ok ? one : "?");
     i += ok ? n : 1;
   }
@@ -49,10 +49,14 @@ std::string jobs_table(const std::vector<jobs::Job>& jobs) {
                   points("TYPE"), points("KEY"), points("UPDATED"), points("LAST ERROR")});
   for (const jobs::Job& j : jobs) {
     std::array<std::string, kColumns> fields = {
-        j.id,         j.project_id,
-        j.status,     std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts),
-        j.type,       j.idempotency_key.value_or("-"),
-        j.updated_at, j.last_error.value_or("-")};
+        j.id,
+        j.project_id,
+        std::string(jobs::name(j.status)),
+        std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts),
+        j.type,
+        j.idempotency_key.value_or("-"),
+        j.updated_at,
+        j.last_error.value_or("-")};
     std::array<std::vector<std::string>, kColumns> row;
     for (std::size_t c = 0; c < kColumns; ++c) row[c] = cell(fields[c], kMax[c]);
     rows.push_back(std::move(row));
@@ -82,7 +86,7 @@ std::string job_details(const jobs::Job& j) {
   };
   line("id", j.id);
   line("project", j.project_id);
-  line("status", j.status);
+  line("status", std::string(jobs::name(j.status)));
   line("type", join(points(j.type)));
   line("idempotency_key", optional(j.idempotency_key));
   line("source", optional(j.source));
@@ -101,7 +105,7 @@ std::string job_details(const jobs::Job& j) {
   visible.erase(std::remove_if(visible.begin(), visible.end(),
                                [](char c) { return c == '\n' || c == '\r' || c == '\t'; }),
                 visible.end());
-  if (printable_utf8_length(visible)) {
+  if (text::printable_utf8_length(visible)) {
     out += "payload (" + std::to_string(j.payload.size()) + " bytes):\n" + j.payload + "\n";
   } else {
     out += "payload: " + std::to_string(j.payload.size()) + " bytes, not printable text\n";

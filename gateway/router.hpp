@@ -1,0 +1,57 @@
+// Which part of the gateway answers a request, decided from its method and target alone, before
+// any byte of its body is read. Pure.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "gateway/ingest.hpp"
+#include "gateway/reply.hpp"
+
+namespace flare::gateway {
+
+// The jobs API's endpoints (SPEC §5).
+enum class Endpoint {
+  kCreate,     // POST /v1/jobs
+  kList,       // GET /v1/jobs
+  kClaim,      // POST /v1/jobs/claim
+  kGet,        // GET /v1/jobs/{id}
+  kDelete,     // DELETE /v1/jobs/{id}
+  kRetry,      // POST /v1/jobs/{id}/retry
+  kCancel,     // POST /v1/jobs/{id}/cancel
+  kHeartbeat,  // POST /v1/jobs/{id}/heartbeat
+  kComplete,   // POST /v1/jobs/{id}/complete
+  kFail,       // POST /v1/jobs/{id}/fail
+};
+
+struct ApiRoute {
+  Endpoint endpoint = Endpoint::kList;
+  std::string_view job_id;  // the endpoints under /v1/jobs/{id}: a UUID
+  std::string_view query;   // kList: what follows '?'
+};
+
+struct Route {
+  enum class Kind {
+    kWebhook,   // read the body (up to the source's limit), then ingest
+    kApi,       // authenticate, read the body, then plan
+    kApiReply,  // a /v1/jobs path without this endpoint: `reply` once authenticated, so that
+                // an unauthenticated caller learns nothing of the API's routes
+    kMetrics,   // GET /metrics
+    kHealth,    // GET /healthz
+    kReady,     // GET /readyz
+    kReply,     // answer `reply` at once
+  };
+  Kind kind = Kind::kReply;
+  // A /webhooks/ path, whether or not its source exists: counted per source in the metrics.
+  bool webhook_path = false;
+  const Source* source = nullptr;  // the /webhooks/ path's source, when it exists
+  ApiRoute api;
+  Reply reply;
+};
+
+// `target` is the request's path and query; every route lives under `base_path` ("" or e.g.
+// "/flare").
+Route route(std::string_view method, std::string_view target, std::string_view base_path,
+            const Sources& sources);
+
+}  // namespace flare::gateway

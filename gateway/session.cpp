@@ -1,0 +1,420 @@
+#include "gateway/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "gateway/reply.hpp"
+#include "gateway/router.hpp"
+#include "text/text.hpp"
+
+namespace flare::gateway {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+constexpr std::size_t kReadBuffer = 8 * 1024;
+// How long a closing connection may keep sending what we will not read, so that the client
+// sees our response instead of a reset.
+constexpr auto kLinger = std::chrono::seconds(2);
+
+// One connection. Derived is PlainSession or TlsSession; it supplies stream(), start() and
+// close_gracefully(). Every handler runs on the one network thread that owns the connection.
+template <class Derived>
+class Session : public Connection {
+ public:
+  Session(Context& context, Loop& loop, tcp::endpoint peer)
+      : context_(context), loop_(loop), peer_(peer.address().to_string()) {}
+
+  ~Session() override { context_.connections.remove(this); }
+
+  void shutdown() override {
+    net::post(derived().stream().get_executor(), [self = derived().shared_from_this()] {
+      self->closing_ = true;
+      if (self->idle_) self->close_now();
+    });
+  }
+
+ protected:
+  Derived& derived() { return static_cast<Derived&>(*this); }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(derived().stream()); }
+
+  void do_read() {
+    if (closing_ || context_.connections.stopping()) return derived().close_gracefully();
+    idle_ = true;
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    // Decided per route once the header is known. Not boost::none: Beast 1.74 compares a
+    // Content-Length against an empty limit as if it were exceeded.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    headers_.clear();
+    route_ = Route{};
+    project_ = nullptr;
+    // Beast reads at most the buffer's free space, and a new buffer starts at 512 bytes: a
+    // typical webhook would take seven reads to arrive. Room for one takes one.
+    buffer_.reserve(kReadBuffer);
+    lowest().expires_after(context_.server.idle_timeout);
+    http::async_read_header(derived().stream(), buffer_, *parser_,
+                            [self = derived().shared_from_this()](
+                                beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  Context& context_;
+  Loop& loop_;  // of this connection's thread
+
+ private:
+  // Everything is decided here, from the header alone: the route, the API key, the body's
+  // limit. Whatever is answered now is answered before any byte of the body is read.
+  void on_header(beast::error_code ec) {
+    idle_ = false;
+    bool malformed = ec.category() == beast::error_code(http::error::bad_target).category() &&
+                     ec != http::error::end_of_stream && ec != http::error::partial_message;
+    // End of stream, timeout, reset, or stopped while idle: nobody is waiting for an answer.
+    if (ec && !malformed) return close_now();
+    started_ = std::chrono::steady_clock::now();
+    auto& req = parser_->get();
+    if (!ec) {
+      for (const auto& field : req) headers_.add(field.name_string(), field.value());
+    }
+    // A header that did not parse is nobody's word about anything.
+    origin_ = origin_of(context_.server.trusted_proxies, peer_, Derived::kTls,
+                        context_.request_ids.next(), ec ? nullptr : &headers_);
+    if (ec == http::error::header_limit) return respond(error(Outcome::kHeaderTooLarge));
+    if (malformed) {
+      spdlog::debug("request_id={} malformed: {}", origin_.request_id, ec.message());
+      return respond(error(Outcome::kBadRequest));
+    }
+
+    route_ = route(req.method_string(), req.target(), context_.server.base_path, context_.sources);
+    switch (route_.kind) {
+      case Route::Kind::kReply:
+        return respond(std::move(route_.reply));
+      case Route::Kind::kWebhook:
+        return read_body(route_.source->config->max_body_bytes);
+      case Route::Kind::kApi:
+      case Route::Kind::kApiReply:
+        project_ = context_.api.authenticate(headers_.get("Authorization"));
+        if (project_ == nullptr) return respond(error(Outcome::kUnauthorized));
+        if (route_.kind == Route::Kind::kApiReply) return respond(std::move(route_.reply));
+        return read_body(context_.server.max_body_bytes);
+      case Route::Kind::kMetrics:
+        return scrape();
+      case Route::Kind::kHealth:
+        return respond(status(Outcome::kHealthy));
+      case Route::Kind::kReady:
+        return respond(context_.committer.ready()
+                           ? status(Outcome::kReady)
+                           : error(Outcome::kUnavailable,
+                                   "the database is unreachable or its schema is not current"));
+    }
+  }
+
+  // Answers with the metrics; when the job counts are due for a refresh, after reading them on
+  // the database pool (never on this thread), or after failing to.
+  void scrape() {
+    Metrics& m = context_.metrics;
+    if (!m.start_jobs_refresh()) return respond(metrics_reply());
+    auto self = derived().shared_from_this();
+    auto answer = [self] {
+      self->loop_.mailbox.post([self] { self->respond(self->metrics_reply()); });
+    };
+    context_.pool.submit(
+        [&m, answer](jobs::Store& store) {
+          m.jobs_counted(store.count_by_status());
+          answer();
+        },
+        [&m, answer](jobs::Outcome) {
+          m.jobs_count_failed();
+          answer();
+        });
+  }
+
+  Reply metrics_reply() {
+    Reply r = success(Outcome::kOk, context_.metrics.render());
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  }
+
+  // The body is refused from its declared length before any of it is read, else while reading.
+  void read_body(std::uint64_t limit) {
+    if (parser_->content_length() && *parser_->content_length() > limit) {
+      return respond(error(Outcome::kPayloadTooLarge));
+    }
+    parser_->body_limit(limit);
+    // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
+    if (parser_->get().version() < 11 ||
+        !text::iequals(headers_.get("Expect").value_or(""), "100-continue")) {
+      return read_body();
+    }
+    lowest().expires_after(context_.server.read_timeout);
+    net::async_write(derived().stream(), net::buffer(kContinue.data(), kContinue.size()),
+                     [self = derived().shared_from_this()](beast::error_code e, std::size_t) {
+                       if (e) return self->close_now();
+                       self->read_body();
+                     });
+  }
+
+  void read_body() {
+    lowest().expires_after(context_.server.read_timeout);
+    http::async_read(derived().stream(), buffer_, *parser_,
+                     [self = derived().shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_body(ec);
+                     });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec == http::error::body_limit) return respond(error(Outcome::kPayloadTooLarge));
+    if (ec) return close_now();
+    if (route_.kind == Route::Kind::kApi) return on_api();
+    Ingest in = ingest(*route_.source, headers_, std::move(parser_->get().body()),
+                       std::chrono::system_clock::now());
+    if (in.outcome == Outcome::kChallenge) return respond(challenge(in.challenge));
+    if (in.outcome != Outcome::kEnqueue) return respond(error(in.outcome, in.detail));
+    event_id_ = in.job.event_id;
+    context_.committer.submit(
+        std::move(in.job), [self = derived().shared_from_this()](jobs::Result result) {
+          self->loop_.mailbox.post(
+              [self, result = std::move(result)] { self->respond(enqueued(result)); });
+        });
+  }
+
+  void on_api() {
+    ApiPlan plan = context_.api.plan(*project_, route_.api, std::move(parser_->get().body()));
+    auto self = derived().shared_from_this();
+    if (plan.reply) return respond(std::move(*plan.reply));
+    // Reads and changes wait for a current schema, as enqueues do in the committer.
+    if (!context_.committer.ready()) return respond(error(Outcome::kUnavailable));
+    if (plan.enqueue) {
+      // The reply is rendered on the connection's thread, not on the committer's.
+      return context_.committer.submit(std::move(*plan.enqueue), [self](jobs::Result result) {
+        self->loop_.mailbox.post(
+            [self, result = std::move(result)] { self->respond(Api::enqueued(result)); });
+      });
+    }
+    context_.pool.submit(
+        [self, work = std::move(plan.work)](jobs::Store& store) {
+          self->loop_.mailbox.post(
+              [self, reply = work(store)]() mutable { self->respond(std::move(reply)); });
+        },
+        [self](jobs::Outcome failure) {
+          self->loop_.mailbox.post([self, failure] { self->respond(store_failure(failure)); });
+        });
+  }
+
+  void respond(Reply reply) {
+    auto& req = parser_->get();
+    // A body we did not read must not be taken for the next request.
+    unread_body_ = !parser_->is_done();
+    keep_alive_ =
+        req.keep_alive() && !unread_body_ && !closing_ && !context_.connections.stopping();
+    render(reply, Framing{req.version() == 10, keep_alive_, origin_.request_id}, response_);
+    record(reply);
+    lowest().expires_after(context_.server.read_timeout);
+    net::async_write(derived().stream(), net::buffer(response_),
+                     [self = derived().shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_write(ec);
+                     });
+  }
+
+  void on_write(beast::error_code ec) {
+    if (ec) return close_now();
+    event_id_.clear();
+    if (keep_alive_) return do_read();
+    if (unread_body_) return lingering_close();
+    derived().close_gracefully();
+  }
+
+  // Logs and counts a finished request. Never secrets, signatures or bodies: the route, the
+  // outcome and the event id only.
+  void record(const Reply& reply) {
+    auto& req = parser_->get();
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started_)
+                      .count();
+    std::string_view target = req.target();
+    std::string_view path = target.substr(0, std::min<std::size_t>(target.find('?'), 128));
+    static const std::string kNoSource;
+    const std::string* source = route_.source ? &route_.source->config->name : &kNoSource;
+    std::string_view outcome = outcome_name(reply.outcome);
+    context_.metrics.request(route_.webhook_path ? source : nullptr, outcome,
+                             std::chrono::microseconds(micros));
+    std::string status = std::to_string(http_status(reply.outcome));
+    std::string us = std::to_string(micros);
+    loop_.log.add({{"request_id", origin_.request_id},
+                   {"client", origin_.client},
+                   {"proto", origin_.proto},
+                   {"method", req.method_string()},
+                   {"path", path},
+                   {"source", route_.source ? std::string_view(*source) : "-"},
+                   {"outcome", outcome},
+                   {"status", status},
+                   {"us", us},
+                   {"event_id", event_id_.empty() ? "-" : std::string_view(event_id_)}});
+  }
+
+ protected:
+  // Ends a connection after its last response: half-close, then read and discard (briefly)
+  // until the client closes, so that nothing it still sends turns our answer into a reset.
+  void lingering_close() {
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().expires_after(kLinger);
+    discard_ = std::make_unique<std::array<char, 4096>>();
+    drain();
+  }
+
+  void drain() {
+    lowest().async_read_some(net::buffer(*discard_), [self = derived().shared_from_this()](
+                                                         beast::error_code ec, std::size_t) {
+      if (ec) return self->close_now();
+      self->drain();
+    });
+  }
+
+  void close_now() {
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+  }
+
+ private:
+  const std::string peer_;  // the address the connection comes from
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  providers::Headers headers_;  // views into the parser's fields
+  std::string response_;
+  std::unique_ptr<std::array<char, 4096>> discard_;
+  Route route_;
+  const config::Project* project_ = nullptr;  // the API key's
+  std::chrono::steady_clock::time_point started_;
+  Origin origin_;
+  std::string event_id_;
+  bool idle_ = true;
+  bool closing_ = false;
+  bool unread_body_ = false;
+  bool keep_alive_ = false;  // of the response being written
+};
+
+class PlainSession : public Session<PlainSession>,
+                     public std::enable_shared_from_this<PlainSession> {
+ public:
+  static constexpr bool kTls = false;
+  PlainSession(Context& context, Loop& loop, tcp::socket&& socket, tcp::endpoint peer)
+      : Session(context, loop, std::move(peer)), stream_(std::move(socket)) {}
+
+  beast::tcp_stream& stream() { return stream_; }
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+  void close_gracefully() { lingering_close(); }
+
+ private:
+  beast::tcp_stream stream_;
+};
+
+class TlsSession : public Session<TlsSession>, public std::enable_shared_from_this<TlsSession> {
+ public:
+  static constexpr bool kTls = true;
+  TlsSession(Context& context, Loop& loop, tcp::socket&& socket, tcp::endpoint peer,
+             std::shared_ptr<ssl::context> ctx)
+      : Session(context, loop, std::move(peer)),
+        ctx_(std::move(ctx)),
+        stream_(std::move(socket), *ctx_) {}
+
+  beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      beast::get_lowest_layer(self->stream_).expires_after(self->context_.server.read_timeout);
+      self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+        if (ec) return self->close_now();
+        self->do_read();
+      });
+    });
+  }
+
+  void close_gracefully() {
+    beast::get_lowest_layer(stream_).expires_after(kLinger);
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->close_now(); });
+  }
+
+ private:
+  // The certificate this connection was accepted with, kept while it lives, whatever reloads.
+  std::shared_ptr<ssl::context> ctx_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+};
+
+template <class S>
+void start(Context& context, std::shared_ptr<S> session) {
+  context.connections.add(session.get(), session);
+  session->start();
+}
+
+}  // namespace
+
+std::size_t Connections::size() {
+  std::lock_guard lock(mutex_);
+  return open_.size();
+}
+
+void Connections::add(Connection* key, std::weak_ptr<Connection> connection) {
+  std::lock_guard lock(mutex_);
+  open_.emplace(key, std::move(connection));
+}
+
+void Connections::remove(Connection* key) {
+  std::function<void()> last;
+  {
+    std::lock_guard lock(mutex_);
+    open_.erase(key);
+    if (open_.empty() && stopping_) last = on_last_;
+  }
+  if (last) last();
+}
+
+std::optional<std::vector<std::shared_ptr<Connection>>> Connections::stop(
+    std::function<void()> on_last) {
+  std::lock_guard lock(mutex_);
+  if (stopping_.exchange(true)) return std::nullopt;
+  std::vector<std::shared_ptr<Connection>> live;
+  for (auto& [key, weak] : open_) {
+    if (auto c = weak.lock()) live.push_back(std::move(c));
+  }
+  on_last_ = std::move(on_last);
+  return live;
+}
+
+void Connections::forget_on_last() {
+  std::lock_guard lock(mutex_);
+  on_last_ = nullptr;
+}
+
+void start_session(Context& context, Loop& loop, tcp::socket socket,
+                   std::shared_ptr<ssl::context> tls) {
+  beast::error_code ec;
+  tcp::endpoint peer = socket.remote_endpoint(ec);
+  // Responses are small and final: send them now rather than wait for more to coalesce.
+  socket.set_option(tcp::no_delay(true), ec);
+  if (tls) {
+    start(context,
+          std::make_shared<TlsSession>(context, loop, std::move(socket), peer, std::move(tls)));
+  } else {
+    start(context, std::make_shared<PlainSession>(context, loop, std::move(socket), peer));
+  }
+}
+
+}  // namespace flare::gateway

@@ -1,0 +1,89 @@
+#include "jobs/connection.hpp"
+
+#include "jobs/enqueue.hpp"
+#include "jobs/sql.hpp"
+#include "jobs/store.hpp"
+
+namespace flare::jobs {
+namespace {
+
+class Wakeup : public pqxx::notification_receiver {
+ public:
+  explicit Wakeup(pqxx::connection_base& c) : notification_receiver(c, kWakeChannel) {}
+  void operator()(const std::string&, int) override {}
+};
+
+}  // namespace
+
+std::string with_defaults(const std::string& url) {
+  const std::pair<const char*, const char*> defaults[] = {{"connect_timeout", "5"},
+                                                          {"keepalives_idle", "10"},
+                                                          {"keepalives_interval", "5"},
+                                                          {"keepalives_count", "3"}};
+  bool uri = url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+  std::string out = url;
+  for (auto [key, value] : defaults) {
+    if (url.find(key) != std::string::npos) continue;
+    if (uri) {
+      out += out.find('?') == std::string::npos ? '?' : '&';
+      out += std::string(key) + "=" + value;
+    } else {
+      out = std::string(key) + "=" + value + " " + out;
+    }
+  }
+  return out;
+}
+
+bool transient(std::string_view sqlstate) {
+  for (std::string_view cls : {"08", "57", "53", "40"}) {
+    if (sqlstate.substr(0, 2) == cls) return true;
+  }
+  return false;
+}
+
+void fail(std::string_view what, std::string_view sqlstate, std::string_view detail) {
+  std::string where(what);
+  if (sqlstate.empty()) throw Unavailable(where + ": " + std::string(detail));
+  if (transient(sqlstate)) throw Unavailable(where + ": SQLSTATE " + std::string(sqlstate));
+  throw std::runtime_error(where + ": refused by the database (SQLSTATE " + std::string(sqlstate) +
+                           ")");
+}
+
+// Statements are parsed once per connection. Each execution is planned with its values: a
+// generic plan, made once while the table was small, kept a lookup on a sequential scan as the
+// table grew (measured: half the throughput).
+pqxx::connection& Connection::get() {
+  if (!conn_ || !conn_->is_open()) {
+    wakeup_.reset();
+    conn_ = std::make_unique<pqxx::connection>(url_);
+    // A statement stuck on a lock must not hold every waiting request hostage.
+    pqxx::nontransaction(*conn_).exec(
+        "SET statement_timeout = 10000; SET plan_cache_mode = force_custom_plan");
+    conn_->prepare(kEnqueueKeyed, enqueue_sql(true));
+    conn_->prepare(kEnqueue, enqueue_sql(false));
+    conn_->prepare(kLookupIds, kLookupIdsSql);
+  }
+  return *conn_;
+}
+
+void Connection::drop() {
+  wakeup_.reset();
+  conn_.reset();
+}
+
+bool Connection::await_wakeup(std::chrono::milliseconds timeout) {
+  try {
+    pqxx::connection& c = get();
+    if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(c);
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+    return c.await_notification(micros / 1'000'000, micros % 1'000'000) > 0;
+  } catch (const pqxx::broken_connection& e) {
+    drop();
+    fail("listen", {}, e.what());
+  } catch (const pqxx::sql_error& e) {
+    drop();
+    fail("listen", e.sqlstate());
+  }
+}
+
+}  // namespace flare::jobs

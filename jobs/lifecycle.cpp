@@ -1,0 +1,236 @@
+// The lifecycle of a job after its enqueue: reads, the API's and the operator's changes, and the
+// leases of claims, heartbeats and attempts' outcomes.
+#include <algorithm>
+
+#include "jobs/connection.hpp"
+#include "jobs/enqueue.hpp"
+#include "jobs/sql.hpp"
+#include "jobs/store.hpp"
+
+namespace flare::jobs {
+namespace {
+
+// Every read of a job selects these, in this order (see read_job).
+constexpr const char* kJobColumns =
+    "id::text, project_id, idempotency_key, type, status, attempts, max_attempts, priority, "
+    "payload, content_type, source, event_id, last_error, lease_token::text, " FLARE_TS(
+        "created_at") ", " FLARE_TS("updated_at") ", " FLARE_TS("run_at") ", " FLARE_TS(
+        "completed_at") ", " FLARE_TS("locked_until");
+
+std::optional<std::string> nullable(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<std::string>();
+}
+
+Job read_job(const pqxx::row& r) {
+  Job job;
+  job.id = r[0].as<std::string>();
+  job.project_id = r[1].as<std::string>();
+  job.idempotency_key = nullable(r[2]);
+  job.type = r[3].as<std::string>();
+  job.status = status_of(r[4].c_str());
+  job.attempts = r[5].as<int>();
+  job.max_attempts = r[6].as<int>();
+  job.priority = r[7].as<int>();
+  job.payload = pqxx::binarystring(r[8]).str();
+  job.content_type = r[9].as<std::string>();
+  job.source = nullable(r[10]);
+  job.event_id = nullable(r[11]);
+  job.last_error = nullable(r[12]);
+  job.lease_token = nullable(r[13]);
+  job.created_at = r[14].as<std::string>();
+  job.updated_at = r[15].as<std::string>();
+  job.run_at = r[16].as<std::string>();
+  job.completed_at = nullable(r[17]);
+  job.locked_until = nullable(r[18]);
+  return job;
+}
+
+std::string select_job(const std::string& where) {
+  return std::string("SELECT ") + kJobColumns + " FROM jobs WHERE " + where;
+}
+
+std::string update_job(const std::string& set_and_where) {
+  return "UPDATE jobs SET " + set_and_where + " RETURNING " + kJobColumns;
+}
+
+// The job after an UPDATE that matched nothing: gone, or in the wrong state.
+Changed unchanged(pqxx::work& tx, const std::string& project, const std::string& id,
+                  Change otherwise) {
+  pqxx::result r = tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"), project, id);
+  if (r.empty()) return {Change::kNotFound, std::nullopt};
+  return {otherwise, read_job(r[0])};
+}
+
+// One job's state change: `set_where` is an UPDATE of job $1/$2 guarded by the state it
+// needs; when the guard fails, `otherwise` says why.
+template <class... Args>
+Changed change(Connection& db, const char* what, Change otherwise, const std::string& set_where,
+               const std::string& project, const std::string& id, const Args&... args) {
+  return db.run(what, [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(update_job(set_where), project, id, args...);
+    Changed out =
+        r.empty() ? unchanged(tx, project, id, otherwise) : Changed{Change::kDone, read_job(r[0])};
+    // A job that is due again wakes the push workers.
+    if (out.change == Change::kDone &&
+        (out.job->status == Status::kQueued || out.job->status == Status::kRetrying)) {
+      tx.exec("NOTIFY " + std::string(kWakeChannel));
+    }
+    tx.commit();
+    return out;
+  });
+}
+
+}  // namespace
+
+std::optional<Job> Store::get(const std::string& project, const std::string& id) {
+  return db_->run("get", [&](pqxx::work& tx) -> std::optional<Job> {
+    pqxx::result r = tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"), project, id);
+    if (r.empty()) return std::nullopt;
+    return read_job(r[0]);
+  });
+}
+
+Page Store::list(const std::string& project, const ListQuery& query) {
+  return db_->run("list", [&](pqxx::work& tx) {
+    // One more than asked tells whether another page follows.
+    pqxx::result r = tx.exec_params(
+        select_job("project_id = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR type = $3) "
+                   "AND id < $4::uuid ORDER BY id DESC LIMIT $5"),
+        project, query.status ? std::string(name(*query.status)) : "", query.type,
+        query.after.value_or("ffffffff-ffff-ffff-ffff-ffffffffffff"), query.limit + 1);
+    Page page;
+    for (const auto& row : r) {
+      if (static_cast<int>(page.jobs.size()) == query.limit) {
+        page.next = page.jobs.back().id;
+        break;
+      }
+      page.jobs.push_back(read_job(row));
+    }
+    return page;
+  });
+}
+
+Changed Store::retry(const std::string& project, const std::string& id) {
+  return change(*db_, "retry", Change::kWrongStatus,
+                "status = 'queued', run_at = now(), updated_at = now(), completed_at = "
+                "NULL, max_attempts = attempts + attempt_allowance WHERE project_id = $1 "
+                "AND id = $2::uuid AND status IN ('dead', 'cancelled')",
+                project, id);
+}
+
+Changed Store::cancel(const std::string& project, const std::string& id) {
+  return change(*db_, "cancel", Change::kWrongStatus,
+                "status = 'cancelled', updated_at = now() WHERE project_id = $1 AND id = "
+                "$2::uuid AND status IN ('queued', 'retrying')",
+                project, id);
+}
+
+bool Store::remove(const std::string& project, const std::string& id) {
+  return db_->run("remove", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
+        "DELETE FROM jobs WHERE project_id = $1 AND id = $2::uuid RETURNING 1", project, id);
+    tx.commit();
+    return !r.empty();
+  });
+}
+
+std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_seconds) {
+  BinaryArray type_array(BinaryArray::kText), source_array(BinaryArray::kText);
+  for (const std::string& t : scope.types) type_array.text(t);
+  for (const std::string& s : scope.sources) source_array.text(s);
+  const pqxx::binarystring types(type_array.str()), sources(source_array.str());
+  const std::string in_scope =
+      "($1 = '' OR project_id = $1) AND (cardinality($2::text[]) = 0 OR type = ANY($2::text[])) "
+      "AND (cardinality($3::text[]) = 0 OR source = ANY($3::text[]))";
+  return db_->run("claim", [&](pqxx::work& tx) {
+    // A lease that ran out on the last allowed attempt ends the job: no attempt is left.
+    tx.exec_params(
+        "UPDATE jobs SET status = 'dead', lease_token = NULL, locked_until = NULL, "
+        "updated_at = now(), last_error = 'the lease of the last attempt ran out' "
+        "WHERE " +
+            in_scope +
+            " AND status = 'running' AND locked_until < now() AND attempts >= "
+            "max_attempts",
+        scope.project, types, sources);
+    pqxx::result r = tx.exec_params(
+        "WITH due AS (SELECT project_id AS due_project, id AS due_id FROM jobs WHERE " + in_scope +
+            " AND ((status IN ('queued', 'retrying') AND run_at <= now()) OR (status = "
+            "'running' AND locked_until < now())) ORDER BY priority DESC, run_at LIMIT $4 FOR "
+            "UPDATE SKIP LOCKED) " +
+            update_job("status = 'running', attempts = attempts + 1, lease_token = "
+                       "gen_random_uuid(), locked_until = now() + make_interval(secs => "
+                       "$5::double precision), updated_at = now() FROM due WHERE project_id = "
+                       "due_project AND id = due_id"),
+        scope.project, types, sources, max, lease_seconds);
+    std::vector<Job> claimed;
+    for (const auto& row : r) claimed.push_back(read_job(row));
+    std::sort(claimed.begin(), claimed.end(), [](const Job& a, const Job& b) {
+      return a.priority != b.priority ? a.priority > b.priority : a.run_at < b.run_at;
+    });
+    tx.commit();
+    return claimed;
+  });
+}
+
+Changed Store::heartbeat(const std::string& project, const std::string& id,
+                         const std::string& token, int lease_seconds) {
+  return change(*db_, "heartbeat", Change::kLeaseLost,
+                "locked_until = now() + make_interval(secs => $4::double precision), "
+                "updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND status = "
+                "'running' AND lease_token = $3::uuid",
+                project, id, token, lease_seconds);
+}
+
+Changed Store::complete(const std::string& project, const std::string& id,
+                        const std::string& token) {
+  return change(*db_, "complete", Change::kLeaseLost,
+                "status = 'succeeded', completed_at = now(), updated_at = now(), "
+                "lease_token = NULL, locked_until = NULL WHERE project_id = $1 AND id = "
+                "$2::uuid AND status = 'running' AND lease_token = $3::uuid",
+                project, id, token);
+}
+
+Changed Store::fail(const std::string& project, const std::string& id, const std::string& token,
+                    const std::string& error, bool retry, const Backoff& backoff) {
+  return db_->run("fail", [&](pqxx::work& tx) {
+    pqxx::result held = tx.exec_params(
+        select_job("project_id = $1 AND id = $2::uuid AND status = 'running' AND lease_token = "
+                   "$3::uuid FOR UPDATE"),
+        project, id, token);
+    if (held.empty()) return unchanged(tx, project, id, Change::kLeaseLost);
+    Job job = read_job(held[0]);
+    bool again = retry && job.attempts < job.max_attempts;
+    pqxx::result r = tx.exec_params(
+        update_job("status = $4, last_error = $5, run_at = CASE WHEN $4 = 'retrying' THEN now() "
+                   "+ $6::bigint * interval '1 millisecond' ELSE run_at END, lease_token = NULL, "
+                   "locked_until = NULL, updated_at = now() WHERE project_id = $1 AND id = "
+                   "$2::uuid AND lease_token = $3::uuid"),
+        project, id, token, std::string(name(again ? Status::kRetrying : Status::kDead)), error,
+        again ? static_cast<std::int64_t>(backoff(job).count()) : 0);
+    tx.commit();
+    return Changed{Change::kDone, read_job(r[0])};
+  });
+}
+
+Changed Store::release(const std::string& project, const std::string& id,
+                       const std::string& token) {
+  return change(*db_, "release", Change::kLeaseLost,
+                "status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END, "
+                "attempts = attempts - 1, run_at = now(), lease_token = NULL, locked_until "
+                "= NULL, updated_at = now() WHERE project_id = $1 AND id = $2::uuid AND "
+                "status = 'running' AND lease_token = $3::uuid",
+                project, id, token);
+}
+
+std::vector<std::pair<Status, std::int64_t>> Store::count_by_status() {
+  return db_->run("count", [&](pqxx::work& tx) {
+    std::vector<std::pair<Status, std::int64_t>> out;
+    for (const auto& row : tx.exec("SELECT status, count(*) FROM jobs GROUP BY status")) {
+      out.emplace_back(status_of(row[0].c_str()), row[1].as<std::int64_t>());
+    }
+    return out;
+  });
+}
+
+}  // namespace flare::jobs

@@ -1,0 +1,150 @@
+#include "jobs/pipeline.hpp"
+
+#include <libpq-fe.h>
+
+#include <array>
+
+#include "jobs/connection.hpp"
+
+namespace flare::jobs {
+namespace {
+
+struct ClearResult {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Answer = std::unique_ptr<PGresult, ClearResult>;
+
+}  // namespace
+
+struct Pipeline::Sent {
+  std::vector<std::string> ids;
+  BatchPlan plan;
+  EnqueueRound round;
+  Answer answer;            // the statement's first result
+  int results = 0;          // how many it gave before the sync point
+  bool synced = false;      // the sync point came: the statement committed, or nothing did
+  bool lost = false;        // no answer will come: the connection broke
+  std::string unreachable;  // set when the batch was never sent: no connection
+};
+
+void Pipeline::ClosePipe::operator()(pg_conn* c) const { PQfinish(c); }
+
+Pipeline::Pipeline(const std::string& url, Store& fallback)
+    : url_(with_defaults(url)), fallback_(fallback) {}
+
+Pipeline::~Pipeline() = default;
+
+// The enqueue statements have one possible plan each, whatever the table holds (a sequential
+// scan ruled out): this connection plans them once. Planning them for every batch cost
+// PostgreSQL about a sixth of its time.
+void Pipeline::open() {
+  std::unique_ptr<pg_conn, ClosePipe> c(PQconnectdb(url_.c_str()));
+  if (PQstatus(c.get()) != CONNECTION_OK) fail("pipeline", {}, PQerrorMessage(c.get()));
+  Answer set(PQexec(c.get(),
+                    "SET statement_timeout = 10000; SET plan_cache_mode = force_generic_plan; "
+                    "SET enable_seqscan = off"));
+  bool ok = PQresultStatus(set.get()) == PGRES_COMMAND_OK;
+  for (bool keyed : {true, false}) {
+    if (!ok) break;
+    Answer prepared(PQprepare(c.get(), keyed ? kEnqueueKeyed : kEnqueue, enqueue_sql(keyed).c_str(),
+                              0, nullptr));
+    ok = PQresultStatus(prepared.get()) == PGRES_COMMAND_OK;
+  }
+  // A connection that cannot be made ready is as good as none, whatever the reason.
+  if (!ok || PQenterPipelineMode(c.get()) != 1) fail("pipeline", {}, PQerrorMessage(c.get()));
+  conn_ = std::move(c);
+}
+
+void Pipeline::lose() {
+  conn_.reset();
+  for (Sent& s : sent_) s.lost = s.lost || !s.synced;
+}
+
+void Pipeline::send(const std::vector<NewJob>& jobs) {
+  std::vector<std::string> ids = new_job_ids(jobs.size());
+  BatchPlan plan = plan_batch(jobs);
+  EnqueueRound round(jobs, ids, plan.todo);
+  Sent& s = sent_.emplace_back(
+      Sent{std::move(ids), std::move(plan), std::move(round), {}, 0, false, false, {}});
+  if (!conn_) {
+    try {
+      open();
+    } catch (const Unavailable& e) {
+      s.unreachable = e.what();
+      return;
+    }
+  }
+  std::array<const char*, EnqueueRound::kParams> values;
+  std::array<int, EnqueueRound::kParams> lengths;
+  std::array<int, EnqueueRound::kParams> formats;
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    values[k] = s.round.params[k].data();
+    lengths[k] = static_cast<int>(s.round.params[k].size());
+    formats[k] = 1;
+  }
+  if (PQsendQueryPrepared(conn_.get(), s.round.statement(), EnqueueRound::kParams, values.data(),
+                          lengths.data(), formats.data(), 0) != 1 ||
+      PQpipelineSync(conn_.get()) != 1) {
+    lose();
+  }
+  s.round.params = {};
+}
+
+std::size_t Pipeline::sent() const { return sent_.size(); }
+
+int Pipeline::socket() const { return conn_ ? PQsocket(conn_.get()) : -1; }
+
+bool Pipeline::oldest_answered() {
+  if (sent_.empty()) return false;
+  Sent& s = sent_.front();
+  if (s.synced || s.lost || !s.unreachable.empty()) return true;
+  if (PQconsumeInput(conn_.get()) != 1) {
+    lose();
+    return true;
+  }
+  while (PQisBusy(conn_.get()) == 0) {
+    Answer r(PQgetResult(conn_.get()));
+    if (!r) {
+      // The end of the statement's results, before its sync point; or a broken connection.
+      if (PQstatus(conn_.get()) != CONNECTION_OK) {
+        lose();
+        return true;
+      }
+      continue;
+    }
+    if (PQresultStatus(r.get()) == PGRES_PIPELINE_SYNC) {
+      s.synced = true;
+      return true;
+    }
+    if (++s.results == 1) s.answer = std::move(r);
+  }
+  return false;
+}
+
+std::vector<Enqueued> Pipeline::receive(const std::vector<NewJob>& jobs) {
+  Sent s = std::move(sent_.front());
+  sent_.pop_front();
+  if (!s.unreachable.empty()) throw Unavailable("enqueue: " + s.unreachable);
+  if (s.synced && s.results == 1 && PQresultStatus(s.answer.get()) == PGRES_TUPLES_OK) {
+    std::vector<Enqueued> results(jobs.size());
+    PGresult* a = s.answer.get();
+    auto view = [a](int row, int column) {
+      return std::string_view(PQgetvalue(a, row, column),
+                              static_cast<std::size_t>(PQgetlength(a, row, column)));
+    };
+    for (int row = 0; row < PQntuples(a); ++row) {
+      s.round.read(s.ids, {view(row, 0), view(row, 1), view(row, 2), view(row, 3), view(row, 4)},
+                   results);
+    }
+    if (s.round.unanswered(jobs, results).empty()) {
+      answer_repeats(s.plan, results);
+      return results;
+    }
+  }
+  // Refused, lost with the connection, or a job left without an answer (a key that moved
+  // while the statement ran): once more on the fallback's connection, with the same ids, which
+  // finds whatever this attempt stored.
+  return fallback_.enqueue(jobs, s.ids);
+}
+
+}  // namespace flare::jobs

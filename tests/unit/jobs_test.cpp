@@ -1,0 +1,99 @@
+// The pure parts of jobs/: the retry policy, the enqueue statement's parameters and batch plan.
+#include <gtest/gtest.h>
+
+#include "jobs/enqueue.hpp"
+#include "jobs/retry.hpp"
+
+namespace flare::jobs {
+namespace {
+
+TEST(Backoff, ExponentialWithFullJitterUpToTheCap) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(backoff(1, 1000, 3'600'000, 0.0), milliseconds(0));
+  EXPECT_EQ(backoff(1, 1000, 3'600'000, 0.9999999), milliseconds(1000));
+  EXPECT_EQ(backoff(3, 1000, 3'600'000, 0.9999999), milliseconds(4000));
+  EXPECT_EQ(backoff(3, 1000, 3'600'000, 0.5), milliseconds(2000));
+  EXPECT_EQ(backoff(30, 1000, 3'600'000, 0.9999999), milliseconds(3'600'000));
+  EXPECT_EQ(backoff(1000, 1000, 3'600'000, 0.9999999), milliseconds(3'600'000));
+}
+
+TEST(RetryDelay, BySourceOrElseByTheWorkersPolicy) {
+  config::Config c;
+  c.workers.retry = {5, 1000, 1000};
+  c.sources.resize(1);
+  c.sources[0].name = "stripe";
+  c.sources[0].retry = {5, 1, 1};
+  Job from_stripe;
+  from_stripe.source = "stripe";
+  from_stripe.attempts = 1;
+  Job from_api;
+  from_api.attempts = 1;
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_LE(retry_delay(c, from_stripe).count(), 1);
+    EXPECT_LE(retry_delay(c, from_api).count(), 1000);
+  }
+}
+
+TEST(Status, NamesRoundTrip) {
+  for (Status s : kStatuses) EXPECT_EQ(status_named(name(s)), s);
+  EXPECT_FALSE(status_named("lost"));
+  EXPECT_EQ(status_names(), "queued, running, succeeded, retrying, dead, cancelled");
+}
+
+// array_send's layout: dimensions, null flag, element type, size, lower bound, then each element
+// as its length and bytes (-1 and none for NULL), every integer big-endian.
+TEST(BinaryArray, PostgresBinaryArrayFormat) {
+  BinaryArray ints(BinaryArray::kInt4);
+  ints.int4(1);
+  ints.int4(-2);
+  EXPECT_EQ(ints.str(), std::string("\0\0\0\1"
+                                    "\0\0\0\0"
+                                    "\0\0\0\x17"
+                                    "\0\0\0\2"
+                                    "\0\0\0\1"
+                                    "\0\0\0\4\0\0\0\1"
+                                    "\0\0\0\4\xff\xff\xff\xfe",
+                                    36));
+  BinaryArray times(BinaryArray::kInt8);
+  times.int8(std::nullopt);
+  EXPECT_EQ(times.str(),
+            std::string("\0\0\0\1\0\0\0\1\0\0\0\x14\0\0\0\1\0\0\0\1\xff\xff\xff\xff", 24));
+  BinaryArray ids(BinaryArray::kUuid);
+  ids.uuid("0190a5c2-7c3e-7d4a-9b1f-0123456789AB");
+  EXPECT_EQ(ids.str().substr(20), std::string("\0\0\0\x10\x01\x90\xa5\xc2\x7c\x3e\x7d\x4a\x9b\x1f"
+                                              "\x01\x23\x45\x67\x89\xab",
+                                              20));
+  EXPECT_THROW(ids.uuid("not-a-uuid"), std::runtime_error);
+}
+
+// Jobs without a key first, then one job per key in key order (the lock order); a repeated key
+// takes its first job's answer as a duplicate.
+TEST(PlanBatch, KeysInOrderOncePerBatch) {
+  auto job = [](std::string project, std::string key) {
+    NewJob j;
+    j.project_id = std::move(project);
+    j.idempotency_key = std::move(key);
+    return j;
+  };
+  std::vector<NewJob> jobs = {job("p", "b"), job("p", ""), job("p", "a"), job("p", "b"),
+                              job("o", "b")};
+  BatchPlan plan = plan_batch(jobs);
+  EXPECT_EQ(plan.todo, (std::vector<std::size_t>{1, 4, 2, 0}));
+  EXPECT_EQ(plan.first, (std::vector<std::size_t>{0, 1, 2, 0, 4}));
+  std::vector<Enqueued> results(5);
+  results[0] = {"id-b", true, Status::kQueued, "t", "t"};
+  answer_repeats(plan, results);
+  EXPECT_EQ(results[3].job_id, "id-b");
+  EXPECT_FALSE(results[3].created);
+}
+
+TEST(NewJobId, Version7InTimeOrder) {
+  std::string a = new_job_id();
+  EXPECT_EQ(a.size(), 36u);
+  EXPECT_EQ(a[14], '7');
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos);
+  EXPECT_EQ(new_job_ids(3).size(), 3u);
+}
+
+}  // namespace
+}  // namespace flare::jobs
