@@ -481,9 +481,9 @@ void read_destination(Reader& r, const YAML::Node& node, const std::string& path
     r.error(node, path + ".url", "required");
   }
   if (const YAML::Node n = node["secret"]) {
-    if (auto text = r.string(n, path + ".secret")) {
+    if (auto secret = r.string(n, path + ".secret")) {
       std::optional<std::string> key;
-      if (text->rfind("whsec_", 0) == 0) key = text::decode_base64(text->substr(6));
+      if (secret->rfind("whsec_", 0) == 0) key = text::decode_base64(secret->substr(6));
       if (!key || key->size() < 16) {
         r.error(n, path + ".secret", "expected whsec_ and the base64 of at least 16 bytes");
       } else {
@@ -504,10 +504,10 @@ void read_destination(Reader& r, const YAML::Node& node, const std::string& path
 // One secret's text: an empty one is an unset optional secret, e.g. "${PREVIOUS_SECRET:-}".
 std::optional<std::string> read_secret(Reader& r, const YAML::Node& n, const std::string& path,
                                        bool standard) {
-  auto text = r.string(n, path);
-  if (!text || text->empty() || !standard) return text;
+  auto secret = r.string(n, path);
+  if (!secret || secret->empty() || !standard) return secret;
   // Standard Webhooks secrets are whsec_<base64>; the key is the decoded bytes.
-  std::string_view b64 = *text;
+  std::string_view b64 = *secret;
   if (b64.substr(0, 6) == "whsec_") b64.remove_prefix(6);
   std::optional<std::string> key = text::decode_base64(b64);
   if (!key || key->empty()) {
@@ -538,12 +538,12 @@ void read_secrets(Reader& r, const YAML::Node& n, const std::string& path, bool 
         r.error(entry, kpath + ".value", "required");
       }
       if (const YAML::Node at = entry["not_after"]) {
-        auto text = r.string(at, kpath + ".not_after");
-        std::optional<std::int64_t> micros = text ? text::parse_rfc3339(*text) : std::nullopt;
+        auto time = r.string(at, kpath + ".not_after");
+        std::optional<std::int64_t> micros = time ? text::parse_rfc3339(*time) : std::nullopt;
         if (micros) {
           secret.not_after =
               std::chrono::system_clock::time_point(std::chrono::microseconds(*micros));
-        } else if (text) {
+        } else if (time) {
           r.error(at, kpath + ".not_after",
                   "expected an RFC 3339 date-time, e.g. 2026-12-31T00:00:00Z");
           key.reset();
@@ -792,11 +792,11 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
       }
     }
     if (const YAML::Node n = s["job_type"]) {
-      if (auto text = r.string(n, path + ".job_type")) {
-        if (text->empty() || text->size() > text::kMaxTypeLength) {
+      if (auto type = r.string(n, path + ".job_type")) {
+        if (type->empty() || type->size() > text::kMaxTypeLength) {
           r.error(n, path + ".job_type", "expected 1 to 200 characters");
         }
-        source.job_type = *text;
+        source.job_type = *type;
       }
     }
     if (const YAML::Node n = s["event_id_header"]) {

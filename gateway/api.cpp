@@ -65,7 +65,7 @@ void write_job(Writer& w, const jobs::Job& job, bool claimed) {
   string(w, "type");
   string(w, job.type);
   string(w, "status");
-  string(w, jobs::name(job.status));
+  string(w, jobs::to_string(job.status));
   string(w, "attempts");
   w.Int(job.attempts);
   string(w, "max_attempts");
@@ -126,10 +126,11 @@ Reply changed_reply(const jobs::Changed& c) {
     case jobs::Change::kNotFound:
       return error(Outcome::kJobNotFound);
     case jobs::Change::kWrongStatus:
-      return error(Outcome::kInvalidStatus, "the job is " + std::string(jobs::name(c.job->status)),
-                   {{"status", jobs::name(c.job->status)}});
+      return error(Outcome::kInvalidStatus,
+                   "the job is " + std::string(jobs::to_string(c.job->status)),
+                   {{"status", jobs::to_string(c.job->status)}});
     case jobs::Change::kLeaseLost:
-      return error(Outcome::kLeaseLost, {}, {{"status", jobs::name(c.job->status)}});
+      return error(Outcome::kLeaseLost, {}, {{"status", jobs::to_string(c.job->status)}});
   }
   return error(Outcome::kInternal);
 }
@@ -326,7 +327,7 @@ Reply Api::enqueued(const jobs::Result& result) {
       return error(
           Outcome::kIdempotencyConflict,
           "a job with this idempotency key already exists in this project",
-          {{"job_id", result.stored.job_id}, {"status", jobs::name(result.stored.status)}});
+          {{"job_id", result.stored.job_id}, {"status", jobs::to_string(result.stored.status)}});
     case jobs::Outcome::kUnavailable:
     case jobs::Outcome::kFailed:
       break;
@@ -347,7 +348,7 @@ ApiPlan Api::list(const config::Project& project, std::string_view query) const 
     std::string value =
         eq == std::string_view::npos ? "" : text::percent_decode(pair.substr(eq + 1));
     if (name == "status") {
-      q.status = jobs::status_named(value);
+      q.status = jobs::parse_status(value);
       if (!q.status) return answer(invalid("status", "one of " + jobs::status_names()));
     } else if (name == "type") {
       if (value.empty() || value.size() > 4 * text::kMaxTypeLength) {

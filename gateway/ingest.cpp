@@ -47,7 +47,7 @@ Sources make_sources(const config::Config& config) {
   return out;
 }
 
-Reply enqueued(const jobs::Result& result) {
+Reply webhook_reply(const jobs::Result& result) {
   if (result.outcome != jobs::Outcome::kCreated && result.outcome != jobs::Outcome::kDuplicate) {
     return store_failure(result.outcome);
   }

@@ -39,7 +39,7 @@ Ingest ingest(const Source& source, const providers::Headers& headers, std::stri
               std::chrono::system_clock::time_point now);
 
 // The answer to a webhook once the committer is done: 202 accepted, 200 duplicate, 503 or 500.
-Reply enqueued(const jobs::Result& result);
+Reply webhook_reply(const jobs::Result& result);
 
 // Fills the source's key template; nullopt when the event id is empty, holds a control
 // character or invalid UTF-8, or the key would exceed 200 characters.

@@ -246,7 +246,7 @@ int jobs_command(const std::vector<std::string>& args) {
     using flare::jobs::Status;
     std::vector<std::optional<Status>> statuses = {Status::kDead, std::nullopt};
     if (opts->count("--status")) {
-      statuses = {flare::jobs::status_named(opts->at("--status"))};
+      statuses = {flare::jobs::parse_status(opts->at("--status"))};
       if (!statuses[0]) {
         return usage_error("--status takes one of " + flare::jobs::status_names());
       }
@@ -274,11 +274,12 @@ int jobs_command(const std::vector<std::string>& args) {
   }
   flare::jobs::Changed changed = store.retry(job->project_id, id);
   if (changed.change != flare::jobs::Change::kDone) {
-    std::cerr << "flare-gateway: job " << id << " is " << flare::jobs::name(changed.job->status)
+    std::cerr << "flare-gateway: job " << id << " is "
+              << flare::jobs::to_string(changed.job->status)
               << ": only dead or cancelled jobs can be retried\n";
     return kExitFailure;
   }
-  std::cout << "job " << id << " is " << flare::jobs::name(changed.job->status)
+  std::cout << "job " << id << " is " << flare::jobs::to_string(changed.job->status)
             << " again, due now\n";
   return 0;
 }

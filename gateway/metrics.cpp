@@ -91,8 +91,8 @@ bool Metrics::start_jobs_refresh() {
 void Metrics::jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts) {
   std::lock_guard lock(mutex_);
   jobs_.clear();
-  for (jobs::Status status : jobs::kStatuses) jobs_[jobs::name(status)] = 0;
-  for (auto [status, count] : counts) jobs_[jobs::name(status)] = count;
+  for (jobs::Status status : jobs::kStatuses) jobs_[jobs::to_string(status)] = 0;
+  for (auto [status, count] : counts) jobs_[jobs::to_string(status)] = count;
   jobs_read_ = std::chrono::steady_clock::now();
   jobs_refreshing_ = false;
 }

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "gateway/outcome.hpp"
-#include "jobs/committer.hpp"
+#include "jobs/job.hpp"
 
 namespace flare::gateway {
 

@@ -34,8 +34,8 @@ struct Route {
   enum class Kind {
     kWebhook,   // read the body (up to the source's limit), then ingest
     kApi,       // authenticate, read the body, then plan
-    kApiReply,  // a /v1/jobs path without this endpoint: `reply` once authenticated, so that
-                // an unauthenticated caller learns nothing of the API's routes
+    kApiReply,  // a /v1/jobs path without this endpoint: `reply` once authenticated (and the
+                // body read), so that an unauthenticated caller learns nothing of the routes
     kMetrics,   // GET /metrics
     kHealth,    // GET /healthz
     kReady,     // GET /readyz

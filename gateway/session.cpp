@@ -109,7 +109,8 @@ class Session : public Connection {
       case Route::Kind::kApiReply:
         project_ = context_.api.authenticate(headers_.get("Authorization"));
         if (project_ == nullptr) return respond(error(Outcome::kUnauthorized));
-        if (route_.kind == Route::Kind::kApiReply) return respond(std::move(route_.reply));
+        // An authenticated client's body is read even for a route it got wrong, so that its
+        // connection stays open.
         return read_body(context_.server.max_body_bytes);
       case Route::Kind::kMetrics:
         return scrape();
@@ -179,6 +180,7 @@ class Session : public Connection {
   void on_body(beast::error_code ec) {
     if (ec == http::error::body_limit) return respond(error(Outcome::kPayloadTooLarge));
     if (ec) return close_now();
+    if (route_.kind == Route::Kind::kApiReply) return respond(std::move(route_.reply));
     if (route_.kind == Route::Kind::kApi) return on_api();
     Ingest in = ingest(*route_.source, headers_, std::move(parser_->get().body()),
                        std::chrono::system_clock::now());
@@ -188,7 +190,7 @@ class Session : public Connection {
     context_.committer.submit(
         std::move(in.job), [self = derived().shared_from_this()](jobs::Result result) {
           self->loop_.mailbox.post(
-              [self, result = std::move(result)] { self->respond(enqueued(result)); });
+              [self, result = std::move(result)] { self->respond(webhook_reply(result)); });
         });
   }
 

@@ -51,7 +51,7 @@ std::string jobs_table(const std::vector<jobs::Job>& jobs) {
     std::array<std::string, kColumns> fields = {
         j.id,
         j.project_id,
-        std::string(jobs::name(j.status)),
+        std::string(jobs::to_string(j.status)),
         std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts),
         j.type,
         j.idempotency_key.value_or("-"),
@@ -86,7 +86,7 @@ std::string job_details(const jobs::Job& j) {
   };
   line("id", j.id);
   line("project", j.project_id);
-  line("status", std::string(jobs::name(j.status)));
+  line("status", std::string(jobs::to_string(j.status)));
   line("type", join(points(j.type)));
   line("idempotency_key", optional(j.idempotency_key));
   line("source", optional(j.source));

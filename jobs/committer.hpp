@@ -24,13 +24,6 @@
 
 namespace flare::jobs {
 
-enum class Outcome {
-  kCreated,
-  kDuplicate,
-  kUnavailable,  // nothing stored: the database is unreachable, unmigrated or overloaded
-  kFailed,       // nothing stored: the database refused this job on its own
-};
-
 struct Result {
   Outcome outcome;
   Enqueued stored;  // set for kCreated and kDuplicate

@@ -17,16 +17,16 @@ inline constexpr std::array<Status, 6> kStatuses = {Status::kQueued,    Status::
                                                     Status::kSucceeded, Status::kRetrying,
                                                     Status::kDead,      Status::kCancelled};
 
-constexpr std::string_view name(Status status) {
+constexpr std::string_view to_string(Status status) {
   constexpr std::string_view kNames[] = {"queued",   "running", "succeeded",
                                          "retrying", "dead",    "cancelled"};
   return kNames[static_cast<int>(status)];
 }
 
 // nullopt for a name no status has.
-constexpr std::optional<Status> status_named(std::string_view label) {
+constexpr std::optional<Status> parse_status(std::string_view label) {
   for (Status s : kStatuses) {
-    if (name(s) == label) return s;
+    if (to_string(s) == label) return s;
   }
   return std::nullopt;
 }
@@ -34,9 +34,18 @@ constexpr std::optional<Status> status_named(std::string_view label) {
 // "queued, running, ..., cancelled": the choices, for a message that lists them.
 inline std::string status_names() {
   std::string out;
-  for (Status s : kStatuses) out.append(out.empty() ? "" : ", ").append(name(s));
+  for (Status s : kStatuses) out.append(out.empty() ? "" : ", ").append(to_string(s));
   return out;
 }
+
+// How a request to the store ended: an enqueue's new job or duplicate, or a failure of any
+// request.
+enum class Outcome {
+  kCreated,
+  kDuplicate,
+  kUnavailable,  // the database is unreachable, unmigrated or overloaded: try again later
+  kFailed,       // the database refused the request
+};
 
 struct NewJob {
   std::string project_id;

@@ -2,7 +2,7 @@
 // leases of claims, heartbeats and attempts' outcomes.
 #include <algorithm>
 
-#include "jobs/connection.hpp"
+#include "jobs/database.hpp"
 #include "jobs/enqueue.hpp"
 #include "jobs/sql.hpp"
 #include "jobs/store.hpp"
@@ -65,7 +65,7 @@ Changed unchanged(pqxx::work& tx, const std::string& project, const std::string&
 // One job's state change: `set_where` is an UPDATE of job $1/$2 guarded by the state it
 // needs; when the guard fails, `otherwise` says why.
 template <class... Args>
-Changed change(Connection& db, const char* what, Change otherwise, const std::string& set_where,
+Changed change(Database& db, const char* what, Change otherwise, const std::string& set_where,
                const std::string& project, const std::string& id, const Args&... args) {
   return db.run(what, [&](pqxx::work& tx) {
     pqxx::result r = tx.exec_params(update_job(set_where), project, id, args...);
@@ -97,7 +97,7 @@ Page Store::list(const std::string& project, const ListQuery& query) {
     pqxx::result r = tx.exec_params(
         select_job("project_id = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR type = $3) "
                    "AND id < $4::uuid ORDER BY id DESC LIMIT $5"),
-        project, query.status ? std::string(name(*query.status)) : "", query.type,
+        project, query.status ? std::string(to_string(*query.status)) : "", query.type,
         query.after.value_or("ffffffff-ffff-ffff-ffff-ffffffffffff"), query.limit + 1);
     Page page;
     for (const auto& row : r) {
@@ -206,8 +206,8 @@ Changed Store::fail(const std::string& project, const std::string& id, const std
                    "+ $6::bigint * interval '1 millisecond' ELSE run_at END, lease_token = NULL, "
                    "locked_until = NULL, updated_at = now() WHERE project_id = $1 AND id = "
                    "$2::uuid AND lease_token = $3::uuid"),
-        project, id, token, std::string(name(again ? Status::kRetrying : Status::kDead)), error,
-        again ? static_cast<std::int64_t>(backoff(job).count()) : 0);
+        project, id, token, std::string(to_string(again ? Status::kRetrying : Status::kDead)),
+        error, again ? static_cast<std::int64_t>(backoff(job).count()) : 0);
     tx.commit();
     return Changed{Change::kDone, read_job(r[0])};
   });

@@ -2,7 +2,7 @@
 // in order under an advisory lock so that concurrent gateways apply each once.
 #include <spdlog/spdlog.h>
 
-#include "jobs/connection.hpp"
+#include "jobs/database.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {

@@ -4,7 +4,7 @@
 
 #include <array>
 
-#include "jobs/connection.hpp"
+#include "jobs/database.hpp"
 
 namespace flare::jobs {
 namespace {
@@ -39,7 +39,9 @@ Pipeline::~Pipeline() = default;
 // PostgreSQL about a sixth of its time.
 void Pipeline::open() {
   std::unique_ptr<pg_conn, ClosePipe> c(PQconnectdb(url_.c_str()));
-  if (PQstatus(c.get()) != CONNECTION_OK) fail("pipeline", {}, PQerrorMessage(c.get()));
+  if (PQstatus(c.get()) != CONNECTION_OK) {
+    throw_failure("pipeline", std::nullopt, PQerrorMessage(c.get()));
+  }
   Answer set(PQexec(c.get(),
                     "SET statement_timeout = 10000; SET plan_cache_mode = force_generic_plan; "
                     "SET enable_seqscan = off"));
@@ -51,7 +53,9 @@ void Pipeline::open() {
     ok = PQresultStatus(prepared.get()) == PGRES_COMMAND_OK;
   }
   // A connection that cannot be made ready is as good as none, whatever the reason.
-  if (!ok || PQenterPipelineMode(c.get()) != 1) fail("pipeline", {}, PQerrorMessage(c.get()));
+  if (!ok || PQenterPipelineMode(c.get()) != 1) {
+    throw_failure("pipeline", std::nullopt, PQerrorMessage(c.get()));
+  }
   conn_ = std::move(c);
 }
 

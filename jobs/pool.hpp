@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "jobs/committer.hpp"
+#include "jobs/job.hpp"
 #include "jobs/observer.hpp"
 #include "jobs/store.hpp"
 

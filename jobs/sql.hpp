@@ -21,7 +21,7 @@ inline constexpr const char* kWakeChannel = FLARE_WAKE_CHANNEL;
 
 // The status a `status` column holds; a value this binary does not know is an error.
 inline Status status_of(std::string_view column) {
-  if (std::optional<Status> s = status_named(column)) return *s;
+  if (std::optional<Status> s = parse_status(column)) return *s;
   throw std::runtime_error("a job has a status this binary does not know: " +
                            std::string(column.substr(0, 32)));
 }

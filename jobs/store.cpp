@@ -4,12 +4,12 @@
 
 #include <algorithm>
 
-#include "jobs/connection.hpp"
+#include "jobs/database.hpp"
 #include "jobs/enqueue.hpp"
 
 namespace flare::jobs {
 
-Store::Store(const std::string& url) : db_(std::make_unique<Connection>(url)) {}
+Store::Store(const std::string& url) : db_(std::make_unique<Database>(url)) {}
 
 Store::~Store() = default;
 

@@ -51,7 +51,7 @@ struct Changed {
 // How long a job that has just failed waits before its next attempt.
 using Backoff = std::function<std::chrono::milliseconds(const Job& failed)>;
 
-class Connection;
+class Database;
 
 class Store {
  public:
@@ -103,7 +103,7 @@ class Store {
   static int latest_version();
 
  private:
-  std::unique_ptr<Connection> db_;
+  std::unique_ptr<Database> db_;
 };
 
 }  // namespace flare::jobs

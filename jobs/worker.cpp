@@ -108,7 +108,8 @@ void Workers::record(Store& store, const Job& job, const Attempt& attempt) {
           store.fail(job.project_id, job.id, token, attempt.error, true, [&](const Job& failed) {
             return attempt.retry_after ? *attempt.retry_after : backoff_(failed);
           });
-      std::string_view outcome = c.change == Change::kDone ? name(c.job->status) : "lease_lost";
+      std::string_view outcome =
+          c.change == Change::kDone ? to_string(c.job->status) : "lease_lost";
       spdlog::info("delivered job={} source={} attempt={} outcome={} error=\"{}\"", job.id,
                    job.source.value_or("-"), job.attempts, outcome, attempt.error);
       return tell(outcome);

@@ -217,6 +217,24 @@ TEST_F(Api, MethodsNotAllowed) {
             "POST");
 }
 
+// Without a key every path under /v1/jobs is 401: the routes an authenticated caller gets 404 or
+// 405 from are not revealed.
+TEST_F(Api, UnauthenticatedCallersLearnNoRoutes) {
+  const std::string job = "00000000-0000-4000-8000-000000000000";
+  struct Case {
+    std::string method, target;
+    int keyed;
+  };
+  for (const Case& c : std::vector<Case>{{"PUT", "/v1/jobs", 405},
+                                         {"GET", "/v1/jobs/claim", 405},
+                                         {"POST", "/v1/jobs/" + job + "/explode", 404},
+                                         {"GET", "/v1/jobs/not-a-job", 404}}) {
+    expect_error(call(c.method, c.target, "{}", ""), 401, "unauthorized");
+    Response keyed = call(c.method, c.target, "{}");
+    EXPECT_EQ(keyed.status, c.keyed) << c.method << " " << c.target << ": " << keyed.body;
+  }
+}
+
 TEST_F(Api, ListNewestFirstWithFiltersAndACursorThatSurvivesNewJobs) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(make_job("Listed"));

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <barrier>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -186,6 +187,34 @@ TEST_F(Webhooks, ExpectContinue) {
   EXPECT_EQ(raw.read_response().status, 100);
   raw.send(body);
   EXPECT_EQ(raw.read_response().status, 202);
+}
+
+// An HTTP/1.0 client is not invited to send its body (RFC 9110, 10.1.1): its expectation is
+// ignored and the body read as it comes.
+TEST_F(Webhooks, ExpectContinueOfHttp10IsIgnored) {
+  std::string body = stripe_body("evt_continue_http10");
+  RawConnection raw(port());
+  std::string head = "POST /webhooks/stripe HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\n";
+  for (const auto& [name, value] : stripe_headers(body)) head += name + ": " + value + "\r\n";
+  raw.send(head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_EQ(raw.read_response().status, 202);
+}
+
+// The signature is a header: the same field in a chunked body's trailer does not count
+// (RFC 9110, 6.5: trailers are not merged into the header).
+TEST_F(Webhooks, SignatureInATrailerDoesNotCount) {
+  std::string body = stripe_body("evt_trailer");
+  std::string trailer;
+  for (const auto& [name, value] : stripe_headers(body)) trailer += name + ": " + value + "\r\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  RawConnection raw(port());
+  raw.send(
+      "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+      "Trailer: Stripe-Signature\r\n\r\n" +
+      std::string(size) + "\r\n" + body + "\r\n0\r\n" + trailer + "\r\n");
+  expect_error(raw.read_response(), 400, "missing_signature");
+  EXPECT_EQ(count("event_id = 'evt_trailer'"), "0");
 }
 
 TEST_F(Webhooks, MalformedRequestGetsBadRequest) {

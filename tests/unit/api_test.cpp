@@ -104,5 +104,31 @@ TEST_F(ApiTest, ClaimValidatesTypesAndBounds) {
   expect_invalid(plan(Endpoint::kClaim, R"({"max":101})"), "max");
 }
 
+TEST(ApiEnqueued, TheNewJobAConflictOrTheStoreFailure) {
+  jobs::Result r{jobs::Outcome::kCreated,
+                 {"job-1", true, jobs::Status::kQueued, "2026-01-01T00:00:00.000000Z",
+                  "2026-01-01T00:00:00.000000Z"},
+                 {}};
+  r.job.project_id = "shop";
+  r.job.type = "Report";
+  r.job.payload = R"({"n":1})";
+  r.job.idempotency_key = "r-1";
+  Reply created = Api::enqueued(r);
+  EXPECT_EQ(created.outcome, Outcome::kCreated);
+  EXPECT_NE(created.body.find(R"("id":"job-1")"), std::string::npos) << created.body;
+  EXPECT_NE(created.body.find(R"("payload":{"n":1})"), std::string::npos) << created.body;
+  EXPECT_NE(created.body.find(R"("status":"queued")"), std::string::npos) << created.body;
+  r.outcome = jobs::Outcome::kDuplicate;
+  r.stored.status = jobs::Status::kDead;
+  Reply conflict = Api::enqueued(r);
+  EXPECT_EQ(conflict.outcome, Outcome::kIdempotencyConflict);
+  EXPECT_NE(conflict.body.find(R"("job_id":"job-1","status":"dead")"), std::string::npos)
+      << conflict.body;
+  r.outcome = jobs::Outcome::kUnavailable;
+  EXPECT_EQ(Api::enqueued(r).outcome, Outcome::kUnavailable);
+  r.outcome = jobs::Outcome::kFailed;
+  EXPECT_EQ(Api::enqueued(r).outcome, Outcome::kInternal);
+}
+
 }  // namespace
 }  // namespace flare::gateway

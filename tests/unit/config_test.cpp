@@ -408,5 +408,27 @@ TEST(Config, HmacSchemeErrors) {
             "flare.yaml:4:77: sources[0].tolerance_seconds: hmac signs no timestamp");
 }
 
+// A template is cut once, when loaded: literal text and the placeholders, each resolved to what
+// it stands for; an unknown or unclosed one is kept as written for the reader to refuse.
+TEST(Template, CutOnceIntoParts) {
+  using Slot = Template::Slot;
+  Template t = parse_template("k:{source}/{event_id}}{header:X-A}{id}{nope}{body");
+  std::vector<std::pair<Slot, std::string>> parts;
+  for (const Template::Part& p : t.parts) parts.emplace_back(p.slot, p.text);
+  EXPECT_EQ(parts, (std::vector<std::pair<Slot, std::string>>{{Slot::kText, "k:"},
+                                                              {Slot::kSource, ""},
+                                                              {Slot::kText, "/"},
+                                                              {Slot::kEventId, ""},
+                                                              {Slot::kText, "}"},
+                                                              {Slot::kHeader, "X-A"},
+                                                              {Slot::kId, ""},
+                                                              {Slot::kUnknown, "{nope}"},
+                                                              {Slot::kUnknown, "{body"}}));
+  EXPECT_EQ(t.text, "k:{source}/{event_id}}{header:X-A}{id}{nope}{body");
+  EXPECT_EQ(parse_template("{header:bad name}").parts[0].slot, Slot::kUnknown);
+  EXPECT_EQ(parse_template("{timestamp}.{body}").parts[2].slot, Slot::kBody);
+  EXPECT_TRUE(parse_template("").parts.empty());
+}
+
 }  // namespace
 }  // namespace flare::config

@@ -101,5 +101,24 @@ TEST(Ingest, Rejections) {
             Outcome::kInvalidPayload);
 }
 
+TEST(WebhookReply, AcceptedDuplicateOrTheStoreFailure) {
+  jobs::Result created{
+      jobs::Outcome::kCreated, {"job-1", true, jobs::Status::kQueued, "t", "t"}, {}};
+  created.job.idempotency_key = "webhook:evt_1";
+  Reply accepted = webhook_reply(created);
+  EXPECT_EQ(accepted.outcome, Outcome::kAccepted);
+  EXPECT_EQ(accepted.body,
+            R"({"status":"accepted","job_id":"job-1","idempotency_key":"webhook:evt_1"})");
+  jobs::Result repeated = created;
+  repeated.outcome = jobs::Outcome::kDuplicate;
+  EXPECT_EQ(webhook_reply(repeated).outcome, Outcome::kDuplicate);
+  jobs::Result down = created;
+  down.outcome = jobs::Outcome::kUnavailable;
+  EXPECT_EQ(webhook_reply(down).outcome, Outcome::kUnavailable);
+  jobs::Result refused = created;
+  refused.outcome = jobs::Outcome::kFailed;
+  EXPECT_EQ(webhook_reply(refused).outcome, Outcome::kInternal);
+}
+
 }  // namespace
 }  // namespace flare::gateway

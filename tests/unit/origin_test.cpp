@@ -49,8 +49,8 @@ TEST(Origin, WhatATrustedProxyGetsWrongIsIgnored) {
   EXPECT_EQ(o.request_id, "gen-1");
   providers::Headers long_id = forwarded("203.0.113.9", "http", std::string(129, 'a'));
   EXPECT_EQ(origin_of(proxies(), "127.0.0.1", false, "gen-2", &long_id).request_id, "gen-2");
-  providers::Headers padded = forwarded("203.0.113.9" + std::string(60, ' '));
-  EXPECT_EQ(origin_of(proxies(), "127.0.0.1", false, "g", &padded).client, "127.0.0.1");
+  providers::Headers trailing = forwarded("203.0.113.9 ");
+  EXPECT_EQ(origin_of(proxies(), "127.0.0.1", false, "g", &trailing).client, "127.0.0.1");
 }
 
 TEST(Origin, AHeaderThatDidNotParseSaysNothing) {

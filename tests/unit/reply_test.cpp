@@ -67,6 +67,26 @@ TEST(Reply, StoreFailuresAreUnavailableOrInternal) {
   EXPECT_EQ(outcome_name(Outcome::kJobNotFound), "not_found");
 }
 
+TEST(Render, EveryStatusOfTheTableHasItsReasonPhrase) {
+  for (auto [outcome, line] : std::vector<std::pair<Outcome, std::string>>{
+           {Outcome::kOk, "200 OK"},
+           {Outcome::kCreated, "201 Created"},
+           {Outcome::kAccepted, "202 Accepted"},
+           {Outcome::kDeleted, "204 No Content"},
+           {Outcome::kBadRequest, "400 Bad Request"},
+           {Outcome::kUnauthorized, "401 Unauthorized"},
+           {Outcome::kNotFound, "404 Not Found"},
+           {Outcome::kMethodNotAllowed, "405 Method Not Allowed"},
+           {Outcome::kIdempotencyConflict, "409 Conflict"},
+           {Outcome::kPayloadTooLarge, "413 Payload Too Large"},
+           {Outcome::kHeaderTooLarge, "431 Request Header Fields Too Large"},
+           {Outcome::kInternal, "500 Internal Server Error"},
+           {Outcome::kUnavailable, "503 Service Unavailable"}}) {
+    std::string bytes = rendered(error(outcome));
+    EXPECT_EQ(bytes.rfind("HTTP/1.1 " + line + "\r\n", 0), 0u) << bytes;
+  }
+}
+
 TEST(Render, KeptAliveHttp11Response) {
   Reply r = status(Outcome::kAccepted, {{"job_id", "j1"}});
   EXPECT_EQ(rendered(r),

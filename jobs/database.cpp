@@ -1,4 +1,4 @@
-#include "jobs/connection.hpp"
+#include "jobs/database.hpp"
 
 #include "jobs/enqueue.hpp"
 #include "jobs/sql.hpp"
@@ -41,18 +41,19 @@ bool transient(std::string_view sqlstate) {
   return false;
 }
 
-void fail(std::string_view what, std::string_view sqlstate, std::string_view detail) {
+void throw_failure(std::string_view what, std::optional<std::string_view> sqlstate,
+                   std::string_view detail) {
   std::string where(what);
-  if (sqlstate.empty()) throw Unavailable(where + ": " + std::string(detail));
-  if (transient(sqlstate)) throw Unavailable(where + ": SQLSTATE " + std::string(sqlstate));
-  throw std::runtime_error(where + ": refused by the database (SQLSTATE " + std::string(sqlstate) +
-                           ")");
+  if (!sqlstate) throw Unavailable(where + ": " + std::string(detail));
+  std::string code(*sqlstate);
+  if (transient(code)) throw Unavailable(where + ": SQLSTATE " + code);
+  throw std::runtime_error(where + ": refused by the database (SQLSTATE " + code + ")");
 }
 
 // Statements are parsed once per connection. Each execution is planned with its values: a
 // generic plan, made once while the table was small, kept a lookup on a sequential scan as the
 // table grew (measured: half the throughput).
-pqxx::connection& Connection::get() {
+pqxx::connection& Database::get() {
   if (!conn_ || !conn_->is_open()) {
     wakeup_.reset();
     conn_ = std::make_unique<pqxx::connection>(url_);
@@ -66,12 +67,12 @@ pqxx::connection& Connection::get() {
   return *conn_;
 }
 
-void Connection::drop() {
+void Database::drop() {
   wakeup_.reset();
   conn_.reset();
 }
 
-bool Connection::await_wakeup(std::chrono::milliseconds timeout) {
+bool Database::await_wakeup(std::chrono::milliseconds timeout) {
   try {
     pqxx::connection& c = get();
     if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(c);
@@ -79,10 +80,10 @@ bool Connection::await_wakeup(std::chrono::milliseconds timeout) {
     return c.await_notification(micros / 1'000'000, micros % 1'000'000) > 0;
   } catch (const pqxx::broken_connection& e) {
     drop();
-    fail("listen", {}, e.what());
+    throw_failure("listen", std::nullopt, e.what());
   } catch (const pqxx::sql_error& e) {
     drop();
-    fail("listen", e.sqlstate());
+    throw_failure("listen", e.sqlstate());
   }
 }
 

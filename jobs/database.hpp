@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <string_view>
@@ -19,25 +20,25 @@ std::string with_defaults(const std::string& url);
 // (40).
 bool transient(std::string_view sqlstate);
 
-// The one reading of a database failure as the store's result. `sqlstate` is the server's code,
-// empty when no answer came (no connection, or it broke), and `detail` then says why. Throws
-// Unavailable (try again later) when no answer came or the code is transient, else
-// std::runtime_error: the database refused the work. Of the server's own message nothing is kept:
-// it can quote row values, payload included.
-[[noreturn]] void fail(std::string_view what, std::string_view sqlstate,
-                       std::string_view detail = {});
+// The one reading of a database failure as the store's result. `sqlstate` is the code of the
+// server's error (empty when it gave none); nullopt when no answer came (no connection, or it
+// broke), and `detail` then says why. Throws Unavailable (try again later) when no answer came
+// or the code is transient, else std::runtime_error: the database refused the work. Of the
+// server's own message nothing is kept: it can quote row values, payload included.
+[[noreturn]] void throw_failure(std::string_view what, std::optional<std::string_view> sqlstate,
+                                std::string_view detail = {});
 
-// One connection, opened on first use and again after a failure, with the enqueue statements
-// prepared. Not thread-safe: one owner thread.
-class Connection {
+// The store's connection, opened on first use and again after a failure, with the enqueue
+// statements prepared. Not thread-safe: one owner thread.
+class Database {
  public:
-  explicit Connection(const std::string& url) : url_(with_defaults(url)) {}
+  explicit Database(const std::string& url) : url_(with_defaults(url)) {}
 
   pqxx::connection& get();
   void drop();
 
   // Runs `work` in a fresh transaction (Tx = pqxx::nontransaction: statements that commit on
-  // their own), and fails as fail() says. A connection that broke before the transaction
+  // their own), and fails as throw_failure() says. A connection that broke before the transaction
   // committed is tried once more on a new connection, since a server restart leaves every idle
   // connection dead.
   template <class Tx = pqxx::work, class Work>
@@ -49,17 +50,17 @@ class Connection {
         return work(tx);
       } catch (const pqxx::in_doubt_error& e) {
         drop();
-        fail(std::string(what) + ": commit outcome unknown", {}, e.what());
+        throw_failure(std::string(what) + ": commit outcome unknown", std::nullopt, e.what());
       } catch (const pqxx::broken_connection& e) {
         drop();
         if (attempt == 0 && had_connection) continue;
-        fail(what, {}, e.what());
+        throw_failure(what, std::nullopt, e.what());
       } catch (const pqxx::sql_error& e) {
         if (transient(e.sqlstate())) {
           drop();
           if (attempt == 0 && had_connection && e.sqlstate().rfind("57P", 0) == 0) continue;
         }
-        fail(what, e.sqlstate());
+        throw_failure(what, e.sqlstate());
       }
     }
   }
