@@ -34,6 +34,20 @@ struct Connection {
 
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
   bool open() { return (plain || tls) && lowest().socket().is_open(); }
+  // Open, and nothing has come on it since its last answer: a destination that closed an idle
+  // connection (or sent anything unasked on it) has made it unusable, and that is seen here,
+  // before any byte of a request is written to it.
+  bool idle_and_usable() {
+    if (!open() || buffer.size() != 0) return false;
+    tcp::socket& socket = lowest().socket();
+    beast::error_code ec;
+    char byte;
+    socket.non_blocking(true, ec);
+    socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
+    bool quiet = ec == net::error::would_block;
+    socket.non_blocking(false, ec);
+    return quiet;
+  }
   void close() {
     if (plain || tls) {
       beast::error_code ignored;
@@ -98,12 +112,13 @@ struct PushClient::Impl {
   http::request<http::string_body> req;
   std::optional<http::response_parser<http::string_body>> parser;
   bool reused = false;
+  bool expired = false;  // past the deadline: what is pending is being cancelled
   bool done = false;
   beast::error_code error;
   const char* step = "";
 
   void start() {
-    if (conn->open()) {
+    if (conn->idle_and_usable()) {
       reused = true;
       return write();
     }
@@ -140,7 +155,14 @@ struct PushClient::Impl {
 
   void write() {
     auto next = [this](beast::error_code ec, std::size_t) {
-      if (ec) return again_or_finish(ec, "write");
+      // A kept-alive connection that fails while the request is being written (closed by the
+      // destination since it was checked): the request, which the destination cannot have
+      // acted on, goes once more on a new connection, within the same deadline.
+      if (ec && reused && !expired) {
+        conn->close();
+        return start();
+      }
+      if (ec) return finish(ec, "write");
       read();
     };
     if (conn->tls) return http::async_write(*conn->tls, req, next);
@@ -151,23 +173,15 @@ struct PushClient::Impl {
     parser.emplace();
     parser->body_limit(kMaxResponseBody);
     auto next = [this](beast::error_code ec, std::size_t) {
+      // Once written, a request is never sent again in this attempt: the destination may be
+      // acting on it.
       if (ec && !(ec == http::error::body_limit && parser->is_header_done())) {
-        return again_or_finish(ec, "read");
+        return finish(ec, "read");
       }
       finish(ec, "");
     };
     if (conn->tls) return http::async_read(*conn->tls, conn->buffer, *parser, next);
     http::async_read(*conn->plain, conn->buffer, *parser, next);
-  }
-
-  // A kept-alive connection that the destination closed meanwhile fails before any answer:
-  // send once more on a new connection.
-  void again_or_finish(beast::error_code ec, const char* where) {
-    if (reused && !(parser && parser->got_some())) {
-      conn->close();
-      return start();
-    }
-    finish(ec, where);
   }
 
   void finish(beast::error_code ec, const char* where) {
@@ -212,12 +226,15 @@ jobs::Attempt PushClient::deliver(const jobs::Job& job) {
   s.req.prepare_payload();
   s.parser.reset();
   s.done = false;
+  s.expired = false;
 
   s.ioc.restart();
   s.start();
   s.ioc.run_for(d.timeout);
   if (!s.done) {
-    // Out of time, or abandoned: cancel what is pending and let its handlers run out.
+    // Out of time, or abandoned: cancel what is pending and let its handlers run out, starting
+    // nothing new.
+    s.expired = true;
     s.resolver.cancel();
     s.conn->close();
     s.ioc.restart();

@@ -73,7 +73,9 @@ Row row(Outcome outcome) {
     case Outcome::kBadRequest:
       return {400, "bad_request", "malformed HTTP request"};
     case Outcome::kUnavailable:
-      return {503, "unavailable", "the database is unavailable; nothing was stored, retry later"};
+      return {503, "unavailable",
+              "the database is unavailable; the request may or may not have taken effect: retry "
+              "it (with its idempotency key it takes effect once)"};
     case Outcome::kInternal:
       return {500, "internal_error", "the request could not be completed; retry later"};
     case Outcome::kUnknownSource:

@@ -16,7 +16,8 @@
 
 namespace flare::jobs {
 
-// The database could not be reached or gave up on the work: nothing was stored.
+// The database could not be reached or gave up on the work. When a connection was lost after the
+// work was sent, it may have been done all the same: only a retry can tell.
 class Unavailable : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

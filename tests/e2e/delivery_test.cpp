@@ -91,6 +91,57 @@ TEST(Delivery, AlwaysFailingIsDeadThenRetriedThroughTheApi) {
   EXPECT_EQ(receiver.requests().size(), 4u);
 }
 
+// A destination that stops answering: the attempt ends at its timeout_ms, its request sent once
+// on the kept-alive connection and never again on another, and the worker is free for the next.
+TEST(Delivery, AnAttemptEndsAtItsTimeoutAndIsNotSentAgain) {
+  TestDatabase db;
+  Receiver receiver([](Receiver& self, const Received&, std::size_t i) {
+    if (i > 0) self.hold();  // every request after the first goes unanswered
+    return Answer{200, ""};
+  });
+  // One worker: the second job goes out on the connection the first one left open.
+  std::string config = delivery_config(db.url(), receiver.port());
+  config.replace(config.find("concurrency: 2"), 14, "concurrency: 1");
+  Gateway gateway(config);
+  std::string first = send(gateway, "evt_push_answered").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(
+      "delivered job=" + first + " source=pushed attempt=1 outcome=succeeded",
+      std::chrono::seconds(10)))
+      << gateway.output();
+  std::string held = send(gateway, "evt_push_held").json("job_id");
+  // Three times the 2-second timeout: an attempt that outlived it would not be recorded.
+  ASSERT_TRUE(gateway.wait_for_output("delivered job=" + held +
+                                          " source=pushed attempt=1 outcome=retrying "
+                                          "error=\"no answer within 2000 ms\"",
+                                      std::chrono::seconds(6)))
+      << gateway.output();
+  std::size_t first_attempts = 0;
+  for (const Received& r : receiver.requests()) {
+    first_attempts += r.header("flare-job-id") == held && r.header("flare-attempt") == "1";
+  }
+  EXPECT_EQ(first_attempts, 1u);
+}
+
+// A kept-alive connection the destination has closed since is seen to be closed before anything is
+// written to it: the next job goes out on a new connection, and its first attempt succeeds.
+TEST(Delivery, AConnectionTheDestinationClosedIsNotWrittenTo) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t i) {
+    return Answer{200, "", i == 0};
+  });
+  std::string config = delivery_config(db.url(), receiver.port());
+  config.replace(config.find("concurrency: 2"), 14, "concurrency: 1");
+  Gateway gateway(config);
+  ASSERT_EQ(send(gateway, "evt_push_then_closed").status, 202);
+  ASSERT_TRUE(receiver.wait_for_closes(1, std::chrono::seconds(10)));
+  std::string next = send(gateway, "evt_push_after_close").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(
+      "delivered job=" + next + " source=pushed attempt=1 outcome=succeeded",
+      std::chrono::seconds(10)))
+      << gateway.output();
+  EXPECT_EQ(receiver.requests().size(), 2u);
+}
+
 TEST(Delivery, ReceiverNotListeningIsRetried) {
   TestDatabase db;
   std::uint16_t closed_port;

@@ -24,6 +24,7 @@ struct Receiver::Impl {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<Received> received;
+  std::size_t closes = 0;
   std::vector<std::shared_ptr<tcp::socket>> sockets;
   std::vector<std::thread> connections;
   bool released = false;
@@ -69,6 +70,13 @@ struct Receiver::Impl {
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
       http::write(socket, res, ec);
+      if (a.close) {
+        beast::get_lowest_layer(socket).close(ec);
+        std::lock_guard lock(mutex);
+        ++closes;
+        changed.notify_all();
+        return;
+      }
       if (ec || !req.keep_alive()) return;
     }
   }
@@ -131,6 +139,11 @@ std::vector<Received> Receiver::requests() {
 bool Receiver::wait_for(std::size_t n, std::chrono::seconds timeout) {
   std::unique_lock lock(impl_->mutex);
   return impl_->changed.wait_for(lock, timeout, [&] { return impl_->received.size() >= n; });
+}
+
+bool Receiver::wait_for_closes(std::size_t n, std::chrono::seconds timeout) {
+  std::unique_lock lock(impl_->mutex);
+  return impl_->changed.wait_for(lock, timeout, [&] { return impl_->closes >= n; });
 }
 
 void Receiver::hold() {

@@ -28,6 +28,9 @@ struct Received {
 struct Answer {
   int status = 200;
   std::string retry_after;  // sent when not empty
+  // Close the connection after answering, without saying so first: as a server does with an
+  // idle kept-alive connection.
+  bool close = false;
 };
 
 class Receiver {
@@ -44,6 +47,8 @@ class Receiver {
   std::vector<Received> requests();
   // Waits until `n` requests have arrived; false on timeout.
   bool wait_for(std::size_t n, std::chrono::seconds timeout);
+  // Waits until the receiver has closed `n` connections after answering (Answer::close).
+  bool wait_for_closes(std::size_t n, std::chrono::seconds timeout);
 
   // For handlers: blocks until release() (or the receiver's end).
   void hold();

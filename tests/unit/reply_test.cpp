@@ -60,6 +60,12 @@ TEST(Reply, ContractTable) {
   EXPECT_EQ(status(Outcome::kHealthy).body, R"({"status":"ok"})");
 }
 
+TEST(Reply, UnavailableSaysARetryIsSafeNotThatNothingHappened) {
+  Reply r = error(Outcome::kUnavailable);
+  EXPECT_NE(r.body.find("may or may not have taken effect"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("nothing"), std::string::npos) << r.body;
+}
+
 TEST(Reply, StoreFailuresAreUnavailableOrInternal) {
   EXPECT_EQ(store_failure(jobs::Outcome::kUnavailable).outcome, Outcome::kUnavailable);
   EXPECT_EQ(store_failure(jobs::Outcome::kFailed).outcome, Outcome::kInternal);
