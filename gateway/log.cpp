@@ -77,6 +77,34 @@ class JsonFormatter final : public spdlog::formatter {
                                   spdlog::pattern_time_type::utc, ""};
 };
 
+// "<time> <level> <message>", the message on one line: libpq's messages, for one, carry
+// newlines and tabs, and a line that a log shipper splits in three is three lines to grep.
+// Each run of control characters becomes one space.
+class TextFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    head_.format(msg, dest);
+    bool gap = false;
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) {
+        gap = true;
+        continue;
+      }
+      if (gap) dest.push_back(' ');
+      gap = false;
+      dest.push_back(c);
+    }
+    dest.push_back('\n');
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<TextFormatter>();
+  }
+
+ private:
+  spdlog::pattern_formatter head_{"%Y-%m-%dT%H:%M:%S.%fZ %l ", spdlog::pattern_time_type::utc, ""};
+};
+
 }  // namespace
 
 void setup_logging(LogFormat format) {
@@ -98,7 +126,7 @@ void setup_logging(LogFormat format) {
   if (format == LogFormat::kJson) {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
+    logger->set_formatter(std::make_unique<TextFormatter>());
   }
   // The stdout sink writes each line out as the logging thread takes it: no flush policy needed.
   spdlog::set_default_logger(logger);

@@ -106,6 +106,11 @@ void Metrics::committed(std::size_t jobs) { batch_sizes_.observe(static_cast<dou
 
 void Metrics::database_error() { db_errors_.fetch_add(1, std::memory_order_relaxed); }
 
+void Metrics::database_unreachable(std::string_view group) {
+  std::lock_guard lock(mutex_);
+  ++unreachable_[std::string(group)];
+}
+
 void Metrics::attempted(std::string_view source, std::string_view outcome) {
   std::lock_guard lock(mutex_);
   ++attempts_[{std::string(source), std::string(outcome)}];
@@ -134,6 +139,12 @@ std::string Metrics::render() const {
   header(out, "flare_db_errors_total", "counter",
          "Contacts with the database that failed: unreachable, restarting, timed out.");
   out += "flare_db_errors_total " + std::to_string(db_errors_.load()) + "\n";
+  header(out, "flare_db_unreachable_total", "counter",
+         "Times a group of connections (committer, API pool, workers) found the database gone.");
+  for (const auto& [group, n] : unreachable_) {
+    out.append("flare_db_unreachable_total{group=\"").append(label(group)).append("\"} ");
+    out.append(std::to_string(n)).append("\n");
+  }
   return out;
 }
 

@@ -57,13 +57,15 @@ class Metrics final : public jobs::Observer {
 
   void committed(std::size_t jobs) override;
   void database_error() override;
+  void database_unreachable(std::string_view group) override;
   void attempted(std::string_view source, std::string_view outcome) override;
 
  private:
   mutable std::mutex mutex_;
   std::map<std::pair<std::string_view, std::string_view>, std::uint64_t> webhooks_;
   std::map<std::pair<std::string, std::string>, std::uint64_t> attempts_;
-  std::map<std::string_view, std::int64_t> jobs_;  // status → count, as last read
+  std::map<std::string, std::uint64_t> unreachable_;  // by group
+  std::map<std::string_view, std::int64_t> jobs_;     // status → count, as last read
   std::chrono::steady_clock::time_point jobs_read_{};
   bool jobs_refreshing_ = false;
 

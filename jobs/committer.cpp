@@ -31,7 +31,7 @@ Committer::Lane::Lane(const std::string& database_url)
 Committer::Lane::~Lane() { close(wake_fd); }
 
 Committer::Committer(const std::string& database_url, CommitterOptions options)
-    : options_(options) {
+    : options_(options), reachability_("committer", options.observer) {
   for (int i = 0; i < options_.lanes; ++i) lanes_.push_back(std::make_unique<Lane>(database_url));
   for (auto& lane : lanes_) threads_.emplace_back([this, &lane] { run(*lane); });
 }
@@ -80,7 +80,6 @@ bool Committer::ready() const {
 }
 
 void Committer::note(bool ok, std::chrono::steady_clock::time_point began) {
-  if (!ok && options_.observer) options_.observer->database_error();
   bool was = ready();
   std::atomic<std::int64_t>& latest = ok ? ok_began_ : failed_began_;
   std::int64_t t = began.time_since_epoch().count();
@@ -93,7 +92,7 @@ void Committer::note(bool ok, std::chrono::steady_clock::time_point began) {
 
 void Committer::run(Lane& lane) {
   check_health(lane);
-  auto next_check = std::chrono::steady_clock::now() + options_.health_interval;
+  auto next = next_check();
   for (;;) {
     Batch batch;
     {
@@ -114,10 +113,11 @@ void Committer::run(Lane& lane) {
     }
     if (!batch.jobs.empty()) {
       if (!lane.schema_current) {
-        // Not ready to write: ask the database how it is (and migrate if allowed).
+        // Not ready to write: ask the database how it is, if it is time to.
         check_health(lane);
-        next_check = std::chrono::steady_clock::now() + options_.health_interval;
+        next = next_check();
       }
+      // Still not ready: the batch fails at once, the database is not asked again per batch.
       if (!lane.schema_current) {
         for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
           batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
@@ -145,11 +145,11 @@ void Committer::run(Lane& lane) {
       lane.in_flight.pop_front();
       settle(lane, answered, [&] { return lane.pipeline.receive(answered.jobs); });
     } else {
-      wait(lane, next_check);
-      if (std::chrono::steady_clock::now() >= next_check) {
+      wait(lane, next);
+      if (std::chrono::steady_clock::now() >= next) {
         // Idle: ask the database how it is.
         check_health(lane);
-        next_check = std::chrono::steady_clock::now() + options_.health_interval;
+        next = next_check();
       }
     }
   }
@@ -172,25 +172,39 @@ void Committer::wait(Lane& lane, std::chrono::steady_clock::time_point deadline)
 }
 
 void Committer::check_health(Lane& lane) {
+  if (!reachability_.may_try()) return;
   auto began = std::chrono::steady_clock::now();
-  bool& current = lane.schema_current;
+  std::string problem;
   try {
     if (options_.auto_migrate && lane.store.schema_version() < Store::latest_version()) {
       lane.store.migrate();
     }
     int version = lane.store.schema_version();
+    reachability_.answered();
     // Migrations only add (or drop an index an older binary can do without), so a newer schema
     // serves an older binary during a rolling upgrade.
-    current = version >= Store::latest_version();
-    if (!current) {
-      spdlog::warn("database schema is at version {}, this binary needs {}: run migrate", version,
-                   Store::latest_version());
+    if (version < Store::latest_version()) {
+      problem = "database schema is at version " + std::to_string(version) +
+                ", this binary needs " + std::to_string(Store::latest_version()) + ": run migrate";
     }
+  } catch (const Unavailable& e) {
+    reachability_.failed(e.what());  // which logs the outage, once
+    lane.problem = problem = e.what();
   } catch (const std::exception& e) {
-    current = false;
-    spdlog::warn("database unavailable: {}", e.what());
+    reachability_.answered();
+    problem = e.what();
   }
-  note(current, began);
+  // Each problem once, however often the check finds it again.
+  if (!problem.empty() && problem != lane.problem) spdlog::warn("{}", problem);
+  lane.problem = problem;
+  lane.schema_current = problem.empty();
+  note(lane.schema_current, began);
+}
+
+std::chrono::steady_clock::time_point Committer::next_check() {
+  // While the database is down, as soon as the pause allows; else at the health interval.
+  if (reachability_.down()) return reachability_.next_try();
+  return std::chrono::steady_clock::now() + options_.health_interval;
 }
 
 void Committer::settle(Lane& lane, Batch& batch,
@@ -210,7 +224,7 @@ void Committer::settle(Lane& lane, Batch& batch,
                            std::move(stored[i]), std::move(batch.jobs[i])});
     }
   } catch (const Unavailable& e) {
-    spdlog::warn("database unavailable: {}", e.what());
+    reachability_.failed(e.what());
     lane.schema_current = false;
     note(false, batch.began);
     for (std::size_t i = 0; i < batch.jobs.size(); ++i) {

@@ -20,6 +20,7 @@
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
 #include "jobs/pipeline.hpp"
+#include "jobs/reachability.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
@@ -86,6 +87,7 @@ class Committer {
     Store store;        // health checks, and the batches the pipeline could not store
     Pipeline pipeline;  // the batches' enqueues
     bool schema_current = false;
+    std::string problem;          // why the last health check found the lane not ready, as logged
     std::deque<Batch> in_flight;  // sent, oldest first; the lane thread's alone
     int wake_fd;                  // an eventfd: written to wake the thread from waiting
     bool waiting = false;         // asleep with room for a batch: submit() wakes it
@@ -99,7 +101,11 @@ class Committer {
   // Records how a contact with the database that began at `began` ended. Lanes report out of
   // order; the contact that began last decides, so a stale failure cannot hide a success.
   void note(bool ok, std::chrono::steady_clock::time_point began);
+  // Asks the database how it is (and migrates if allowed), unless the database is down and the
+  // pause before the next try is not over.
   void check_health(Lane& lane);
+  // When the lane's next health check is due.
+  std::chrono::steady_clock::time_point next_check();
   // Hands each job of `batch` its result, from `results()`: the batch's answer, or a throw.
   // A batch the database refuses is stored again one job at a time.
   void settle(Lane& lane, Batch& batch, const std::function<std::vector<Enqueued>()>& results);
@@ -109,6 +115,7 @@ class Committer {
   static constexpr std::size_t kPipeline = 2;
 
   const CommitterOptions options_;
+  Reachability reachability_;
 
   mutable std::mutex mutex_;
   std::deque<Pending> queue_;

@@ -13,6 +13,22 @@ class Wakeup : public pqxx::notification_receiver {
   void operator()(const std::string&, int) override {}
 };
 
+// libpq's messages end in a newline and may hold more, with tabs: one line of words.
+std::string one_line(std::string_view text) {
+  std::string out;
+  bool gap = false;
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      gap = !out.empty();
+      continue;
+    }
+    if (gap) out += ' ';
+    gap = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string with_defaults(const std::string& url) {
@@ -44,7 +60,7 @@ bool transient(std::string_view sqlstate) {
 void throw_failure(std::string_view what, std::optional<std::string_view> sqlstate,
                    std::string_view detail) {
   std::string where(what);
-  if (!sqlstate) throw Unavailable(where + ": " + std::string(detail));
+  if (!sqlstate) throw Unavailable(where + ": " + one_line(detail));
   std::string code(*sqlstate);
   if (transient(code)) throw Unavailable(where + ": SQLSTATE " + code);
   throw std::runtime_error(where + ": refused by the database (SQLSTATE " + code + ")");

@@ -8,7 +8,7 @@ namespace flare::jobs {
 
 Pool::Pool(const std::string& database_url, int threads, Observer* observer,
            std::size_t max_pending)
-    : observer_(observer), max_pending_(max_pending) {
+    : max_pending_(max_pending), reachability_("api", observer) {
   for (int i = 0; i < threads; ++i) {
     threads_.emplace_back([this, database_url] {
       Store store(database_url);
@@ -52,13 +52,18 @@ void Pool::run(Store& store) {
       next = std::move(queue_.front());
       queue_.pop_front();
     }
+    if (!reachability_.may_try()) {
+      next.failed(Outcome::kUnavailable);
+      continue;
+    }
     try {
       next.task(store);
+      reachability_.answered();
     } catch (const Unavailable& e) {
-      spdlog::warn("database unavailable: {}", e.what());
-      if (observer_) observer_->database_error();
+      reachability_.failed(e.what());
       next.failed(Outcome::kUnavailable);
     } catch (const std::exception& e) {
+      reachability_.answered();
       spdlog::error("{}", e.what());
       next.failed(Outcome::kFailed);
     }

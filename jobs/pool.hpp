@@ -13,6 +13,7 @@
 
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
+#include "jobs/reachability.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
@@ -21,8 +22,8 @@ class Pool {
  public:
   // Runs on a pool thread with that thread's store; may throw.
   using Task = std::function<void(Store&)>;
-  // Instead of the task's own answer: kUnavailable (queue full, stopped, database away) or
-  // kFailed (the database refused the work).
+  // Instead of the task's own answer: kUnavailable (queue full, stopped, database away: at once
+  // while it is, see Reachability) or kFailed (the database refused the work).
   using Failed = std::function<void(Outcome)>;
 
   // `observer` (may be null) is told of each database error.
@@ -43,8 +44,8 @@ class Pool {
   };
   void run(Store& store);
 
-  Observer* const observer_;
   const std::size_t max_pending_;
+  Reachability reachability_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;

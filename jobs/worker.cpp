@@ -8,7 +8,9 @@ namespace flare::jobs {
 
 Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make,
                  Backoff backoff)
-    : options_(std::move(options)), backoff_(std::move(backoff)) {
+    : options_(std::move(options)),
+      backoff_(std::move(backoff)),
+      reachability_("workers", options_.observer) {
   for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
   threads_.emplace_back([this, database_url] { listen(database_url); });
   for (auto& d : deliverers_) {
@@ -44,10 +46,19 @@ void Workers::listen(const std::string& database_url) {
       if (stopping_) return;
     }
     bool woken = false;
-    try {
-      woken = store.wait_for_jobs(options_.poll_interval);
-    } catch (const std::exception& e) {
-      spdlog::warn("workers: not listening for new jobs: {}", e.what());
+    bool listening = false;
+    if (reachability_.may_try()) {
+      try {
+        woken = store.wait_for_jobs(options_.poll_interval);
+        listening = true;
+        reachability_.answered();
+      } catch (const Unavailable& e) {
+        reachability_.failed(e.what());
+      } catch (const std::exception& e) {
+        spdlog::warn("workers: not listening for new jobs: {}", e.what());
+      }
+    }
+    if (!listening) {
       std::unique_lock lock(mutex_);
       changed_.wait_for(lock, options_.poll_interval, [this] { return stopping_; });
     }
@@ -71,15 +82,18 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
       ++busy_;
     }
     std::vector<Job> claimed;
-    try {
-      claimed = store.claim(scope, 1, options_.lease_seconds);
-      if (!claimed.empty()) record(store, claimed[0], deliverer.deliver(claimed[0]));
-    } catch (const Unavailable& e) {
-      // The lease runs out and another attempt follows: at least once, never lost.
-      spdlog::warn("workers: {}", e.what());
-      if (options_.observer) options_.observer->database_error();
-    } catch (const std::exception& e) {
-      spdlog::warn("workers: {}", e.what());
+    // While the database is down, one claim per pause for all the workers, not one each.
+    if (reachability_.may_try()) {
+      try {
+        claimed = store.claim(scope, 1, options_.lease_seconds);
+        reachability_.answered();
+        if (!claimed.empty()) record(store, claimed[0], deliverer.deliver(claimed[0]));
+      } catch (const Unavailable& e) {
+        // The lease runs out and another attempt follows: at least once, never lost.
+        reachability_.failed(e.what());
+      } catch (const std::exception& e) {
+        spdlog::warn("workers: {}", e.what());
+      }
     }
     {
       std::lock_guard lock(mutex_);

@@ -16,6 +16,7 @@
 
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
+#include "jobs/reachability.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
@@ -69,6 +70,7 @@ class Workers {
 
   const WorkerOptions options_;
   const Backoff backoff_;
+  Reachability reachability_;  // the workers' and the listener's connections together
   std::vector<std::unique_ptr<Deliverer>> deliverers_;
 
   std::mutex mutex_;

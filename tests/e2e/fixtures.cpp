@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "providers/hmac.hpp"
@@ -52,6 +53,15 @@ void expect_one_job(const std::vector<Response>& responses) {
   EXPECT_EQ(accepted, 1u);
   EXPECT_EQ(duplicates, responses.size() - 1);
   EXPECT_EQ(ids.size(), 1u);
+}
+
+double sample(const std::string& metrics, const std::string& series) {
+  std::istringstream lines(metrics);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
 }
 
 std::string gateway_config(const std::string& database_url, const std::string& server_extra) {

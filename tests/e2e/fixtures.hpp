@@ -29,6 +29,10 @@ HeaderList stripe_headers(const std::string& body, const std::string& secret = k
 HeaderList github_headers(const std::string& body, const std::string& delivery,
                           const std::string& event = "push");
 
+// The value of the sample `series` (name and labels exactly as rendered) in the text of
+// GET /metrics; -1 when absent.
+double sample(const std::string& metrics, const std::string& series);
+
 // Deliveries of one event: exactly one 202, every other one 200, all naming the same job.
 void expect_one_job(const std::vector<Response>& responses);
 

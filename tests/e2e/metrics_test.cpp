@@ -12,16 +12,6 @@
 namespace flare::test {
 namespace {
 
-// The value of the sample `series` (name and labels exactly as rendered); -1 when absent.
-double sample(const std::string& metrics, const std::string& series) {
-  std::istringstream lines(metrics);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 std::string scrape(const Gateway& gateway) {
   Response r = request_once(gateway.port(), "GET", "/metrics");
   EXPECT_EQ(r.status, 200);

@@ -2,6 +2,8 @@
 // 202 again afterwards, no restart.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "e2e/fixtures.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
@@ -65,6 +67,49 @@ TEST(Outage, UnavailableWhileDownAndRecoversWithoutRestart) {
       200);
   EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "2");
   EXPECT_EQ(gateway.terminate(), 0);
+}
+
+// While PostgreSQL is down, each group of connections tries it once per pause, not once per
+// request: every request fails at once, the log says so once per group that saw it, and each
+// of its lines is one line (libpq's messages hold newlines and tabs).
+TEST(Outage, DownDatabaseIsTriedOncePerPauseAndLoggedOnce) {
+  TestDatabase db;
+  Gateway gateway(gateway_config(db.url()));
+  auto db_errors = [&] {
+    return sample(request_once(gateway.port(), "GET", "/metrics").body, "flare_db_errors_total");
+  };
+  double errors_before = db_errors();
+  HeaderList api_key{{"Authorization", "Bearer " + kShopKey}};
+  std::string body = stripe_body("evt_storm");
+  {
+    Outage outage;
+    HttpClient client(gateway.port());
+    int unavailable = 0;
+    for (int i = 0; i < 200; ++i) {
+      unavailable +=
+          client.request("POST", "/webhooks/stripe", stripe_headers(body), body).status == 503;
+      unavailable += client.request("GET", "/v1/jobs", api_key).status == 503;
+    }
+    EXPECT_EQ(unavailable, 400);
+    // 400 requests, a few contacts: the committer's and the API pool's, each once per pause.
+    EXPECT_LE(db_errors() - errors_before, 20);
+    outage.end();
+  }
+  ASSERT_TRUE(gateway.wait_for_output("database ready", std::chrono::seconds(15)));
+  EXPECT_EQ(
+      request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(body), body).status,
+      202);
+  EXPECT_EQ(gateway.terminate(), 0);
+  std::istringstream lines(gateway.output());
+  std::string line;
+  int warnings = 0;
+  while (std::getline(lines, line)) {
+    // Every line begins with its time: none is the tail of another.
+    EXPECT_TRUE(line.size() > 24 && line[4] == '-' && line[10] == 'T') << line;
+    warnings += line.find(" warning ") != std::string::npos;
+  }
+  EXPECT_GE(warnings, 1) << gateway.output();
+  EXPECT_LE(warnings, 2) << gateway.output();
 }
 
 // Without auto_migrate, a database whose schema is missing is not ready: 503 until an operator

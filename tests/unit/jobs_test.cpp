@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "jobs/enqueue.hpp"
+#include "jobs/reachability.hpp"
 #include "jobs/retry.hpp"
 
 namespace flare::jobs {
@@ -99,6 +100,45 @@ TEST(NewJobId, Version7WithTheRfc9562Variant) {
   EXPECT_EQ(a[14], '7');
   EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos);
   EXPECT_EQ(new_job_ids(3).size(), 3u);
+}
+
+struct Counts final : Observer {
+  void committed(std::size_t) override {}
+  void database_error() override { ++errors; }
+  void database_unreachable(std::string_view) override { ++outages; }
+  void attempted(std::string_view, std::string_view) override {}
+  int errors = 0;
+  int outages = 0;
+};
+
+// After a failed contact the group waits, 100 ms, then twice as long each time up to 5 s; an
+// outage is counted once, every failed contact each time.
+TEST(Reachability, PausesThatDoubleUpToFiveSeconds) {
+  using std::chrono::milliseconds;
+  Counts counts;
+  Reachability r("test", &counts);
+  EXPECT_TRUE(r.may_try());
+  EXPECT_TRUE(r.may_try());  // up: every caller
+  const milliseconds expected[] = {milliseconds(100),  milliseconds(200),  milliseconds(400),
+                                   milliseconds(800),  milliseconds(1600), milliseconds(3200),
+                                   milliseconds(5000), milliseconds(5000)};
+  for (milliseconds pause : expected) {
+    auto before = std::chrono::steady_clock::now();
+    r.failed("gone");
+    auto after = std::chrono::steady_clock::now();
+    EXPECT_TRUE(r.down());
+    EXPECT_FALSE(r.may_try());
+    EXPECT_LE(r.next_try() - after, pause);
+    EXPECT_GE(r.next_try() - before, pause);
+  }
+  EXPECT_EQ(counts.errors, 8);
+  EXPECT_EQ(counts.outages, 1);
+  r.answered();
+  EXPECT_FALSE(r.down());
+  EXPECT_TRUE(r.may_try());
+  r.failed("gone again");  // a new outage starts from the first pause
+  EXPECT_EQ(counts.outages, 2);
+  EXPECT_LE(r.next_try() - std::chrono::steady_clock::now(), milliseconds(100));
 }
 
 }  // namespace
