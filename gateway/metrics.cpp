@@ -67,6 +67,11 @@ void Histogram<N>::render(std::string& out, std::string_view name) const {
   out.append("\n");
 }
 
+std::string_view timeout_name(Timeout timeout) {
+  constexpr std::string_view kNames[kTimeouts] = {"idle", "header", "body", "handshake", "write"};
+  return kNames[static_cast<std::size_t>(timeout)];
+}
+
 Metrics::Metrics()
     : durations_({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
       batch_sizes_({1, 2, 4, 8, 16, 32, 64, 128, 256, 512}) {}
@@ -100,6 +105,10 @@ void Metrics::jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_
 void Metrics::jobs_count_failed() {
   std::lock_guard lock(mutex_);
   jobs_refreshing_ = false;
+}
+
+void Metrics::timed_out(Timeout timeout) {
+  timeouts_[static_cast<std::size_t>(timeout)].fetch_add(1, std::memory_order_relaxed);
 }
 
 void Metrics::committed(std::size_t jobs) { batch_sizes_.observe(static_cast<double>(jobs)); }
@@ -136,6 +145,13 @@ std::string Metrics::render() const {
   header(out, "flare_delivery_attempts_total", "counter",
          "Push attempts ended, by source and outcome.");
   by_source_and_outcome(out, "flare_delivery_attempts_total", attempts_);
+  header(out, "flare_timeouts_total", "counter",
+         "Connections closed on a timer, by what was late: idle (a kept-alive connection's end), "
+         "header, body, handshake, write.");
+  for (std::size_t i = 0; i < kTimeouts; ++i) {
+    out.append("flare_timeouts_total{reason=\"").append(timeout_name(static_cast<Timeout>(i)));
+    out.append("\"} ").append(std::to_string(timeouts_[i].load())).append("\n");
+  }
   header(out, "flare_db_errors_total", "counter",
          "Contacts with the database that failed: unreachable, restarting, timed out.");
   out += "flare_db_errors_total " + std::to_string(db_errors_.load()) + "\n";

@@ -34,6 +34,17 @@ class Histogram {
   std::atomic<double> sum_{0};
 };
 
+// Why the gateway closed a connection on a timer.
+enum class Timeout {
+  kIdle,       // no request began within server.idle_timeout_ms: a kept-alive connection's end
+  kHeader,     // a request's header began and did not end within server.idle_timeout_ms
+  kBody,       // a body still arriving after server.read_timeout_ms
+  kHandshake,  // a TLS handshake not done within server.read_timeout_ms
+  kWrite,      // a response the client did not take within server.read_timeout_ms
+};
+inline constexpr std::size_t kTimeouts = 5;
+std::string_view timeout_name(Timeout timeout);
+
 class Metrics final : public jobs::Observer {
  public:
   // How long the job counts of flare_jobs may be reused before the next scrape refreshes them.
@@ -52,6 +63,9 @@ class Metrics final : public jobs::Observer {
   bool start_jobs_refresh();
   void jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts);
   void jobs_count_failed();
+
+  // A connection closed on a timer.
+  void timed_out(Timeout timeout);
 
   std::string render() const;
 
@@ -72,6 +86,7 @@ class Metrics final : public jobs::Observer {
   Histogram<14> durations_;
   Histogram<10> batch_sizes_;
   std::atomic<std::uint64_t> db_errors_{0};
+  std::array<std::atomic<std::uint64_t>, kTimeouts> timeouts_{};
 };
 
 }  // namespace flare::gateway

@@ -32,6 +32,33 @@ constexpr std::size_t kReadBuffer = 8 * 1024;
 // sees our response instead of a reset.
 constexpr auto kLinger = std::chrono::seconds(2);
 
+// Slow or stalled senders are logged, at most one line every 10 s for the whole process, so that
+// a flood of them is not a flood of lines; each line says how many went unlogged before it.
+// They are all counted (flare_timeouts_total).
+class TimeoutLog {
+ public:
+  void add(Timeout timeout, std::string_view client) {
+    std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    std::int64_t due = next_.load(std::memory_order_relaxed);
+    if (now < due || !next_.compare_exchange_strong(due, now + kEvery.count())) {
+      skipped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    spdlog::info("timeout reason={} client={} unlogged_before={}", timeout_name(timeout), client,
+                 skipped_.exchange(0));
+  }
+
+ private:
+  static constexpr std::chrono::steady_clock::duration kEvery = std::chrono::seconds(10);
+  std::atomic<std::int64_t> next_{0};  // steady_clock ticks
+  std::atomic<std::uint64_t> skipped_{0};
+};
+
+TimeoutLog& timeout_log() {
+  static TimeoutLog log;
+  return log;
+}
+
 // One connection. Derived is PlainSession or TlsSession; it supplies stream(), start() and
 // close_gracefully(). Every handler runs on the one network thread that owns the connection.
 template <class Derived>
@@ -84,7 +111,12 @@ class Session : public Connection {
     bool malformed = ec.category() == beast::error_code(http::error::bad_target).category() &&
                      ec != http::error::end_of_stream && ec != http::error::partial_message;
     // End of stream, timeout, reset, or stopped while idle: nobody is waiting for an answer.
-    if (ec && !malformed) return close_now();
+    if (ec && !malformed) {
+      if (ec == beast::error::timeout) {
+        timed_out(parser_->got_some() ? Timeout::kHeader : Timeout::kIdle);
+      }
+      return close_now();
+    }
     started_ = std::chrono::steady_clock::now();
     auto& req = parser_->get();
     if (!ec) {
@@ -164,7 +196,7 @@ class Session : public Connection {
     lowest().expires_after(context_.server.read_timeout);
     net::async_write(derived().stream(), net::buffer(kContinue.data(), kContinue.size()),
                      [self = derived().shared_from_this()](beast::error_code e, std::size_t) {
-                       if (e) return self->close_now();
+                       if (e) return self->closed_by(e, Timeout::kWrite);
                        self->read_body();
                      });
   }
@@ -179,7 +211,7 @@ class Session : public Connection {
 
   void on_body(beast::error_code ec) {
     if (ec == http::error::body_limit) return respond(error(Outcome::kPayloadTooLarge));
-    if (ec) return close_now();
+    if (ec) return closed_by(ec, Timeout::kBody);
     if (route_.kind == Route::Kind::kApiReply) return respond(std::move(route_.reply));
     if (route_.kind == Route::Kind::kApi) return on_api();
     Ingest in = ingest(*route_.source, headers_, std::move(parser_->get().body()),
@@ -233,7 +265,7 @@ class Session : public Connection {
   }
 
   void on_write(beast::error_code ec) {
-    if (ec) return close_now();
+    if (ec) return closed_by(ec, Timeout::kWrite);
     event_id_.clear();
     if (keep_alive_) return do_read();
     if (unread_body_) return lingering_close();
@@ -269,6 +301,22 @@ class Session : public Connection {
   }
 
  protected:
+  // Counts (and logs, at a rate) a connection closed on a timer. Once a header is read, the
+  // client is the one a trusted proxy names.
+  void timed_out(Timeout timeout) {
+    context_.metrics.timed_out(timeout);
+    bool read_a_header = timeout == Timeout::kBody || timeout == Timeout::kWrite;
+    if (timeout != Timeout::kIdle) {
+      timeout_log().add(timeout, read_a_header ? origin_.client : peer_);
+    }
+  }
+
+  // An operation failed: the connection ends; `timeout` is what was late if it ran out of time.
+  void closed_by(beast::error_code ec, Timeout timeout) {
+    if (ec == beast::error::timeout) timed_out(timeout);
+    close_now();
+  }
+
   // Ends a connection after its last response: half-close, then read and discard (briefly)
   // until the client closes, so that nothing it still sends turns our answer into a reset.
   void lingering_close() {
@@ -343,7 +391,7 @@ class TlsSession : public Session<TlsSession>, public std::enable_shared_from_th
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       beast::get_lowest_layer(self->stream_).expires_after(self->context_.server.read_timeout);
       self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
-        if (ec) return self->close_now();
+        if (ec) return self->closed_by(ec, Timeout::kHandshake);
         self->do_read();
       });
     });

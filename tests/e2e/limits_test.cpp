@@ -30,5 +30,34 @@ TEST(Limits, IdleConnectionIsClosedAfterTheIdleTimeout) {
   EXPECT_TRUE(slow.closed_within(5000));
 }
 
+// A connection closed on a timer leaves a trace: counted by what was late, and logged (at most
+// a line every 10 s) when a sender stalled, not when a kept-alive connection simply ended.
+TEST(Limits, TimeoutsAreCountedByReasonAndLogged) {
+  TestDatabase db;
+  std::string config = gateway_config(db.url(), "  idle_timeout_ms: 200\n");
+  config.replace(config.find("read_timeout_ms: 5000"), 21, "read_timeout_ms: 300");
+  Gateway gateway(config);
+  RawConnection idle(gateway.port());
+  RawConnection stalled_header(gateway.port());
+  stalled_header.send("POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\n");
+  RawConnection stalled_body(gateway.port());
+  stalled_body.send("POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{");
+  EXPECT_TRUE(idle.closed_within(5000));
+  EXPECT_TRUE(stalled_header.closed_within(5000));
+  EXPECT_TRUE(stalled_body.closed_within(5000));
+  std::string metrics = request_once(gateway.port(), "GET", "/metrics").body;
+  EXPECT_EQ(sample(metrics, R"(flare_timeouts_total{reason="idle"})"), 1) << metrics;
+  EXPECT_EQ(sample(metrics, R"(flare_timeouts_total{reason="header"})"), 1) << metrics;
+  EXPECT_EQ(sample(metrics, R"(flare_timeouts_total{reason="body"})"), 1) << metrics;
+  EXPECT_EQ(sample(metrics, R"(flare_timeouts_total{reason="write"})"), 0) << metrics;
+  // The first stalled sender is logged; the second within 10 s only counted, and numbered in
+  // the next line.
+  EXPECT_TRUE(gateway.wait_for_output("timeout reason=", std::chrono::seconds(5)));
+  std::string out = gateway.output();
+  EXPECT_NE(out.find("client=127.0.0.1 unlogged_before=0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("timeout reason=idle"), std::string::npos) << out;
+  EXPECT_EQ(out.find("timeout reason=", out.find("timeout reason=") + 1), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace flare::test
