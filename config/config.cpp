@@ -223,8 +223,9 @@ bool readable(const std::string& path) { return std::ifstream(path).good(); }
 
 void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (!r.map(node, "server",
-             {"listen", "tls", "threads", "max_connections", "max_body_bytes", "trusted_proxies",
-              "idle_timeout_ms", "read_timeout_ms", "drain_timeout_ms", "base_path"})) {
+             {"listen", "tls", "threads", "max_connections", "max_body_bytes", "body_memory_bytes",
+              "trusted_proxies", "idle_timeout_ms", "read_timeout_ms", "drain_timeout_ms",
+              "base_path"})) {
     return;
   }
   if (const YAML::Node n = node["listen"]) {
@@ -255,6 +256,11 @@ void read_server(Reader& r, const YAML::Node& node, Server& server) {
   if (const YAML::Node n = node["max_connections"]) {
     if (auto v = r.integer(n, "server.max_connections", 1, 1'000'000)) {
       server.max_connections = static_cast<std::size_t>(*v);
+    }
+  }
+  if (const YAML::Node n = node["body_memory_bytes"]) {
+    if (auto v = r.integer(n, "server.body_memory_bytes", 1 << 20, 16LL << 30)) {
+      server.body_memory_bytes = static_cast<std::size_t>(*v);
     }
   }
   if (const YAML::Node n = node["max_body_bytes"]) {
@@ -894,6 +900,15 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
       read_sources(r, n, config.server, config.projects, config.sources);
     }
     if (const YAML::Node n = root["workers"]) read_workers(r, n, config.workers);
+    // The largest body any route takes must fit in what bodies may hold together.
+    std::size_t largest = config.server.max_body_bytes;
+    for (const Source& s : config.sources) largest = std::max(largest, s.max_body_bytes);
+    if (largest > config.server.body_memory_bytes) {
+      const YAML::Node server = root["server"];
+      const YAML::Node at = server && server.IsMap() ? server["body_memory_bytes"] : YAML::Node();
+      r.error(at ? at.Mark() : root.Mark(), "server.body_memory_bytes",
+              "must be at least the largest max_body_bytes (" + std::to_string(largest) + ")");
+    }
     // An attempt must end before its lease does, or a second worker would start another.
     for (std::size_t i = 0; i < config.sources.size(); ++i) {
       const auto& d = config.sources[i].destination;

@@ -1,5 +1,6 @@
 #include "gateway/server.hpp"
 
+#include <malloc.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
@@ -24,6 +25,9 @@ using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
+// glibc keeps freed memory in its arenas, and a heap shrinks only from its top: what a burst of
+// connections or bodies took stays taken unless given back, which this often it is.
+constexpr auto kGiveBackMemory = std::chrono::seconds(5);
 
 std::shared_ptr<ssl::context> make_tls_context(const config::Tls& tls) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
@@ -65,13 +69,15 @@ struct Server::Impl {
   std::size_t next_loop = 0;
   tcp::acceptor acceptor;
   net::steady_timer timer;  // accept back-off, then the drain deadline
+  net::steady_timer trim_timer;
 
   Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool, Metrics& metrics)
       : context(config, committer, pool, metrics),
         tls_files(config.server.tls),
         loops(make_loops(config.server.threads)),
         acceptor(loops.front()->io),
-        timer(acceptor.get_executor()) {
+        timer(acceptor.get_executor()),
+        trim_timer(acceptor.get_executor()) {
     for (auto& loop : loops) keep_running.push_back(net::make_work_guard(loop->io));
     if (tls_files) tls = make_tls_context(*tls_files);
     tcp::endpoint endpoint(net::ip::make_address(config.server.host), config.server.port);
@@ -115,6 +121,16 @@ struct Server::Impl {
     });
   }
 
+  // Returns the free pages of the heap to the system, every kGiveBackMemory until stopped.
+  void give_back_memory() {
+    trim_timer.expires_after(kGiveBackMemory);
+    trim_timer.async_wait([this](error_code ec) {
+      if (ec) return;
+      malloc_trim(0);
+      give_back_memory();
+    });
+  }
+
   void stop() {
     auto live = context.connections.stop([this] {
       net::post(acceptor.get_executor(), [this] {
@@ -126,6 +142,7 @@ struct Server::Impl {
     net::post(acceptor.get_executor(), [this, idle = live->empty()] {
       error_code ignored;
       acceptor.close(ignored);
+      trim_timer.cancel();
       // Logged once it is true: a connection made after this line is refused.
       spdlog::info("stopping: no longer accepting; finishing requests in flight (at most {} ms)",
                    context.server.drain_timeout.count());
@@ -176,6 +193,7 @@ void Server::run() {
   if (local.address().is_v6()) host = "[" + host + "]";
   spdlog::info("listening on {}://{}:{}", s.tls_files ? "https" : "http", host, local.port());
   s.accept();
+  s.give_back_memory();
 
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < s.loops.size(); ++i) {

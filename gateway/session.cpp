@@ -32,6 +32,68 @@ constexpr std::size_t kReadBuffer = 8 * 1024;
 // sees our response instead of a reset.
 constexpr auto kLinger = std::chrono::seconds(2);
 
+// The bytes of request bodies a connection holds, counted against what all bodies may hold
+// together (server.body_memory_bytes) from their arrival until the request is answered, so that
+// the committer's queue is held to the same bound as bodies still arriving.
+class BodyShare {
+ public:
+  explicit BodyShare(BodyBudget& budget) : budget_(budget) {}
+  ~BodyShare() { give_back(); }
+  bool take(std::size_t bytes) {
+    if (!budget_.take(bytes)) return false;
+    held_ += bytes;
+    return true;
+  }
+  void give_back() {
+    budget_.give(held_);
+    held_ = 0;
+  }
+
+ private:
+  BodyBudget& budget_;
+  std::size_t held_ = 0;
+};
+
+// A request body in one string, counted as it arrives: a slow sender's half-sent body counts
+// what it sent, and one that would take more than is left is refused while it is read.
+struct CountedBody {
+  struct value_type {
+    std::string bytes;
+    BodyShare* share = nullptr;  // set before the body is read
+  };
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
+      // Address space for the declared length; memory only as the bytes come.
+      if (length) body_.bytes.reserve(static_cast<std::size_t>(*length));
+      ec = {};
+    }
+
+    template <class Buffers>
+    std::size_t put(const Buffers& buffers, beast::error_code& ec) {
+      std::size_t n = net::buffer_size(buffers);
+      if (!body_.share->take(n)) {
+        ec = http::error::buffer_overflow;
+        return 0;
+      }
+      std::size_t at = body_.bytes.size();
+      body_.bytes.resize(at + n);
+      net::buffer_copy(net::buffer(body_.bytes.data() + at, n), buffers);
+      ec = {};
+      return n;
+    }
+
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
 // Slow or stalled senders are logged, at most one line every 10 s for the whole process, so that
 // a flood of them is not a flood of lines; each line says how many went unlogged before it.
 // They are all counted (flare_timeouts_total).
@@ -65,7 +127,10 @@ template <class Derived>
 class Session : public Connection {
  public:
   Session(Context& context, Loop& loop, tcp::endpoint peer)
-      : context_(context), loop_(loop), peer_(peer.address().to_string()) {}
+      : context_(context),
+        loop_(loop),
+        peer_(peer.address().to_string()),
+        body_share_(context.bodies) {}
 
   ~Session() override { context_.connections.remove(this); }
 
@@ -187,6 +252,7 @@ class Session : public Connection {
     if (parser_->content_length() && *parser_->content_length() > limit) {
       return respond(error(Outcome::kPayloadTooLarge));
     }
+    parser_->get().body().share = &body_share_;
     parser_->body_limit(limit);
     // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
     if (parser_->get().version() < 11 ||
@@ -211,10 +277,14 @@ class Session : public Connection {
 
   void on_body(beast::error_code ec) {
     if (ec == http::error::body_limit) return respond(error(Outcome::kPayloadTooLarge));
+    if (ec == http::error::buffer_overflow) {
+      return respond(error(Outcome::kUnavailable,
+                           "too many request bodies are held at once; retry later"));
+    }
     if (ec) return closed_by(ec, Timeout::kBody);
     if (route_.kind == Route::Kind::kApiReply) return respond(std::move(route_.reply));
     if (route_.kind == Route::Kind::kApi) return on_api();
-    Ingest in = ingest(*route_.source, headers_, std::move(parser_->get().body()),
+    Ingest in = ingest(*route_.source, headers_, std::move(parser_->get().body().bytes),
                        std::chrono::system_clock::now());
     if (in.outcome == Outcome::kChallenge) return respond(challenge(in.challenge));
     if (in.outcome != Outcome::kEnqueue) return respond(error(in.outcome, in.detail));
@@ -227,7 +297,8 @@ class Session : public Connection {
   }
 
   void on_api() {
-    ApiPlan plan = context_.api.plan(*project_, route_.api, std::move(parser_->get().body()));
+    ApiPlan plan =
+        context_.api.plan(*project_, route_.api, std::move(parser_->get().body().bytes));
     auto self = derived().shared_from_this();
     if (plan.reply) return respond(std::move(*plan.reply));
     // Reads and changes wait for a current schema, as enqueues do in the committer.
@@ -250,6 +321,7 @@ class Session : public Connection {
   }
 
   void respond(Reply reply) {
+    body_share_.give_back();
     auto& req = parser_->get();
     // A body we did not read must not be taken for the next request.
     unread_body_ = !parser_->is_done();
@@ -344,12 +416,13 @@ class Session : public Connection {
  private:
   const std::string peer_;  // the address the connection comes from
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<CountedBody>> parser_;
   providers::Headers headers_;  // views into the parser's fields
   std::string response_;
   std::unique_ptr<std::array<char, 4096>> discard_;
   Route route_;
   const config::Project* project_ = nullptr;  // the API key's
+  BodyShare body_share_;  // the request's body, from its arrival until it is answered
   std::chrono::steady_clock::time_point started_;
   Origin origin_;
   std::string event_id_;
@@ -415,6 +488,14 @@ void start(Context& context, std::shared_ptr<S> session) {
 }
 
 }  // namespace
+
+bool BodyBudget::take(std::size_t bytes) {
+  std::size_t held = held_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > limit_ - std::min(held, limit_)) return false;
+  } while (!held_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+  return true;
+}
 
 std::size_t Connections::size() {
   std::lock_guard lock(mutex_);

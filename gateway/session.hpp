@@ -55,6 +55,21 @@ class Connections {
   std::function<void()> on_last_;
 };
 
+// The bytes of request bodies held at once, across connections (server.body_memory_bytes), from
+// their arrival until their requests are answered: however many senders are slow, and however
+// slow the database, bodies hold no more.
+class BodyBudget {
+ public:
+  explicit BodyBudget(std::size_t bytes) : limit_(bytes) {}
+  // True when `bytes` more fit; they are then held until given back.
+  bool take(std::size_t bytes);
+  void give(std::size_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  const std::size_t limit_;
+  std::atomic<std::size_t> held_{0};
+};
+
 // What every connection reads and reaches; outlives them all.
 struct Context {
   Context(const config::Config& config, jobs::Committer& c, jobs::Pool& p, Metrics& m)
@@ -63,7 +78,8 @@ struct Context {
         api(config),
         committer(c),
         pool(p),
-        metrics(m) {}
+        metrics(m),
+        bodies(config.server.body_memory_bytes) {}
 
   const config::Server& server;
   const Sources sources;
@@ -73,6 +89,7 @@ struct Context {
   Metrics& metrics;
   RequestIds request_ids;
   Connections connections;
+  BodyBudget bodies;
 };
 
 // Serves a connection accepted on `loop`'s thread: over TLS with `tls`, plain when it is null.

@@ -158,6 +158,15 @@ int Gateway::terminate(std::chrono::seconds limit) {
   return code;
 }
 
+long Gateway::status_kib(const std::string& field) const {
+  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  }
+  return -1;
+}
+
 std::string Gateway::output() {
   std::lock_guard lock(mutex_);
   return output_;
