@@ -18,10 +18,13 @@ inline std::string require_env(const char* name) {
   return value;
 }
 
-// Stops or starts the test PostgreSQL server; throws when the command fails.
+// "stop"s (a fast shutdown), "crash"es (an immediate one: no checkpoint, recovery from the WAL at
+// the next start) or "start"s the test PostgreSQL server; throws when the command fails.
 inline void postgres(const char* action) {
-  std::string command =
-      require_env(std::string(action) == "stop" ? "FLARE_TEST_PG_STOP" : "FLARE_TEST_PG_START");
+  std::string a(action);
+  std::string command = require_env(a == "stop"    ? "FLARE_TEST_PG_STOP"
+                                    : a == "crash" ? "FLARE_TEST_PG_CRASH"
+                                                   : "FLARE_TEST_PG_START");
   if (std::system((command + " >/dev/null").c_str()) != 0) {
     throw std::runtime_error(std::string("could not ") + action + " PostgreSQL");
   }
