@@ -175,30 +175,37 @@ void Committer::check_health(Lane& lane) {
   if (!reachability_.may_try()) return;
   auto began = std::chrono::steady_clock::now();
   std::string problem;
+  bool reached = true;
   try {
     if (options_.auto_migrate && lane.store.schema_version() < Store::latest_version()) {
       lane.store.migrate();
     }
     int version = lane.store.schema_version();
-    reachability_.answered();
     // Migrations only add (or drop an index an older binary can do without), so a newer schema
     // serves an older binary during a rolling upgrade.
     if (version < Store::latest_version()) {
       problem = "database schema is at version " + std::to_string(version) +
-                ", this binary needs " + std::to_string(Store::latest_version()) + ": run migrate";
+                ", this binary needs " + std::to_string(Store::latest_version()) +
+                ": run migrate";
     }
   } catch (const Unavailable& e) {
-    reachability_.failed(e.what());  // which logs the outage, once
-    lane.problem = problem = e.what();
+    reached = false;
+    problem = e.what();
   } catch (const std::exception& e) {
-    reachability_.answered();
     problem = e.what();
   }
-  // Each problem once, however often the check finds it again.
-  if (!problem.empty() && problem != lane.problem) spdlog::warn("{}", problem);
+  // Each problem once, however often the check finds it again; an unreachable database is
+  // Reachability's to tell, once per outage.
+  if (reached && !problem.empty() && problem != lane.problem) spdlog::warn("{}", problem);
   lane.problem = problem;
   lane.schema_current = problem.empty();
   note(lane.schema_current, began);
+  // Told last: once it says the database is back, this lane writes again.
+  if (reached) {
+    reachability_.answered();
+  } else {
+    reachability_.failed(problem);
+  }
 }
 
 std::chrono::steady_clock::time_point Committer::next_check() {

@@ -25,13 +25,19 @@ install_missing() {
     "${missing[@]}" >/dev/null
 }
 
-# Quiet when the build succeeds; the whole compiler output when it does not.
+# build [DIR [-DOPTION=VALUE ...] [TARGET ...]]: configures DIR (default $BUILD) as a Release
+# build with the options, and builds the targets (default all). Quiet when the build succeeds;
+# the whole compiler output when it does not.
 build() {
-  echo "==> building in $BUILD (a few minutes the first time on 2 cores, ccache after that)"
-  local log
+  local dir=${1:-$BUILD} options=() targets=() arg log
+  [ $# -gt 0 ] && shift
+  for arg in "$@"; do
+    case "$arg" in -D*) options+=("$arg") ;; *) targets+=(--target "$arg") ;; esac
+  done
+  echo "==> building in $dir (a few minutes the first time on 2 cores, ccache after that)"
   log=$(mktemp)
-  if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
-         cmake --build "$BUILD" -j"$(nproc)"; } >"$log" 2>&1; then
+  if ! { cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "${options[@]}" &&
+         cmake --build "$dir" -j"$(nproc)" "${targets[@]}"; } >"$log" 2>&1; then
     cat "$log"
     rm -f "$log"
     echo "==> build failed" >&2
