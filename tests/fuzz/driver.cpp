@@ -1,9 +1,15 @@
-// Runs every fuzz target on mutations of its signed seeds (a fixed number, from a fixed seed, so
-// a failure repeats), under AddressSanitizer and UBSan. Beyond the targets' own checks: a
-// request whose body differs from its seed's never verifies, whatever was done to its headers.
+// Runs every fuzz target on mutations of its seeds (a fixed number, from a fixed seed, so a
+// failure repeats), then on every file of its committed corpus (corpus/<target>/), under
+// AddressSanitizer and UBSan. Beyond the targets' own checks: a request whose body differs from
+// its signed seed's never verifies, whatever was done to its headers.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "fuzz/targets.hpp"
@@ -33,7 +39,18 @@ const char* const kTokens[] = {"t=",
                                "\xc3",
                                "~1",
                                "[",
-                               "]"};
+                               "]",
+                               "/",
+                               "?",
+                               "%2F",
+                               "..",
+                               "/webhooks/",
+                               "/v1/jobs/",
+                               "::",
+                               "\r",
+                               "- ",
+                               ": ",
+                               "${"};
 
 std::string mutate(std::string s, std::mt19937_64& rng) {
   auto pick = [&](std::size_t n) { return n == 0 ? 0 : static_cast<std::size_t>(rng() % n); };
@@ -74,6 +91,40 @@ std::string mutate(std::string s, std::mt19937_64& rng) {
   return s;
 }
 
+std::string file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+// Every file of corpus/<target>/ through its target: the inputs fuzzing found worth keeping and
+// the hostile requests written by hand (a header of 10,000 signatures, 100,000-deep JSON, random
+// bytes, ...). False when a target has no runner.
+bool replay_corpus() {
+  std::map<std::string, std::function<void(std::string_view)>> runners = {
+      {"json", flare::fuzz::run_json},
+      {"head", flare::fuzz::run_head},
+      {"config", flare::fuzz::run_config}};
+  for (const flare::fuzz::Target& target : flare::fuzz::targets()) {
+    runners[target.name] = [&target](std::string_view input) { flare::fuzz::run(target, input); };
+  }
+  for (const auto& dir : std::filesystem::directory_iterator(FLARE_FUZZ_CORPUS)) {
+    auto runner = runners.find(dir.path().filename().string());
+    if (runner == runners.end()) {
+      std::fprintf(stderr, "corpus %s: no such target\n", dir.path().c_str());
+      return false;
+    }
+    std::size_t files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+      runner->second(file(entry.path()));
+      ++files;
+    }
+    std::printf("%-9s %zu corpus files\n", runner->first.c_str(), files);
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,5 +162,12 @@ int main(int argc, char** argv) {
         mutate(R"({"id":"x","event":{"type":"t"},"a":["0",{"b":null}],"~/":1})", rng));
   }
   std::printf("json      %ld mutations\n", iterations * 5);
-  return 0;
+  for (const std::string& seed : flare::fuzz::kHeadSeeds) {
+    for (long i = 0; i < iterations; ++i) flare::fuzz::run_head(mutate(seed, rng));
+  }
+  std::printf("head      %zu seeds x %ld mutations\n", flare::fuzz::kHeadSeeds.size(), iterations);
+  std::string example = file(std::filesystem::path(FLARE_FUZZ_CORPUS) / "config" / "example.yaml");
+  for (long i = 0; i < iterations / 4; ++i) flare::fuzz::run_config(mutate(example, rng));
+  std::printf("config    1 seed x %ld mutations\n", iterations / 4);
+  return replay_corpus() ? 0 : 1;
 }

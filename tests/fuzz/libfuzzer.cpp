@@ -1,5 +1,5 @@
 // One libFuzzer binary per target (FLARE_FUZZ_TARGET names it), built with clang when
-// FLARE_LIBFUZZER is on; see docs/providers.md.
+// FLARE_LIBFUZZER is on; see README.md.
 #include <cstdint>
 #include <string_view>
 
@@ -10,6 +10,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view name = FLARE_FUZZ_TARGET;
   if (name == "json") {
     flare::fuzz::run_json(input);
+    return 0;
+  }
+  if (name == "head") {
+    flare::fuzz::run_head(input);
+    return 0;
+  }
+  if (name == "config") {
+    flare::fuzz::run_config(input);
     return 0;
   }
   for (const flare::fuzz::Target& target : flare::fuzz::targets()) {

@@ -1,8 +1,14 @@
 #include "fuzz/targets.hpp"
 
+#include <arpa/inet.h>
+
 #include <cstdio>
 #include <cstdlib>
 
+#include "config/config.hpp"
+#include "gateway/origin.hpp"
+#include "gateway/reply.hpp"
+#include "gateway/router.hpp"
 #include "providers/generic_hmac.hpp"
 #include "providers/github.hpp"
 #include "providers/hmac.hpp"
@@ -11,6 +17,7 @@
 #include "providers/slack.hpp"
 #include "providers/standard.hpp"
 #include "providers/stripe.hpp"
+#include "text/text.hpp"
 
 namespace flare::fuzz {
 namespace {
@@ -137,6 +144,107 @@ void run_json(std::string_view input) {
   std::string_view text = input.substr(0, input.find('\n'));
   if (auto p = providers::parse_json_pointer(text); p && !text.empty() && text[0] != '/') {
     std::abort();
+  }
+}
+
+namespace {
+
+void require(bool ok, const char* target, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "fuzz %s: %s\n", target, what);
+  std::abort();
+}
+
+// The next line of `input` (all of it when no newline is left).
+std::string_view take_line(std::string_view& input) {
+  std::size_t end = input.find('\n');
+  std::string_view line = input.substr(0, end);
+  input.remove_prefix(end == std::string_view::npos ? input.size() : end + 1);
+  return line;
+}
+
+bool is_address(const std::string& text) {
+  unsigned char bytes[16];
+  return inet_pton(AF_INET, text.c_str(), bytes) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), bytes) == 1;
+}
+
+}  // namespace
+
+void run_head(std::string_view input) {
+  static const config::Source stripe = [] {
+    config::Source source;
+    source.name = "stripe";
+    source.provider = "stripe";
+    source.secrets = {{kSecret, std::nullopt}};
+    return source;
+  }();
+  static const gateway::Sources sources = [] {
+    gateway::Sources out;
+    out.emplace("stripe", gateway::Source{&stripe, providers::make_provider(stripe)});
+    return out;
+  }();
+  static const std::vector<config::Cidr> proxies = [] {
+    config::Cidr local;
+    local.bytes = {127, 0, 0, 1};
+    local.prefix = 8;
+    return std::vector<config::Cidr>{local};
+  }();
+  std::string_view method = take_line(input);
+  std::string_view target = take_line(input);
+  std::string_view base = take_line(input);
+  providers::Headers headers;
+  for (const char* name : {"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id"}) {
+    headers.add(name, take_line(input));
+  }
+
+  gateway::Route r = gateway::route(method, target, base, sources);
+  using Kind = gateway::Route::Kind;
+  require(r.kind != Kind::kWebhook || (r.source != nullptr && method == "POST"), "head",
+          "a webhook route without its source, or not a POST");
+  require(r.source == nullptr || r.webhook_path, "head", "a source outside /webhooks/");
+  bool under_a_job = r.api.endpoint != gateway::Endpoint::kCreate &&
+                     r.api.endpoint != gateway::Endpoint::kList &&
+                     r.api.endpoint != gateway::Endpoint::kClaim;
+  require(r.kind != Kind::kApi || !under_a_job || text::is_uuid(r.api.job_id), "head",
+          "an API route to a job that is no UUID");
+  require((r.kind != Kind::kReply && r.kind != Kind::kApiReply) ||
+              gateway::http_status(r.reply.outcome) >= 400,
+          "head", "an immediate answer that is no error");
+
+  gateway::Origin o = gateway::origin_of(proxies, "127.0.0.1", false, "gen-1", &headers);
+  require(o.proto == "http" || o.proto == "https", "head", "a protocol of the client's making");
+  require(o.request_id == "gen-1" || gateway::valid_request_id(o.request_id), "head",
+          "a request id that is neither ours nor valid");
+  require(o.client == "127.0.0.1" || is_address(o.client), "head", "a client that is no address");
+
+  gateway::Reply reply = r.kind == Kind::kReply || r.kind == Kind::kApiReply
+                             ? std::move(r.reply)
+                             : gateway::status(gateway::Outcome::kHealthy);
+  std::string bytes;
+  gateway::render(reply, {false, true, o.request_id}, bytes);
+  std::size_t end = bytes.find("\r\n\r\n");
+  require(end != std::string::npos, "head", "a response without the end of its header");
+  for (std::size_t i = 0; i < end; ++i) {
+    auto c = static_cast<unsigned char>(bytes[i]);
+    bool line_end = c == '\r' && bytes[i + 1] == '\n';
+    if (line_end) ++i;
+    require(line_end || (c >= 0x20 && c < 0x7f), "head", "a control character in the header");
+  }
+}
+
+void run_config(std::string_view input) {
+  auto env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "UNSET") return std::nullopt;
+    return "x";
+  };
+  try {
+    config::parse(input, "fuzz.yaml", env);
+  } catch (const config::Error& e) {
+    require(e.what()[0] != '\0', "config", "an error without a message");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fuzz config: %s\n", e.what());
+    require(false, "config", "an exception other than config::Error");
   }
 }
 

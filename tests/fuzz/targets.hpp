@@ -1,7 +1,10 @@
-// Fuzz targets for every signature-header parser, each reached the way a request reaches it:
-// through its provider's verify(). An input is one request: its first lines are the values of
-// the target's headers, in order; the rest is the body. The mutation driver (driver.cpp) runs
-// them in every test run; with clang, libfuzzer.cpp runs one for as long as one likes.
+// Fuzz targets for everything a client or an operator's file controls before anything is trusted:
+// every signature-header parser, reached the way a request reaches it (through its provider's
+// verify(); an input is one request: its first lines are the values of the target's headers, in
+// order, the rest is the body), the body parser providers share, a request's head as the router
+// and origin handling see it, and the configuration loader. The mutation driver (driver.cpp)
+// runs them, and replays the committed corpus (corpus/<target>/), in every test run; with clang,
+// libfuzzer.cpp runs one for as long as one likes (README.md).
 #pragma once
 
 #include <chrono>
@@ -37,5 +40,21 @@ Run run(const Target& target, std::string_view input);
 
 // The body parser providers share, on arbitrary bytes.
 void run_json(std::string_view input);
+
+// A request's head: lines for the method, the target, the base path, X-Forwarded-For,
+// X-Forwarded-Proto and X-Request-Id, routed, its origin taken (from a trusted proxy), and the
+// reply it would get rendered. Aborts when a route, an origin or the rendered header breaks its
+// contract (a webhook route without its source, a request id that is neither ours nor valid,
+// a header field with a control character in it, ...).
+void run_head(std::string_view input);
+inline const std::vector<std::string> kHeadSeeds = {
+    "POST\n/webhooks/stripe\n\n203.0.113.7\nhttps\nabc-1",
+    "GET\n/flare/v1/jobs/0190a5c2-7c3e-7d4a-9b1f-0123456789ab/retry?x=1\n/flare\n10.0.0.1, "
+    "2001:db8::1\nhttp\nreq:1.2_3",
+    "DELETE\n/v1/jobs?status=dead&cursor=00\n\n\n\n"};
+
+// A configuration file's text, loaded: either a configuration or an Error naming the problems;
+// anything else (another exception, a crash) is a defect.
+void run_config(std::string_view input);
 
 }  // namespace flare::fuzz
