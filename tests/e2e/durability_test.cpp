@@ -1,7 +1,8 @@
 // What the gateway promises when things break under load: an event answered 2xx is stored, once;
 // no event is stored twice; and a provider's redelivery afterwards is answered 200 with the job
 // the first delivery made. Checked with the gateway killed (SIGKILL) and PostgreSQL crashed
-// (an immediate shutdown) while clients keep sending.
+// (an immediate shutdown) while clients keep sending, and with a primary crashed and its
+// synchronous standby promoted.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "e2e/fixtures.hpp"
+#include "support/cluster.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
 
@@ -97,11 +99,16 @@ class Load {
 // Every acknowledged event has exactly its one row, under the id it was answered with; no event
 // has two; then each event is delivered again: 200 with the original job for an acknowledged
 // one, and afterwards every event sent has exactly one row.
-void expect_each_event_once(TestDatabase& db, Gateway& gateway,
+// `url` names the database the jobs are in.
+void expect_each_event_once(const std::string& url, Gateway& gateway,
                             const std::map<std::string, std::string>& events) {
+  auto query = [&url](const std::string& sql) {
+    pqxx::connection c(url);
+    return pqxx::nontransaction(c).exec(sql);
+  };
   std::map<std::string, std::pair<int, std::string>> rows;  // event id -> count, a job id
-  for (const auto& row : db.query("SELECT event_id, count(*), min(id::text) FROM jobs "
-                                  "GROUP BY event_id")) {
+  for (const auto& row : query("SELECT event_id, count(*), min(id::text) FROM jobs "
+                               "GROUP BY event_id")) {
     rows[row[0].as<std::string>()] = {row[1].as<int>(), row[2].as<std::string>()};
   }
   std::size_t acknowledged = 0, missing = 0, doubled = 0, stored = 0;
@@ -133,8 +140,9 @@ void expect_each_event_once(TestDatabase& db, Gateway& gateway,
       EXPECT_EQ(again.json("job_id"), job) << id;
     }
   }
-  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), std::to_string(events.size()));
-  EXPECT_EQ(db.scalar("SELECT count(DISTINCT event_id) FROM jobs"), std::to_string(events.size()));
+  auto count = [&](const std::string& sql) { return query(sql)[0][0].as<std::size_t>(); };
+  EXPECT_EQ(count("SELECT count(*) FROM jobs"), events.size());
+  EXPECT_EQ(count("SELECT count(DISTINCT event_id) FROM jobs"), events.size());
 }
 
 TEST(Durability, GatewayKilledUnderLoadLosesAndDoublesNothing) {
@@ -151,7 +159,7 @@ TEST(Durability, GatewayKilledUnderLoadLosesAndDoublesNothing) {
     events.insert(sent.begin(), sent.end());
   }
   Gateway restarted(config);
-  expect_each_event_once(db, restarted, events);
+  expect_each_event_once(db.url(), restarted, events);
 }
 
 // Starts PostgreSQL again even when an assertion ends the test early.
@@ -181,7 +189,41 @@ TEST(Durability, DatabaseCrashedUnderLoadLosesAndDoublesNothing) {
   // Back without a restart of the gateway.
   ASSERT_TRUE(load.wait_for(2, 1000));
   load.stop();
-  expect_each_event_once(db, gateway, load.events());
+  expect_each_event_once(db.url(), gateway, load.events());
+}
+
+// A primary and a synchronous standby (a commit is on both before it is answered), the gateway's
+// URL naming both (target_session_attrs=read-write). Under load the primary crashes and the
+// standby is promoted: the gateway answers 2xx again within seconds, without a restart, and
+// every event it answered 2xx is on the new primary, once.
+TEST(Durability, FailoverToAPromotedStandbyLosesAndDoublesNothing) {
+  OwnServer primary = OwnServer::primary();
+  primary.execute("postgres", "CREATE DATABASE flare");
+  OwnServer standby = OwnServer::standby_of(primary);
+  primary.execute("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'");
+  primary.execute("postgres", "SELECT pg_reload_conf()");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (primary.scalar("postgres",
+                        "SELECT string_agg(sync_state, ',') FROM pg_stat_replication") != "sync") {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the standby never became synchronous";
+  }
+  std::string url = "host=" + primary.host() + "," + standby.host() +
+                    " dbname=flare user=postgres target_session_attrs=read-write";
+  Gateway gateway(gateway_config(url));
+  Load load(gateway.port(), 16, "failover_c");
+  ASSERT_TRUE(load.wait_for(2, 1000));
+  primary.crash();
+  standby.promote();
+  auto promoted = std::chrono::steady_clock::now();
+  ASSERT_TRUE(load.wait_for(2, 1));
+  auto recovered = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - promoted);
+  ASSERT_TRUE(load.wait_for(2, 1000));
+  load.stop();
+  std::cout << "[ failover ] 2xx again " << recovered.count() << " ms after the promotion; "
+            << load.answered(503) << " answered 503 meanwhile\n";
+  EXPECT_LT(recovered, std::chrono::seconds(10));
+  expect_each_event_once(standby.url("flare"), gateway, load.events());
 }
 
 }  // namespace
