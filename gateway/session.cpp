@@ -157,8 +157,13 @@ class Session : public Connection {
     route_ = Route{};
     project_ = nullptr;
     // Beast reads at most the buffer's free space, and a new buffer starts at 512 bytes: a
-    // typical webhook would take seven reads to arrive. Room for one takes one.
-    buffer_.reserve(kReadBuffer);
+    // typical webhook would take several reads to arrive. Room for one takes one. But a
+    // connection that has sent nothing yet gets no room until it does: thousands of idle
+    // connections must not hold 8 KiB each.
+    beast::error_code ignored;
+    if (buffer_.capacity() > 0 || lowest().socket().available(ignored) > 0) {
+      buffer_.reserve(kReadBuffer);
+    }
     lowest().expires_after(context_.server.idle_timeout);
     http::async_read_header(derived().stream(), buffer_, *parser_,
                             [self = derived().shared_from_this()](
