@@ -900,13 +900,16 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
       read_sources(r, n, config.server, config.projects, config.sources);
     }
     if (const YAML::Node n = root["workers"]) read_workers(r, n, config.workers);
-    // The largest body any route takes must fit in what bodies may hold together.
+    // The largest body any route takes must fit in what bodies may hold together: by default
+    // they may hold that much, when it is more than 32 MiB.
     std::size_t largest = config.server.max_body_bytes;
     for (const Source& s : config.sources) largest = std::max(largest, s.max_body_bytes);
-    if (largest > config.server.body_memory_bytes) {
-      const YAML::Node server = root["server"];
-      const YAML::Node at = server && server.IsMap() ? server["body_memory_bytes"] : YAML::Node();
-      r.error(at ? at.Mark() : root.Mark(), "server.body_memory_bytes",
+    const YAML::Node server = root["server"];
+    const YAML::Node set = server && server.IsMap() ? server["body_memory_bytes"] : YAML::Node();
+    if (!set) {
+      config.server.body_memory_bytes = std::max(config.server.body_memory_bytes, largest);
+    } else if (largest > config.server.body_memory_bytes) {
+      r.error(set.Mark(), "server.body_memory_bytes",
               "must be at least the largest max_body_bytes (" + std::to_string(largest) + ")");
     }
     // An attempt must end before its lease does, or a second worker would start another.

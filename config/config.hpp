@@ -35,8 +35,8 @@ struct Server {
   int threads = 2;
   std::size_t max_connections = 10'000;
   std::size_t max_body_bytes = 1 << 20;
-  // Request bodies held at once, across connections, each counted at its declared length (a
-  // chunked one at its route's limit) from the moment its reading begins.
+  // Bytes of request bodies held at once, across connections, each body counted as it arrives
+  // and until its request is answered; at least the largest max_body_bytes.
   std::size_t body_memory_bytes = 32 << 20;
   // Peers whose X-Forwarded-For, X-Forwarded-Proto and X-Request-Id are believed.
   std::vector<Cidr> trusted_proxies;

@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "text/text.hpp"
+
 namespace flare::gateway {
 namespace {
 
@@ -77,24 +79,14 @@ class JsonFormatter final : public spdlog::formatter {
                                   spdlog::pattern_time_type::utc, ""};
 };
 
-// "<time> <level> <message>", the message on one line: libpq's messages, for one, carry
-// newlines and tabs, and a line that a log shipper splits in three is three lines to grep.
-// Each run of control characters becomes one space.
+// "<time> <level> <message>", the message on one line: a line that a log shipper splits in three
+// is three lines to grep.
 class TextFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     head_.format(msg, dest);
-    bool gap = false;
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
-      auto u = static_cast<unsigned char>(c);
-      if (u < 0x20 || u == 0x7f) {
-        gap = true;
-        continue;
-      }
-      if (gap) dest.push_back(' ');
-      gap = false;
-      dest.push_back(c);
-    }
+    std::string message = text::one_line(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(message.data(), message.data() + message.size());
     dest.push_back('\n');
   }
   std::unique_ptr<spdlog::formatter> clone() const override {

@@ -48,12 +48,18 @@ struct Connection {
     socket.non_blocking(false, ec);
     return quiet;
   }
-  void close() {
+  // Closes the socket, which makes every operation pending on it complete (with an error); the
+  // streams stay, since a TLS stream's pending operation still refers to its own state.
+  void cut() {
     if (plain || tls) {
       beast::error_code ignored;
       lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
       lowest().close();
     }
+  }
+  // With nothing pending on it any more.
+  void close() {
+    cut();
     plain.reset();
     tls.reset();
     buffer.clear();
@@ -127,6 +133,8 @@ struct PushClient::Impl {
     resolver.async_resolve(
         dest->host, std::to_string(dest->port),
         [this](beast::error_code ec, tcp::resolver::results_type results) {
+          // A lookup cannot be interrupted: one that ends after the deadline starts nothing.
+          if (expired) ec = net::error::operation_aborted;
           if (ec) return finish(ec, "resolve");
           if (dest->tls) {
             conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, ctx);
@@ -134,6 +142,7 @@ struct PushClient::Impl {
             conn->plain = std::make_unique<beast::tcp_stream>(ioc);
           }
           conn->lowest().async_connect(results, [this](beast::error_code e, tcp::endpoint) {
+            if (expired) e = net::error::operation_aborted;
             if (e) return finish(e, "connect");
             // The header and the body leave in separate writes: do not let Nagle hold one.
             conn->lowest().socket().set_option(tcp::no_delay(true), e);
@@ -148,6 +157,7 @@ struct PushClient::Impl {
     SSL_set_tlsext_host_name(conn->tls->native_handle(), dest->host.c_str());
     conn->tls->set_verify_callback(ssl::host_name_verification(dest->host));
     conn->tls->async_handshake(ssl::stream_base::client, [this](beast::error_code ec) {
+      if (expired) ec = net::error::operation_aborted;
       if (ec) return finish(ec, "TLS handshake");
       write();
     });
@@ -236,9 +246,10 @@ jobs::Attempt PushClient::deliver(const jobs::Job& job) {
     // nothing new.
     s.expired = true;
     s.resolver.cancel();
-    s.conn->close();
+    s.conn->cut();
     s.ioc.restart();
     s.ioc.run();
+    s.conn->close();
     if (s.abandoned) return {Result::kAbandoned, {}, std::nullopt};
     return {Result::kFailed, "no answer within " + std::to_string(d.timeout.count()) + " ms",
             std::nullopt};

@@ -125,7 +125,8 @@ struct Server::Impl {
   void give_back_memory() {
     trim_timer.expires_after(kGiveBackMemory);
     trim_timer.async_wait([this](error_code ec) {
-      if (ec) return;
+      // A wait that had completed when a stop cancelled it is not renewed either.
+      if (ec || context.connections.stopping()) return;
       malloc_trim(0);
       give_back_memory();
     });
@@ -139,7 +140,7 @@ struct Server::Impl {
       });
     });
     if (!live) return;
-    net::post(acceptor.get_executor(), [this, idle = live->empty()] {
+    net::post(acceptor.get_executor(), [this] {
       error_code ignored;
       acceptor.close(ignored);
       trim_timer.cancel();
@@ -147,7 +148,8 @@ struct Server::Impl {
       spdlog::info("stopping: no longer accepting; finishing requests in flight (at most {} ms)",
                    context.server.drain_timeout.count());
       timer.cancel();
-      if (idle) return keep_running.clear();
+      // Counted here, not when stop() was called: the last session may have ended in between.
+      if (context.connections.size() == 0) return keep_running.clear();
       timer.expires_after(context.server.drain_timeout);
       timer.async_wait([this](error_code ec) {
         if (ec) return;  // the last session ended first

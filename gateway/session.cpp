@@ -39,6 +39,8 @@ class BodyShare {
  public:
   explicit BodyShare(BodyBudget& budget) : budget_(budget) {}
   ~BodyShare() { give_back(); }
+  BodyShare(const BodyShare&) = delete;
+  BodyShare& operator=(const BodyShare&) = delete;
   bool take(std::size_t bytes) {
     if (!budget_.take(bytes)) return false;
     held_ += bytes;
@@ -68,8 +70,9 @@ struct CountedBody {
     reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
 
     void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
-      // Address space for the declared length; memory only as the bytes come.
-      if (length) body_.bytes.reserve(static_cast<std::size_t>(*length));
+      // Room for a typical body at once; a larger one grows as it comes, so that what a
+      // connection declares is not what it holds.
+      if (length) body_.bytes.reserve(std::min<std::size_t>(*length, kReadBuffer * 8));
       ec = {};
     }
 
@@ -158,8 +161,8 @@ class Session : public Connection {
     project_ = nullptr;
     // Beast reads at most the buffer's free space, and a new buffer starts at 512 bytes: a
     // typical webhook would take several reads to arrive. Room for one takes one. But a
-    // connection that has sent nothing yet gets no room until it does: thousands of idle
-    // connections must not hold 8 KiB each.
+    // connection that has sent nothing yet gets no room reserved until it does: thousands of
+    // idle connections must not hold 8 KiB each.
     beast::error_code ignored;
     if (buffer_.capacity() > 0 || lowest().socket().available(ignored) > 0) {
       buffer_.reserve(kReadBuffer);
@@ -283,8 +286,8 @@ class Session : public Connection {
   void on_body(beast::error_code ec) {
     if (ec == http::error::body_limit) return respond(error(Outcome::kPayloadTooLarge));
     if (ec == http::error::buffer_overflow) {
-      return respond(error(Outcome::kUnavailable,
-                           "too many request bodies are held at once; retry later"));
+      return respond(
+          error(Outcome::kUnavailable, "too many request bodies are held at once; retry later"));
     }
     if (ec) return closed_by(ec, Timeout::kBody);
     if (route_.kind == Route::Kind::kApiReply) return respond(std::move(route_.reply));
@@ -302,8 +305,7 @@ class Session : public Connection {
   }
 
   void on_api() {
-    ApiPlan plan =
-        context_.api.plan(*project_, route_.api, std::move(parser_->get().body().bytes));
+    ApiPlan plan = context_.api.plan(*project_, route_.api, std::move(parser_->get().body().bytes));
     auto self = derived().shared_from_this();
     if (plan.reply) return respond(std::move(*plan.reply));
     // Reads and changes wait for a current schema, as enqueues do in the committer.

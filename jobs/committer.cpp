@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <exception>
+#include <optional>
 #include <system_error>
 
 namespace flare::jobs {
@@ -175,7 +176,7 @@ void Committer::check_health(Lane& lane) {
   if (!reachability_.may_try()) return;
   auto began = std::chrono::steady_clock::now();
   std::string problem;
-  bool reached = true;
+  std::optional<Unavailable> unavailable;
   try {
     if (options_.auto_migrate && lane.store.schema_version() < Store::latest_version()) {
       lane.store.migrate();
@@ -185,26 +186,26 @@ void Committer::check_health(Lane& lane) {
     // serves an older binary during a rolling upgrade.
     if (version < Store::latest_version()) {
       problem = "database schema is at version " + std::to_string(version) +
-                ", this binary needs " + std::to_string(Store::latest_version()) +
-                ": run migrate";
+                ", this binary needs " + std::to_string(Store::latest_version()) + ": run migrate";
     }
   } catch (const Unavailable& e) {
-    reached = false;
+    unavailable = e;
     problem = e.what();
   } catch (const std::exception& e) {
     problem = e.what();
   }
   // Each problem once, however often the check finds it again; an unreachable database is
   // Reachability's to tell, once per outage.
+  bool reached = !unavailable || unavailable->answered();
   if (reached && !problem.empty() && problem != lane.problem) spdlog::warn("{}", problem);
   lane.problem = problem;
   lane.schema_current = problem.empty();
   note(lane.schema_current, began);
   // Told last: once it says the database is back, this lane writes again.
-  if (reached) {
-    reachability_.answered();
+  if (unavailable) {
+    reachability_.failed(*unavailable);
   } else {
-    reachability_.failed(problem);
+    reachability_.answered();
   }
 }
 
@@ -231,7 +232,7 @@ void Committer::settle(Lane& lane, Batch& batch,
                            std::move(stored[i]), std::move(batch.jobs[i])});
     }
   } catch (const Unavailable& e) {
-    reachability_.failed(e.what());
+    reachability_.failed(e);
     lane.schema_current = false;
     note(false, batch.began);
     for (std::size_t i = 0; i < batch.jobs.size(); ++i) {

@@ -3,6 +3,7 @@
 #include "jobs/enqueue.hpp"
 #include "jobs/sql.hpp"
 #include "jobs/store.hpp"
+#include "text/text.hpp"
 
 namespace flare::jobs {
 namespace {
@@ -12,22 +13,6 @@ class Wakeup : public pqxx::notification_receiver {
   explicit Wakeup(pqxx::connection_base& c) : notification_receiver(c, kWakeChannel) {}
   void operator()(const std::string&, int) override {}
 };
-
-// libpq's messages end in a newline and may hold more, with tabs: one line of words.
-std::string one_line(std::string_view text) {
-  std::string out;
-  bool gap = false;
-  for (char c : text) {
-    if (static_cast<unsigned char>(c) < 0x20) {
-      gap = !out.empty();
-      continue;
-    }
-    if (gap) out += ' ';
-    gap = false;
-    out += c;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -60,9 +45,12 @@ bool transient(std::string_view sqlstate) {
 void throw_failure(std::string_view what, std::optional<std::string_view> sqlstate,
                    std::string_view detail) {
   std::string where(what);
-  if (!sqlstate) throw Unavailable(where + ": " + one_line(detail));
+  if (!sqlstate) throw Unavailable(where + ": " + text::one_line(detail));
   std::string code(*sqlstate);
-  if (transient(code)) throw Unavailable(where + ": SQLSTATE " + code);
+  // A lost connection (08) or a server going away (57P) is no answer; the rest of the transient
+  // classes are the database's own.
+  bool answered = code.rfind("08", 0) != 0 && code.rfind("57P", 0) != 0;
+  if (transient(code)) throw Unavailable(where + ": SQLSTATE " + code, answered);
   throw std::runtime_error(where + ": refused by the database (SQLSTATE " + code + ")");
 }
 

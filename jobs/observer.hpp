@@ -14,7 +14,8 @@ class Observer {
   virtual void committed(std::size_t jobs) = 0;
   // A contact with the database failed (unreachable, restarting, timed out).
   virtual void database_error() = 0;
-  // A group of connections (see Reachability) found the database gone, where it answered before.
+  // A group of connections (see Reachability) found the database gone: at start, or where it
+  // answered before.
   virtual void database_unreachable(std::string_view group) = 0;
   // A push attempt ended: succeeded, retrying, dead, lease_lost or released.
   virtual void attempted(std::string_view source, std::string_view outcome) = 0;

@@ -60,7 +60,7 @@ void Pool::run(Store& store) {
       next.task(store);
       reachability_.answered();
     } catch (const Unavailable& e) {
-      reachability_.failed(e.what());
+      reachability_.failed(e);
       next.failed(Outcome::kUnavailable);
     } catch (const std::exception& e) {
       reachability_.answered();

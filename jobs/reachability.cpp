@@ -6,20 +6,19 @@
 
 namespace flare::jobs {
 
-Reachability::Reachability(std::string group, Observer* observer)
-    : group_(std::move(group)), observer_(observer) {}
+Reachability::Reachability(std::string group, Observer* observer,
+                           std::function<Clock::time_point()> now)
+    : group_(std::move(group)), observer_(observer), now_(std::move(now)) {}
 
 bool Reachability::may_try() {
   if (up_) return true;
   std::lock_guard lock(mutex_);
-  Clock::time_point now = Clock::now();
-  if (now < next_try_) return false;
-  // The others fail at once until this try has ended.
-  next_try_ = now + pause_;
+  if (trying_ != std::thread::id() || now_() < next_try_) return false;
+  trying_ = std::this_thread::get_id();
   return true;
 }
 
-std::chrono::steady_clock::time_point Reachability::next_try() {
+Reachability::Clock::time_point Reachability::next_try() {
   std::lock_guard lock(mutex_);
   return next_try_;
 }
@@ -27,28 +26,34 @@ std::chrono::steady_clock::time_point Reachability::next_try() {
 void Reachability::answered() {
   if (up_) return;
   std::lock_guard lock(mutex_);
-  if (up_) return;
+  if (up_ || trying_ != std::this_thread::get_id()) return;
+  trying_ = {};
   up_ = true;
-  auto down_for = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - down_since_);
+  pause_ = kFirstPause;
+  auto down_for = std::chrono::duration_cast<std::chrono::milliseconds>(now_() - down_since_);
   spdlog::info("database reachable again ({}) after {} ms", group_, down_for.count());
 }
 
-void Reachability::failed(std::string_view why) {
+void Reachability::failed(const Unavailable& e) {
+  if (e.answered()) return answered();
   if (observer_) observer_->database_error();
   std::lock_guard lock(mutex_);
-  Clock::time_point now = Clock::now();
+  Clock::time_point now = now_();
   if (up_) {
     up_ = false;
     down_since_ = now;
     pause_ = kFirstPause;
+    next_try_ = now + pause_;
     if (observer_) observer_->database_unreachable(group_);
     spdlog::warn(
         "database unreachable ({}): {}; requests fail at once while it tries again after {} ms, "
         "then less often, up to every {} ms",
-        group_, why, kFirstPause.count(), kLongestPause.count());
-  } else {
-    pause_ = std::min(pause_ * 2, kLongestPause);
+        group_, e.what(), kFirstPause.count(), kLongestPause.count());
+    return;
   }
+  if (trying_ != std::this_thread::get_id()) return;  // a contact begun before the outage
+  trying_ = {};
+  pause_ = std::min(pause_ * 2, kLongestPause);
   next_try_ = now + pause_;
 }
 

@@ -20,7 +20,14 @@ namespace flare::jobs {
 // work was sent, it may have been done all the same: only a retry can tell.
 class Unavailable : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  // `answered`: the database was there and said so (a deadlock, a statement timeout, no
+  // resources); false when it could not be reached, or is going away.
+  explicit Unavailable(const std::string& what, bool answered = false)
+      : std::runtime_error(what), answered_(answered) {}
+  bool answered() const { return answered_; }
+
+ private:
+  bool answered_;
 };
 
 struct ListQuery {

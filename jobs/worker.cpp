@@ -53,8 +53,9 @@ void Workers::listen(const std::string& database_url) {
         listening = true;
         reachability_.answered();
       } catch (const Unavailable& e) {
-        reachability_.failed(e.what());
+        reachability_.failed(e);
       } catch (const std::exception& e) {
+        reachability_.answered();  // refused: the database is there
         spdlog::warn("workers: not listening for new jobs: {}", e.what());
       }
     }
@@ -90,8 +91,9 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
         if (!claimed.empty()) record(store, claimed[0], deliverer.deliver(claimed[0]));
       } catch (const Unavailable& e) {
         // The lease runs out and another attempt follows: at least once, never lost.
-        reachability_.failed(e.what());
+        reachability_.failed(e);
       } catch (const std::exception& e) {
+        reachability_.answered();  // the database refused the claim, or answered it before this
         spdlog::warn("workers: {}", e.what());
       }
     }

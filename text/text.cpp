@@ -56,6 +56,22 @@ std::optional<std::size_t> printable_utf8_length(std::string_view s) {
   return count;
 }
 
+std::string one_line(std::string_view s) {
+  std::string out;
+  bool gap = false;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      gap = !out.empty();
+      continue;
+    }
+    if (gap) out += ' ';
+    gap = false;
+    out += c;
+  }
+  return out;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {

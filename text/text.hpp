@@ -17,6 +17,10 @@ inline constexpr std::size_t kMaxTypeLength = 200;
 // Counts code points; nullopt for invalid UTF-8 or any control character.
 std::optional<std::size_t> printable_utf8_length(std::string_view s);
 
+// The text on one line: each run of control characters (newlines, tabs, ...) one space, none at
+// either end. For messages from elsewhere (libpq's hold newlines and tabs) bound for a log line.
+std::string one_line(std::string_view s);
+
 // Equal but for the case of ASCII letters.
 bool iequals(std::string_view a, std::string_view b);
 

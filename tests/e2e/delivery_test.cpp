@@ -122,9 +122,9 @@ TEST(Delivery, AnAttemptEndsAtItsTimeoutAndIsNotSentAgain) {
   EXPECT_EQ(first_attempts, 1u);
 }
 
-// A kept-alive connection the destination has closed since is seen to be closed before anything is
-// written to it: the next job goes out on a new connection, and its first attempt succeeds.
-TEST(Delivery, AConnectionTheDestinationClosedIsNotWrittenTo) {
+// A kept-alive connection the destination has closed since is not the next job's end: the job goes
+// out on a new connection within its first attempt, which succeeds.
+TEST(Delivery, AConnectionTheDestinationClosedIsReplacedWithinTheAttempt) {
   TestDatabase db;
   Receiver receiver([](Receiver&, const Received&, std::size_t i) {
     return Answer{200, "", i == 0};

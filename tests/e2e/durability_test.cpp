@@ -206,6 +206,7 @@ TEST(Durability, FailoverToAPromotedStandbyLosesAndDoublesNothing) {
   while (primary.scalar("postgres",
                         "SELECT string_agg(sync_state, ',') FROM pg_stat_replication") != "sync") {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the standby never became synchronous";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   std::string url = "host=" + primary.host() + "," + standby.host() +
                     " dbname=flare user=postgres target_session_attrs=read-write";

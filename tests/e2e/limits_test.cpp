@@ -165,6 +165,15 @@ TEST(Limits, BodiesHoldNoMoreThanTheirBudget) {
   EXPECT_EQ(refused.json("code"), "unavailable");
   EXPECT_NE(refused.json("message").find("request bodies"), std::string::npos) << refused.body;
   EXPECT_EQ(refused.header("retry-after"), "5");
+  // The first upload ends (an unsigned body: 400); answered, it gives its share back, and a
+  // body of 900 KiB fits again.
+  first.send(std::string(1048576 - 600 * 1024, ' '));
+  EXPECT_EQ(first.read_response().status, 400);
+  std::string big = stripe_body("evt_after_budget") + std::string(900 * 1024, ' ');
+  EXPECT_EQ(
+      request_once(gateway.port(), "POST", "/webhooks/stripe-connect", stripe_headers(big), big)
+          .status,
+      202);
 }
 
 }  // namespace

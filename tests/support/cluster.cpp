@@ -31,10 +31,12 @@ std::string pg(const std::string& program_and_arguments) {
   return as_postgres(require_env("FLARE_TEST_PG_BIN") + "/" + program_and_arguments);
 }
 
-// A directory the postgres user owns, in /tmp.
+// A directory the postgres user owns, in /tmp, that others may enter: the server's socket is in
+// it, and neither the test nor the gateway need run as postgres.
 std::string new_directory() {
   std::string out = as_postgres("mktemp -d /tmp/flare-own-pg.XXXXXX");
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  as_postgres("chmod 755 " + out);
   return out;
 }
 
@@ -49,7 +51,8 @@ OwnServer OwnServer::primary() {
 
 OwnServer OwnServer::standby_of(const OwnServer& primary) {
   OwnServer s(new_directory());
-  pg("pg_basebackup -h " + primary.dir_ + " -U postgres -D " + s.dir_ + "/data -R -X stream -c fast");
+  pg("pg_basebackup -h " + primary.dir_ + " -U postgres -D " + s.dir_ +
+     "/data -R -X stream -c fast");
   s.start();
   return s;
 }

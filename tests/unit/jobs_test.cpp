@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "jobs/enqueue.hpp"
 #include "jobs/reachability.hpp"
@@ -111,34 +112,69 @@ struct Counts final : Observer {
   int outages = 0;
 };
 
-// After a failed contact the group waits, 100 ms, then twice as long each time up to 5 s; an
-// outage is counted once, every failed contact each time.
-TEST(Reachability, PausesThatDoubleUpToFiveSeconds) {
+// A clock the test moves.
+struct FakeClock {
+  Reachability::Clock::time_point now{};
+  std::function<Reachability::Clock::time_point()> fn() {
+    return [this] { return now; };
+  }
+};
+
+const Unavailable kGone("connection refused");
+
+// After a contact finds no database the group waits, 100 ms, then twice as long after each
+// failed try up to 5 s, one thread trying at a time; an outage is counted once.
+TEST(Reachability, OneTryPerPauseThatDoublesUpToFiveSeconds) {
   using std::chrono::milliseconds;
   Counts counts;
-  Reachability r("test", &counts);
+  FakeClock clock;
+  Reachability r("test", &counts, clock.fn());
   EXPECT_TRUE(r.may_try());
   EXPECT_TRUE(r.may_try());  // up: every caller
-  const milliseconds expected[] = {milliseconds(100),  milliseconds(200),  milliseconds(400),
-                                   milliseconds(800),  milliseconds(1600), milliseconds(3200),
-                                   milliseconds(5000), milliseconds(5000)};
-  for (milliseconds pause : expected) {
-    auto before = std::chrono::steady_clock::now();
-    r.failed("gone");
-    auto after = std::chrono::steady_clock::now();
-    EXPECT_TRUE(r.down());
+  r.failed(kGone);
+  EXPECT_TRUE(r.down());
+  for (milliseconds pause :
+       {milliseconds(100), milliseconds(200), milliseconds(400), milliseconds(800),
+        milliseconds(1600), milliseconds(3200), milliseconds(5000), milliseconds(5000)}) {
+    EXPECT_EQ(r.next_try() - clock.now, pause);
+    clock.now += pause - milliseconds(1);
     EXPECT_FALSE(r.may_try());
-    EXPECT_LE(r.next_try() - after, pause);
-    EXPECT_GE(r.next_try() - before, pause);
+    clock.now += milliseconds(1);
+    EXPECT_TRUE(r.may_try());
+    std::thread other([&] { EXPECT_FALSE(r.may_try()); });  // one try at a time
+    other.join();
+    r.failed(kGone);
   }
-  EXPECT_EQ(counts.errors, 8);
   EXPECT_EQ(counts.outages, 1);
+  EXPECT_EQ(counts.errors, 9);
+  clock.now += milliseconds(5000);
+  EXPECT_TRUE(r.may_try());
   r.answered();
   EXPECT_FALSE(r.down());
   EXPECT_TRUE(r.may_try());
-  r.failed("gone again");  // a new outage starts from the first pause
+  r.failed(kGone);  // a new outage starts from the first pause
   EXPECT_EQ(counts.outages, 2);
-  EXPECT_LE(r.next_try() - std::chrono::steady_clock::now(), milliseconds(100));
+  EXPECT_EQ(r.next_try() - clock.now, milliseconds(100));
+}
+
+// While the database is down, only the thread whose try it is speaks for it: contacts begun
+// before the outage neither end it nor lengthen the pause; an error the database itself gave
+// (a deadlock, a statement timeout) is an answer.
+TEST(Reachability, OnlyTheTryOfThePauseTells) {
+  FakeClock clock;
+  Reachability r("test", nullptr, clock.fn());
+  r.failed(kGone);
+  std::thread stale([&] {
+    r.answered();
+    r.failed(kGone);
+  });
+  stale.join();
+  EXPECT_TRUE(r.down());
+  EXPECT_EQ(r.next_try() - clock.now, std::chrono::milliseconds(100));
+  clock.now += std::chrono::milliseconds(100);
+  EXPECT_TRUE(r.may_try());
+  r.failed(Unavailable("SQLSTATE 40P01", true));
+  EXPECT_FALSE(r.down());
 }
 
 }  // namespace
