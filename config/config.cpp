@@ -905,11 +905,11 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
     std::size_t largest = config.server.max_body_bytes;
     for (const Source& s : config.sources) largest = std::max(largest, s.max_body_bytes);
     const YAML::Node server = root["server"];
-    const YAML::Node set = server && server.IsMap() ? server["body_memory_bytes"] : YAML::Node();
+    bool set = server && server.IsMap() && server["body_memory_bytes"];
     if (!set) {
       config.server.body_memory_bytes = std::max(config.server.body_memory_bytes, largest);
     } else if (largest > config.server.body_memory_bytes) {
-      r.error(set.Mark(), "server.body_memory_bytes",
+      r.error(server["body_memory_bytes"], "server.body_memory_bytes",
               "must be at least the largest max_body_bytes (" + std::to_string(largest) + ")");
     }
     // An attempt must end before its lease does, or a second worker would start another.

@@ -430,5 +430,26 @@ TEST(Template, CutOnceIntoParts) {
   EXPECT_TRUE(parse_template("").parts.empty());
 }
 
+// Bodies together may hold 32 MiB unless a route takes more, and an explicit budget must take the
+// largest body.
+TEST(BodyMemory, AtLeastTheLargestBody) {
+  std::string head = "database: { url: x }\nprojects: [{ id: p }]\n";
+  std::string big_source =
+      "sources: [{ name: s, provider: stripe, project: p, secrets: [k], max_body_bytes: "
+      "67108864 }]\n";
+  auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  EXPECT_EQ(parse(head, "f.yaml", env).server.body_memory_bytes, 32u << 20);
+  EXPECT_EQ(parse(head + big_source, "f.yaml", env).server.body_memory_bytes, 64u << 20);
+  try {
+    parse("server: { body_memory_bytes: 1048576 }\n" + head + big_source, "f.yaml", env);
+    ADD_FAILURE() << "a budget below a route's limit was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("server.body_memory_bytes: must be at least the largest "
+                                         "max_body_bytes (67108864)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace flare::config

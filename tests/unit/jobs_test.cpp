@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "jobs/database.hpp"
 #include "jobs/enqueue.hpp"
 #include "jobs/reachability.hpp"
 #include "jobs/retry.hpp"
@@ -175,6 +176,31 @@ TEST(Reachability, OnlyTheTryOfThePauseTells) {
   EXPECT_TRUE(r.may_try());
   r.failed(Unavailable("SQLSTATE 40P01", true));
   EXPECT_FALSE(r.down());
+}
+
+// The one reading of a database failure: no answer, a lost connection or a server going away is
+// Unavailable without an answer; the transient errors the database gives are Unavailable with
+// one; anything else is a refusal, named by its SQLSTATE alone.
+TEST(ThrowFailure, UnavailableOrRefusedByTheSqlstate) {
+  auto thrown = [](std::optional<std::string_view> sqlstate) -> std::pair<int, std::string> {
+    try {
+      throw_failure("claim", sqlstate, "could not connect\n\tIs the server running?\n");
+    } catch (const Unavailable& e) {
+      return {e.answered() ? 1 : 0, e.what()};
+    } catch (const std::runtime_error& e) {
+      return {2, e.what()};
+    }
+    return {-1, ""};
+  };
+  EXPECT_EQ(thrown(std::nullopt),
+            (std::pair<int, std::string>{0, "claim: could not connect Is the server running?"}));
+  EXPECT_EQ(thrown("08006").first, 0);
+  EXPECT_EQ(thrown("57P01").first, 0);
+  EXPECT_EQ(thrown("40P01").first, 1);
+  EXPECT_EQ(thrown("57014").first, 1);
+  EXPECT_EQ(thrown("53300").first, 1);
+  EXPECT_EQ(thrown("23505"),
+            (std::pair<int, std::string>{2, "claim: refused by the database (SQLSTATE 23505)"}));
 }
 
 }  // namespace
