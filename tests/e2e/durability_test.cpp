@@ -162,26 +162,13 @@ TEST(Durability, GatewayKilledUnderLoadLosesAndDoublesNothing) {
   expect_each_event_once(db.url(), restarted, events);
 }
 
-// Starts PostgreSQL again even when an assertion ends the test early.
-struct Crash {
-  Crash() { postgres("crash"); }
-  ~Crash() {
-    if (!over) postgres("start");
-  }
-  void end() {
-    postgres("start");
-    over = true;
-  }
-  bool over = false;
-};
-
 TEST(Durability, DatabaseCrashedUnderLoadLosesAndDoublesNothing) {
   TestDatabase db;
   Gateway gateway(gateway_config(db.url()));
   Load load(gateway.port(), 16, "crash_c");
   ASSERT_TRUE(load.wait_for(2, 1000));
   {
-    Crash crash;
+    PostgresDown crash("crash");
     // While it is down: 503, and the gateway stays up.
     ASSERT_TRUE(load.wait_for(503, 100));
     crash.end();

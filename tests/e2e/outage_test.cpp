@@ -11,19 +11,6 @@
 namespace flare::test {
 namespace {
 
-// Starts PostgreSQL again even when an assertion ends the test early.
-struct Outage {
-  Outage() { postgres("stop"); }
-  ~Outage() {
-    if (!over) postgres("start");
-  }
-  void end() {
-    postgres("start");
-    over = true;
-  }
-  bool over = false;
-};
-
 TEST(Outage, UnavailableWhileDownAndRecoversWithoutRestart) {
   TestDatabase db;
   Gateway gateway(gateway_config(db.url()));
@@ -34,7 +21,7 @@ TEST(Outage, UnavailableWhileDownAndRecoversWithoutRestart) {
 
   std::string body = stripe_body("evt_during_outage");
   {
-    Outage outage;
+    PostgresDown outage("stop");
     Response r =
         request_once(gateway.port(), "POST", "/webhooks/stripe", stripe_headers(body), body);
     EXPECT_EQ(r.status, 503) << r.body;
@@ -82,7 +69,7 @@ TEST(Outage, DownDatabaseIsTriedOncePerPauseAndLoggedOnce) {
   HeaderList api_key{{"Authorization", "Bearer " + kShopKey}};
   std::string body = stripe_body("evt_storm");
   {
-    Outage outage;
+    PostgresDown outage("stop");
     HttpClient client(gateway.port());
     int unavailable = 0;
     for (int i = 0; i < 200; ++i) {

@@ -30,4 +30,21 @@ inline void postgres(const char* action) {
   }
 }
 
+// The test PostgreSQL stopped ("stop") or crashed ("crash") for a while, and started again by
+// end(), or when an assertion ends the test early.
+class PostgresDown {
+ public:
+  explicit PostgresDown(const char* how) { postgres(how); }
+  ~PostgresDown() {
+    if (!over_) postgres("start");
+  }
+  void end() {
+    postgres("start");
+    over_ = true;
+  }
+
+ private:
+  bool over_ = false;
+};
+
 }  // namespace flare::test
