@@ -210,15 +210,15 @@ const config::Project* Api::authenticate(std::optional<std::string_view> authori
   return found;
 }
 
-ApiPlan Api::plan(const config::Project& project, const ApiRoute& route, std::string body) const {
+ApiPlan Api::plan(const config::Project& project, const ApiCall& call, std::string body) const {
   std::string p = project.id;
-  std::string id(route.job_id);
+  std::string id(call.job_id);
   ApiPlan plan;
-  switch (route.endpoint) {
+  switch (call.endpoint) {
     case Endpoint::kCreate:
       return create(project, body);
     case Endpoint::kList:
-      return list(project, route.query);
+      return list(project, call.query);
     case Endpoint::kClaim:
       return claim(project, body);
     case Endpoint::kGet:
@@ -243,7 +243,7 @@ ApiPlan Api::plan(const config::Project& project, const ApiRoute& route, std::st
     case Endpoint::kFail:
       break;
   }
-  return lease_action(project, id, route.endpoint, body);
+  return lease_action(project, id, call.endpoint, body);
 }
 
 ApiPlan Api::create(const config::Project& project, const std::string& body) const {

@@ -1,4 +1,4 @@
-// The jobs API (SPEC §5) without the network. The router has chosen the endpoint from the
+// The jobs API (SPEC §5) without the network. the dispatcher has chosen the endpoint from the
 // header; the API authenticates the key, then, once the body is read, validates it and says
 // what to do: answer now, enqueue through the committer, or run a store operation on the pool.
 #pragma once
@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "gateway/dispatch.hpp"
 #include "gateway/reply.hpp"
-#include "gateway/router.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/store.hpp"
 #include "providers/hmac.hpp"
@@ -32,8 +32,8 @@ class Api {
   // absent or malformed, or the key is no project's. Every key is compared, in constant time.
   const config::Project* authenticate(std::optional<std::string_view> authorization) const;
 
-  // What to do for `route`, an endpoint of the API, asked by `project` with `body`.
-  ApiPlan plan(const config::Project& project, const ApiRoute& route, std::string body) const;
+  // What to do for `call`, an endpoint of the API, asked by `project` with `body`.
+  ApiPlan plan(const config::Project& project, const ApiCall& call, std::string body) const;
 
   // The answer to POST /v1/jobs once the committer is done: 201, 409, 503 or 500.
   static Reply enqueued(const jobs::Result& result);

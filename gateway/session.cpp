@@ -13,8 +13,8 @@
 #include <optional>
 #include <string>
 
+#include "gateway/dispatch.hpp"
 #include "gateway/reply.hpp"
-#include "gateway/router.hpp"
 #include "text/text.hpp"
 
 namespace flare::gateway {
@@ -153,11 +153,11 @@ class Session : public Connection {
     idle_ = true;
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
-    // Decided per route once the header is known. Not boost::none: Beast 1.74 compares a
+    // Decided per request once the header is known. Not boost::none: Beast 1.74 compares a
     // Content-Length against an empty limit as if it were exceeded.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     headers_.clear();
-    route_ = Route{};
+    dispatch_ = Dispatch{};
     project_ = nullptr;
     // Beast reads at most the buffer's free space, and a new buffer starts at 512 bytes: a
     // typical webhook would take several reads to arrive. Room for one takes one. But a
@@ -177,7 +177,7 @@ class Session : public Connection {
   Loop& loop_;  // of this connection's thread
 
  private:
-  // Everything is decided here, from the header alone: the route, the API key, the body's
+  // Everything is decided here, from the header alone: the handler, the API key, the body's
   // limit. Whatever is answered now is answered before any byte of the body is read.
   void on_header(beast::error_code ec) {
     idle_ = false;
@@ -204,24 +204,25 @@ class Session : public Connection {
       return respond(error(Outcome::kBadRequest));
     }
 
-    route_ = route(req.method_string(), req.target(), context_.server.base_path, context_.sources);
-    switch (route_.kind) {
-      case Route::Kind::kReply:
-        return respond(std::move(route_.reply));
-      case Route::Kind::kWebhook:
-        return read_body(route_.source->config->max_body_bytes);
-      case Route::Kind::kApi:
-      case Route::Kind::kApiReply:
+    dispatch_ =
+        dispatch(req.method_string(), req.target(), context_.server.base_path, context_.sources);
+    switch (dispatch_.kind) {
+      case Dispatch::Kind::kReply:
+        return respond(std::move(dispatch_.reply));
+      case Dispatch::Kind::kWebhook:
+        return read_body(dispatch_.source->config->max_body_bytes);
+      case Dispatch::Kind::kApi:
+      case Dispatch::Kind::kApiReply:
         project_ = context_.api.authenticate(headers_.get("Authorization"));
         if (project_ == nullptr) return respond(error(Outcome::kUnauthorized));
-        // An authenticated client's body is read even for a route it got wrong, so that its
+        // An authenticated client's body is read even for a path it got wrong, so that its
         // connection stays open.
         return read_body(context_.server.max_body_bytes);
-      case Route::Kind::kMetrics:
+      case Dispatch::Kind::kMetrics:
         return scrape();
-      case Route::Kind::kHealth:
+      case Dispatch::Kind::kHealth:
         return respond(status(Outcome::kHealthy));
-      case Route::Kind::kReady:
+      case Dispatch::Kind::kReady:
         return respond(context_.committer.ready()
                            ? status(Outcome::kReady)
                            : error(Outcome::kUnavailable,
@@ -290,9 +291,9 @@ class Session : public Connection {
           error(Outcome::kUnavailable, "too many request bodies are held at once; retry later"));
     }
     if (ec) return closed_by(ec, Timeout::kBody);
-    if (route_.kind == Route::Kind::kApiReply) return respond(std::move(route_.reply));
-    if (route_.kind == Route::Kind::kApi) return on_api();
-    Ingest in = ingest(*route_.source, headers_, std::move(parser_->get().body().bytes),
+    if (dispatch_.kind == Dispatch::Kind::kApiReply) return respond(std::move(dispatch_.reply));
+    if (dispatch_.kind == Dispatch::Kind::kApi) return on_api();
+    Ingest in = ingest(*dispatch_.source, headers_, std::move(parser_->get().body().bytes),
                        std::chrono::system_clock::now());
     if (in.outcome == Outcome::kChallenge) return respond(challenge(in.challenge));
     if (in.outcome != Outcome::kEnqueue) return respond(error(in.outcome, in.detail));
@@ -305,7 +306,8 @@ class Session : public Connection {
   }
 
   void on_api() {
-    ApiPlan plan = context_.api.plan(*project_, route_.api, std::move(parser_->get().body().bytes));
+    ApiPlan plan =
+        context_.api.plan(*project_, dispatch_.api, std::move(parser_->get().body().bytes));
     auto self = derived().shared_from_this();
     if (plan.reply) return respond(std::move(*plan.reply));
     // Reads and changes wait for a current schema, as enqueues do in the committer.
@@ -351,7 +353,7 @@ class Session : public Connection {
     derived().close_gracefully();
   }
 
-  // Logs and counts a finished request. Never secrets, signatures or bodies: the route, the
+  // Logs and counts a finished request. Never secrets, signatures or bodies: the path, the
   // outcome and the event id only.
   void record(const Reply& reply) {
     auto& req = parser_->get();
@@ -361,9 +363,9 @@ class Session : public Connection {
     std::string_view target = req.target();
     std::string_view path = target.substr(0, std::min<std::size_t>(target.find('?'), 128));
     static const std::string kNoSource;
-    const std::string* source = route_.source ? &route_.source->config->name : &kNoSource;
+    const std::string* source = dispatch_.source ? &dispatch_.source->config->name : &kNoSource;
     std::string_view outcome = outcome_name(reply.outcome);
-    context_.metrics.request(route_.webhook_path ? source : nullptr, outcome,
+    context_.metrics.request(dispatch_.webhook_path ? source : nullptr, outcome,
                              std::chrono::microseconds(micros));
     std::string status = std::to_string(http_status(reply.outcome));
     std::string us = std::to_string(micros);
@@ -372,7 +374,7 @@ class Session : public Connection {
                    {"proto", origin_.proto},
                    {"method", req.method_string()},
                    {"path", path},
-                   {"source", route_.source ? std::string_view(*source) : "-"},
+                   {"source", dispatch_.source ? std::string_view(*source) : "-"},
                    {"outcome", outcome},
                    {"status", status},
                    {"us", us},
@@ -427,7 +429,7 @@ class Session : public Connection {
   providers::Headers headers_;  // views into the parser's fields
   std::string response_;
   std::unique_ptr<std::array<char, 4096>> discard_;
-  Route route_;
+  Dispatch dispatch_;
   const config::Project* project_ = nullptr;  // the API key's
   BodyShare body_share_;  // the request's body, from its arrival until it is answered
   std::chrono::steady_clock::time_point started_;

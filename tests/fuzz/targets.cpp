@@ -6,9 +6,9 @@
 #include <cstdlib>
 
 #include "config/config.hpp"
+#include "gateway/dispatch.hpp"
 #include "gateway/origin.hpp"
 #include "gateway/reply.hpp"
-#include "gateway/router.hpp"
 #include "providers/generic_hmac.hpp"
 #include "providers/github.hpp"
 #include "providers/hmac.hpp"
@@ -198,8 +198,8 @@ void run_head(std::string_view input) {
     headers.add(name, take_line(input));
   }
 
-  gateway::Route r = gateway::route(method, target, base, sources);
-  using Kind = gateway::Route::Kind;
+  gateway::Dispatch r = gateway::dispatch(method, target, base, sources);
+  using Kind = gateway::Dispatch::Kind;
   require(r.kind != Kind::kWebhook || (r.source != nullptr && method == "POST"), "head",
           "a webhook route without its source, or not a POST");
   require(r.source == nullptr || r.webhook_path, "head", "a source outside /webhooks/");

@@ -1,7 +1,7 @@
 // Fuzz targets for everything a client or an operator's file controls before anything is trusted:
 // every signature-header parser, reached the way a request reaches it (through its provider's
 // verify(); an input is one request: its first lines are the values of the target's headers, in
-// order, the rest is the body), the body parser providers share, a request's head as the router
+// order, the rest is the body), the body parser providers share, a request's head as the dispatcher
 // and origin handling see it, and the configuration loader. The mutation driver (driver.cpp)
 // runs them, and replays the committed corpus (corpus/<target>/), in every test run; with clang,
 // libfuzzer.cpp runs one for as long as one likes (README.md).

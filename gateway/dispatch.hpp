@@ -24,18 +24,18 @@ enum class Endpoint {
   kFail,       // POST /v1/jobs/{id}/fail
 };
 
-struct ApiRoute {
+struct ApiCall {
   Endpoint endpoint = Endpoint::kList;
   std::string_view job_id;  // the endpoints under /v1/jobs/{id}: a UUID
   std::string_view query;   // kList: what follows '?'
 };
 
-struct Route {
+struct Dispatch {
   enum class Kind {
     kWebhook,   // read the body (up to the source's limit), then ingest
     kApi,       // authenticate, read the body, then plan
     kApiReply,  // a /v1/jobs path without this endpoint: `reply` once authenticated (and the
-                // body read), so that an unauthenticated caller learns nothing of the routes
+                // body read), so that an unauthenticated caller learns nothing of the paths
     kMetrics,   // GET /metrics
     kHealth,    // GET /healthz
     kReady,     // GET /readyz
@@ -45,13 +45,13 @@ struct Route {
   // A /webhooks/ path, whether or not its source exists: counted per source in the metrics.
   bool webhook_path = false;
   const Source* source = nullptr;  // the /webhooks/ path's source, when it exists
-  ApiRoute api;
+  ApiCall api;
   Reply reply;
 };
 
-// `target` is the request's path and query; every route lives under `base_path` ("" or e.g.
+// `target` is the request's path and query; every path lives under `base_path` ("" or e.g.
 // "/flare").
-Route route(std::string_view method, std::string_view target, std::string_view base_path,
-            const Sources& sources);
+Dispatch dispatch(std::string_view method, std::string_view target, std::string_view base_path,
+                  const Sources& sources);
 
 }  // namespace flare::gateway

@@ -1,4 +1,4 @@
-#include "gateway/router.hpp"
+#include "gateway/dispatch.hpp"
 
 #include "text/text.hpp"
 
@@ -8,28 +8,28 @@ namespace {
 constexpr std::string_view kWebhooks = "/webhooks/";
 constexpr std::string_view kJobs = "/v1/jobs";
 
-Route to(Route::Kind kind) {
-  Route r;
+Dispatch to(Dispatch::Kind kind) {
+  Dispatch r;
   r.kind = kind;
   return r;
 }
 
-Route answer(Reply reply, Route::Kind kind = Route::Kind::kReply) {
-  Route r = to(kind);
+Dispatch answer(Reply reply, Dispatch::Kind kind = Dispatch::Kind::kReply) {
+  Dispatch r = to(kind);
   r.reply = std::move(reply);
   return r;
 }
 
-Route api_reply(Reply reply) { return answer(std::move(reply), Route::Kind::kApiReply); }
+Dispatch api_reply(Reply reply) { return answer(std::move(reply), Dispatch::Kind::kApiReply); }
 
-Route api(Endpoint endpoint, std::string_view job_id = {}, std::string_view query = {}) {
-  Route r = to(Route::Kind::kApi);
+Dispatch api(Endpoint endpoint, std::string_view job_id = {}, std::string_view query = {}) {
+  Dispatch r = to(Dispatch::Kind::kApi);
   r.api = {endpoint, job_id, query};
   return r;
 }
 
 // `rest`: the path after /v1/jobs.
-Route route_api(std::string_view method, std::string_view rest, std::string_view query) {
+Dispatch dispatch_api(std::string_view method, std::string_view rest, std::string_view query) {
   if (rest.empty() || rest == "/") {
     if (method == "POST") return api(Endpoint::kCreate);
     if (method == "GET") return api(Endpoint::kList, {}, query);
@@ -64,8 +64,8 @@ Route route_api(std::string_view method, std::string_view rest, std::string_view
 
 }  // namespace
 
-Route route(std::string_view method, std::string_view target, std::string_view base_path,
-            const Sources& sources) {
+Dispatch dispatch(std::string_view method, std::string_view target, std::string_view base_path,
+                  const Sources& sources) {
   if (target.substr(0, base_path.size()) != base_path ||
       (target.size() > base_path.size() && target[base_path.size()] != '/')) {
     return answer(error(Outcome::kNotFound));
@@ -77,24 +77,24 @@ Route route(std::string_view method, std::string_view target, std::string_view b
 
   if (path.substr(0, kWebhooks.size()) == kWebhooks) {
     auto found = sources.find(path.substr(kWebhooks.size()));
-    Route r;
+    Dispatch r;
     if (found == sources.end()) {
       r = answer(error(Outcome::kUnknownSource));
     } else {
-      r = method == "POST" ? to(Route::Kind::kWebhook) : answer(not_allowed("POST"));
+      r = method == "POST" ? to(Dispatch::Kind::kWebhook) : answer(not_allowed("POST"));
       r.source = &found->second;
     }
     r.webhook_path = true;
     return r;
   }
   if (path == kJobs || path.substr(0, kJobs.size() + 1) == "/v1/jobs/") {
-    return route_api(method, path.substr(kJobs.size()), query);
+    return dispatch_api(method, path.substr(kJobs.size()), query);
   }
   if (path == "/metrics" || path == "/healthz" || path == "/readyz") {
     if (method != "GET") return answer(not_allowed("GET"));
-    return to(path == "/metrics"   ? Route::Kind::kMetrics
-              : path == "/healthz" ? Route::Kind::kHealth
-                                   : Route::Kind::kReady);
+    return to(path == "/metrics"   ? Dispatch::Kind::kMetrics
+              : path == "/healthz" ? Dispatch::Kind::kHealth
+                                   : Dispatch::Kind::kReady);
   }
   return answer(error(Outcome::kNotFound));
 }
