@@ -18,6 +18,8 @@ namespace flare::config {
 namespace {
 
 constexpr std::size_t kMaxBodyBytesCeiling = 64u << 20;  // bodies are held in memory
+constexpr std::size_t kMaxRoutes = 50;
+constexpr std::size_t kMaxRouteTypes = 100;
 
 bool valid_name(std::string_view s) {
   if (s.empty() || s.size() > 100) return false;
@@ -431,7 +433,7 @@ void read_workers(Reader& r, const YAML::Node& node, Workers& workers) {
 }
 
 // http[s]://host[:port][/path]; host a name or an IP address ([v6] in brackets).
-bool parse_url(const std::string& url, Destination& d) {
+bool parse_url(const std::string& url, Route& d) {
   std::string rest;
   if (url.rfind("http://", 0) == 0) {
     rest = url.substr(7);
@@ -472,10 +474,37 @@ bool parse_url(const std::string& url, Destination& d) {
   return !d.host.empty();
 }
 
-void read_destination(Reader& r, const YAML::Node& node, const std::string& path,
-                      std::optional<Destination>& out) {
-  if (!r.map(node, path, {"url", "secret", "timeout_ms"})) return;
-  Destination d;
+// A route's event types: exact names, or a prefix and ".*".
+void read_types(Reader& r, const YAML::Node& node, const std::string& path,
+                std::vector<std::string>& out) {
+  if (!node.IsSequence() || node.size() == 0) {
+    r.error(node, path, "expected a list of event types (omit it to take every event)");
+    return;
+  }
+  if (node.size() > kMaxRouteTypes) {
+    r.error(node, path, "at most " + std::to_string(kMaxRouteTypes) + " types");
+    return;
+  }
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    std::string at = path + "[" + std::to_string(i) + "]";
+    std::optional<std::string> type = r.string(node[i], at);
+    if (!type) continue;
+    std::string_view exact = *type;
+    if (exact.size() > 2 && exact.substr(exact.size() - 2) == ".*") exact.remove_suffix(2);
+    std::optional<std::size_t> length = text::printable_utf8_length(*type);
+    if (exact.empty() || exact.find('*') != std::string_view::npos || !length ||
+        *length > text::kMaxTypeLength) {
+      r.error(node[i], at,
+              "expected an event type or PREFIX.* (printable, at most 200 characters, * only "
+              "at the end after a dot)");
+      continue;
+    }
+    out.push_back(*type);
+  }
+}
+
+// What a route and the legacy `destination` share: where, signed with what, for how long.
+void read_endpoint(Reader& r, const YAML::Node& node, const std::string& path, Route& d) {
   if (const YAML::Node n = node["url"]) {
     if (auto text = r.string(n, path + ".url")) {
       d.url = *text;
@@ -504,7 +533,43 @@ void read_destination(Reader& r, const YAML::Node& node, const std::string& path
       d.timeout = std::chrono::milliseconds(*v);
     }
   }
-  out = d;
+}
+
+// A route's retry is its own, else its source's: `retry` is the source's, read before.
+void read_routes(Reader& r, const YAML::Node& node, const std::string& path, const Retry& retry,
+                 std::vector<Route>& out) {
+  if (!node.IsSequence() || node.size() == 0) {
+    r.error(node, path, "expected a list of routes");
+    return;
+  }
+  if (node.size() > kMaxRoutes) {
+    r.error(node, path, "at most " + std::to_string(kMaxRoutes) + " routes");
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node n = node[i];
+    std::string at = path + "[" + std::to_string(i) + "]";
+    if (!r.map(n, at, {"name", "url", "secret", "types", "timeout_ms", "retry"})) continue;
+    Route route;
+    route.retry = retry;
+    if (const YAML::Node name = n["name"]) {
+      if (auto text = r.string(name, at + ".name")) {
+        if (!valid_name(*text)) {
+          r.error(name, at + ".name", "expected 1 to 100 of A-Z a-z 0-9 _ - .");
+        } else if (!names.insert(*text).second) {
+          r.error(name, at + ".name", "duplicate route name \"" + *text + "\" in this source");
+        }
+        route.name = *text;
+      }
+    } else {
+      r.error(n, at + ".name", "required");
+    }
+    read_endpoint(r, n, at, route);
+    if (const YAML::Node types = n["types"]) read_types(r, types, at + ".types", route.types);
+    if (const YAML::Node own = n["retry"]) read_retry(r, own, at + ".retry", route.retry);
+    out.push_back(std::move(route));
+  }
 }
 
 // One secret's text: an empty one is an unset optional secret, e.g. "${PREVIOUS_SECRET:-}".
@@ -720,7 +785,8 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     std::string path = "sources[" + std::to_string(i) + "]";
     if (!r.map(s, path,
                {"name", "provider", "project", "secrets", "tolerance_seconds", "max_body_bytes",
-                "key_template", "job_type", "event_id_header", "hmac", "destination", "retry"})) {
+                "key_template", "job_type", "event_id_header", "hmac", "destination", "routes",
+                "retry"})) {
       continue;
     }
     Source source;
@@ -815,10 +881,19 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
         source.event_id_header = *text;
       }
     }
-    if (const YAML::Node n = s["destination"]) {
-      read_destination(r, n, path + ".destination", source.destination);
-    }
     if (const YAML::Node n = s["retry"]) read_retry(r, n, path + ".retry", source.retry);
+    if (const YAML::Node n = s["routes"]) {
+      if (s["destination"]) r.error(n, path + ".routes", "a source has routes or a destination");
+      read_routes(r, n, path + ".routes", source.retry, source.routes);
+    } else if (const YAML::Node d = s["destination"]) {
+      // The form before routes: one route that takes every event.
+      if (r.map(d, path + ".destination", {"url", "secret", "timeout_ms"})) {
+        Route& route = source.routes.emplace_back();
+        route.name = "default";
+        route.retry = source.retry;
+        read_endpoint(r, d, path + ".destination", route);
+      }
+    }
     sources.push_back(std::move(source));
   }
 }
@@ -855,6 +930,19 @@ Template parse_template(std::string_view text) {
     text.remove_prefix(end);
   }
   return out;
+}
+
+bool Route::takes(std::string_view event_type) const {
+  if (types.empty()) return true;
+  for (std::string_view t : types) {
+    if (t.size() > 2 && t.substr(t.size() - 2) == ".*") {
+      t.remove_suffix(1);  // the prefix and its dot
+      if (event_type.size() > t.size() && event_type.substr(0, t.size()) == t) return true;
+    } else if (event_type == t) {
+      return true;
+    }
+  }
+  return false;
 }
 
 bool Cidr::contains(std::string_view address) const {
@@ -914,11 +1002,15 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
     }
     // An attempt must end before its lease does, or a second worker would start another.
     for (std::size_t i = 0; i < config.sources.size(); ++i) {
-      const auto& d = config.sources[i].destination;
-      if (d && d->timeout >= std::chrono::seconds(config.workers.lease_seconds)) {
-        const YAML::Node at = root["sources"][i]["destination"]["timeout_ms"];
-        r.error(at ? at.Mark() : root["sources"][i].Mark(),
-                "sources[" + std::to_string(i) + "].destination.timeout_ms",
+      const YAML::Node source = root["sources"][i];
+      const std::vector<Route>& routes = config.sources[i].routes;
+      for (std::size_t k = 0; k < routes.size(); ++k) {
+        if (routes[k].timeout < std::chrono::seconds(config.workers.lease_seconds)) continue;
+        bool listed = static_cast<bool>(source["routes"]);
+        std::string path = "sources[" + std::to_string(i) + "]" +
+                           (listed ? ".routes[" + std::to_string(k) + "]" : ".destination");
+        const YAML::Node at = listed ? source["routes"][k] : source["destination"];
+        r.error(at["timeout_ms"] ? at["timeout_ms"].Mark() : at.Mark(), path + ".timeout_ms",
                 "must be shorter than workers.lease_seconds");
       }
     }

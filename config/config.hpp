@@ -69,8 +69,10 @@ struct Retry {
   std::int64_t max_ms = 3'600'000;
 };
 
-// Where the built-in workers push a source's jobs.
-struct Destination {
+// One of a source's destinations: the built-in workers push it every event of the source it
+// takes, each as a delivery of its own (docs/delivery.md).
+struct Route {
+  std::string name;  // unique in its source
   std::string url;
   bool tls = false;
   std::string host;
@@ -78,6 +80,13 @@ struct Destination {
   std::string target;  // path and query
   std::string key;     // the whsec_ secret, base64-decoded: signs every push
   std::chrono::milliseconds timeout{10'000};
+  // Exact event types and "prefix.*" patterns (the prefix and its dot, then anything); empty:
+  // every event.
+  std::vector<std::string> types;
+  Retry retry;
+
+  // Whether an event of the provider's type `event_type` goes to this route.
+  bool takes(std::string_view event_type) const;
 };
 
 // A signing secret; during a rotation the old one can be given the moment it stops counting.
@@ -146,8 +155,10 @@ struct Source {
   std::string job_type;                                // empty: "<provider>.<event type>"
   std::string event_id_header = "X-Shopify-Event-Id";  // shopify only
   std::optional<Hmac> hmac;                            // set for provider hmac
-  std::optional<Destination> destination;
-  Retry retry;
+  Retry retry;  // for its routes without a retry of their own, and its jobs' pull workers
+  // Empty: the source's jobs are pulled (SPEC §5). `destination:` is read as one route named
+  // "default".
+  std::vector<Route> routes;
 };
 
 struct Workers {

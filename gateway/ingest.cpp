@@ -117,6 +117,13 @@ Ingest ingest(const Source& source, const providers::Headers& headers, std::stri
   job.source = cfg.name;
   job.event_id = std::move(verdict.event_id);
   job.max_attempts = cfg.retry.max_attempts;
+  // Routes filter on the provider's event type, whatever job type the source gives its jobs.
+  job.pushed = !cfg.routes.empty();
+  for (const config::Route& route : cfg.routes) {
+    if (route.takes(verdict.event_type)) {
+      job.deliveries.push_back({route.name, route.retry.max_attempts});
+    }
+  }
   return {Outcome::kEnqueue, {}, std::move(job), {}};
 }
 

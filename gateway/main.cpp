@@ -37,11 +37,11 @@ constexpr const char* kUsage = R"(flare-gateway: verified webhooks in, one job p
 Usage:
   flare-gateway serve --config FILE [--no-workers] [--log-format text|json]
                                        Serve webhooks and the jobs API, and push jobs to the
-                                       sources' destinations (unless --no-workers or
+                                       sources' routes (unless --no-workers or
                                        workers.enabled is false). Applies pending migrations
                                        unless database.auto_migrate is false.
   flare-gateway worker --config FILE [--log-format text|json]
-                                       Push jobs to destinations only: no HTTP server.
+                                       Push jobs to routes only: no HTTP server.
   flare-gateway migrate --config FILE  Apply pending database migrations and exit.
   flare-gateway check-config FILE      Validate FILE; print OK or every error as
                                        FILE:LINE:COLUMN: path: message (exit 2).
@@ -121,10 +121,10 @@ void wait_for_stop_signal(const sigset_t& set, const std::function<void()>& relo
   }
 }
 
-std::vector<std::string> pushed_sources(const flare::config::Config& config) {
-  std::vector<std::string> out;
+std::vector<const flare::config::Source*> pushed_sources(const flare::config::Config& config) {
+  std::vector<const flare::config::Source*> out;
   for (const auto& s : config.sources) {
-    if (s.destination) out.push_back(s.name);
+    if (!s.routes.empty()) out.push_back(&s);
   }
   return out;
 }
@@ -136,14 +136,15 @@ std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config&
                                      config.workers.lease_seconds, config.workers.poll_interval,
                                      observer};
   std::string names;
-  for (const std::string& s : options.sources) names += (names.empty() ? "" : ", ") + s;
-  spdlog::info("workers started: {} pushing {}", options.concurrency, names);
-  auto backoff = [&config](const flare::jobs::Job& job) {
-    return flare::jobs::retry_delay(config, job);
-  };
-  return std::make_unique<flare::jobs::Workers>(
-      config.database.url, std::move(options),
-      [&config] { return std::make_unique<flare::gateway::PushClient>(config); }, backoff);
+  for (const flare::config::Source* s : options.sources) {
+    for (const flare::config::Route& r : s->routes) {
+      names += (names.empty() ? "" : ", ") + s->name + "." + r.name;
+    }
+  }
+  spdlog::info("workers started: {} pushing to {}", options.concurrency, names);
+  return std::make_unique<flare::jobs::Workers>(config.database.url, std::move(options), [&config] {
+    return std::make_unique<flare::gateway::PushClient>(config);
+  });
 }
 
 // Each connection is a descriptor: take the hard limit rather than the usual soft 1024.
@@ -184,7 +185,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
 
 int worker(const flare::config::Config& config, const sigset_t& stop) {
   if (pushed_sources(config).empty()) {
-    std::cerr << "flare-gateway: no source has a destination: nothing to push\n";
+    std::cerr << "flare-gateway: no source has routes: nothing to push\n";
     return kExitUsage;
   }
   auto workers = start_workers(config, nullptr);

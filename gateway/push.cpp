@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "providers/standard.hpp"
+#include "text/text.hpp"
 
 namespace flare::gateway {
 namespace {
@@ -80,15 +81,17 @@ std::optional<std::chrono::milliseconds> retry_after(const http::response<http::
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> push_headers(const jobs::Job& job,
-                                                              const config::Destination& d,
+                                                              const jobs::Delivery& delivery,
+                                                              const config::Route& d,
                                                               std::int64_t now_unix) {
   return {
       {"Content-Type", job.content_type},
       {"User-Agent", "flare-gateway/" FLARE_VERSION},
       {"Idempotency-Key", "flare-" + job.id},
       {"Flare-Job-Id", job.id},
-      {"Flare-Attempt", std::to_string(job.attempts)},
+      {"Flare-Attempt", std::to_string(delivery.attempts)},
       {"Flare-Source", job.source.value_or("")},
+      {"Flare-Route", delivery.route},
       {"Flare-Event-Id", job.event_id.value_or("")},
       {"Flare-Event-Type", job.type},
       {"webhook-id", job.id},
@@ -97,7 +100,7 @@ std::vector<std::pair<std::string, std::string>> push_headers(const jobs::Job& j
 }
 
 // One attempt at a time runs on this thread's io_context; run_for bounds it by the
-// destination's timeout, and abandon() stops it from another thread.
+// route's timeout, and abandon() stops it from another thread.
 struct PushClient::Impl {
   explicit Impl(const config::Config& c) : config(c) {
     ctx.set_default_verify_paths();
@@ -109,11 +112,11 @@ struct PushClient::Impl {
   net::io_context ioc;
   ssl::context ctx{ssl::context::tls_client};
   tcp::resolver resolver{ioc};
-  std::map<std::string, Connection> connections;  // by source
+  std::map<std::pair<std::string, std::string>, Connection> connections;  // by source and route
   std::atomic<bool> abandoned{false};
 
   // The attempt in flight.
-  const config::Destination* dest = nullptr;
+  const config::Route* dest = nullptr;
   Connection* conn = nullptr;
   http::request<http::string_body> req;
   std::optional<http::response_parser<http::string_body>> parser;
@@ -210,19 +213,23 @@ void PushClient::abandon() {
   impl_->ioc.stop();
 }
 
-jobs::Attempt PushClient::deliver(const jobs::Job& job) {
+jobs::Attempt PushClient::deliver(const jobs::Job& job, const jobs::Delivery& delivery) {
   using Result = jobs::Attempt::Result;
   Impl& s = *impl_;
-  if (s.abandoned) return {Result::kAbandoned, {}, std::nullopt};
-  const config::Source* source = nullptr;
+  if (s.abandoned) return {Result::kAbandoned, {}, std::nullopt, {}, std::nullopt};
+  const config::Route* route = nullptr;
   for (const config::Source& c : s.config.sources) {
-    if (job.source && c.name == *job.source && c.destination) source = &c;
+    for (const config::Route& r : c.routes) {
+      if (c.name == delivery.source && r.name == delivery.route) route = &r;
+    }
   }
-  if (source == nullptr) return {Result::kFailed, "the source has no destination", std::nullopt};
-  const config::Destination& d = *source->destination;
+  if (route == nullptr) {
+    return {Result::kFailed, "the route is not configured", std::nullopt, {}, std::nullopt};
+  }
+  const config::Route& d = *route;
 
   s.dest = &d;
-  s.conn = &s.connections[source->name];
+  s.conn = &s.connections[{delivery.source, delivery.route}];
   s.req = {http::verb::post, d.target, 11};
   bool bracket = d.host.find(':') != std::string::npos;
   std::string host = bracket ? "[" + d.host + "]" : d.host;
@@ -231,7 +238,7 @@ jobs::Attempt PushClient::deliver(const jobs::Job& job) {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  for (const auto& [name, value] : push_headers(job, d, now)) s.req.set(name, value);
+  for (const auto& [name, value] : push_headers(job, delivery, d, now)) s.req.set(name, value);
   s.req.body() = job.payload;
   s.req.prepare_payload();
   s.parser.reset();
@@ -250,21 +257,32 @@ jobs::Attempt PushClient::deliver(const jobs::Job& job) {
     s.ioc.restart();
     s.ioc.run();
     s.conn->close();
-    if (s.abandoned) return {Result::kAbandoned, {}, std::nullopt};
-    return {Result::kFailed, "no answer within " + std::to_string(d.timeout.count()) + " ms",
+    if (s.abandoned) return {Result::kAbandoned, {}, std::nullopt, {}, std::nullopt};
+    return {Result::kFailed,
+            "no answer within " + std::to_string(d.timeout.count()) + " ms",
+            std::nullopt,
+            {},
             std::nullopt};
   }
   if (s.error && s.error != http::error::body_limit) {
     s.conn->close();
-    return {Result::kFailed, std::string(s.step) + ": " + s.error.message(), std::nullopt};
+    return {Result::kFailed,
+            std::string(s.step) + ": " + s.error.message(),
+            std::nullopt,
+            {},
+            std::nullopt};
   }
   const auto& res = s.parser->get();
   if (!res.keep_alive() || s.error) s.conn->close();
-  unsigned status = res.result_int();
-  if (status >= 200 && status < 300) return {Result::kSucceeded, {}, std::nullopt};
+  int status = static_cast<int>(res.result_int());
+  // Kept as text for people to read: whatever the destination sent, never anything of ours.
+  std::string response = text::printable_prefix(res.body(), jobs::kMaxAttemptResponse);
+  if (status >= 200 && status < 300) {
+    return {Result::kSucceeded, {}, status, std::move(response), std::nullopt};
+  }
   std::optional<std::chrono::milliseconds> delay;
-  if (status == 429 || status == 503) delay = retry_after(res, source->retry.max_ms);
-  return {Result::kFailed, "HTTP " + std::to_string(status), delay};
+  if (status == 429 || status == 503) delay = retry_after(res, d.retry.max_ms);
+  return {Result::kFailed, "HTTP " + std::to_string(status), status, std::move(response), delay};
 }
 
 }  // namespace flare::gateway

@@ -1,6 +1,6 @@
-// Push delivery: one worker thread's HTTP(S) client for destinations. Each attempt POSTs the
-// job's original bytes with its stable Idempotency-Key and a Standard Webhooks signature made
-// with the destination's secret; 2xx is success, anything else a failed attempt.
+// Push delivery: one worker thread's HTTP(S) client for routes. Each attempt POSTs the job's
+// original bytes with its stable Idempotency-Key and a Standard Webhooks signature made with the
+// route's secret; 2xx is success, anything else a failed attempt.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,7 @@ class PushClient final : public jobs::Deliverer {
   explicit PushClient(const config::Config& config);
   ~PushClient() override;
 
-  jobs::Attempt deliver(const jobs::Job& job) override;
+  jobs::Attempt deliver(const jobs::Job& job, const jobs::Delivery& delivery) override;
   void abandon() override;
 
  private:
@@ -29,7 +29,8 @@ class PushClient final : public jobs::Deliverer {
 
 // The headers of one attempt, beside Host and Content-Length.
 std::vector<std::pair<std::string, std::string>> push_headers(const jobs::Job& job,
-                                                              const config::Destination& d,
+                                                              const jobs::Delivery& delivery,
+                                                              const config::Route& route,
                                                               std::int64_t now_unix);
 
 }  // namespace flare::gateway

@@ -28,6 +28,9 @@ namespace {
 // enqueue_sql). Each inserted row notifies the workers; PostgreSQL folds a transaction's equal
 // notifications into one.
 //
+// A pushed job's deliveries are inserted with it, by the same statement: for the rows it inserted
+// only, so that a duplicate or a retried batch adds none.
+//
 // It answers with the rows it inserted (position 0), then with the jobs that already held keys
 // of the batch, by position in the batch (counting from 1). An inserted job's times are the
 // statement's (now()) unless the job named its run_at, so they are formatted once per batch
@@ -40,21 +43,30 @@ namespace {
 constexpr const char* kEnqueueHead = R"sql(
 WITH inserted AS (
   INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source,
-                    event_id, max_attempts, attempt_allowance, priority, run_at)
+                    event_id, max_attempts, attempt_allowance, priority, run_at, pushed, status,
+                    completed_at)
   SELECT id, project_id, nullif(key, ''), type,
          substring($5::bytea FROM payload_at FOR payload_length), content_type,
          nullif(source, ''), nullif(event_id, ''), max_attempts, max_attempts, priority,
-         coalesce('epoch'::timestamptz + run_at * interval '1 microsecond', now())
+         coalesce('epoch'::timestamptz + run_at * interval '1 microsecond', now()), routes >= 0,
+         CASE WHEN routes = 0 THEN 'succeeded' ELSE 'queued' END,
+         CASE WHEN routes = 0 THEN now() END
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::int[], $7::int[], $8::text[],
-              $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[])
+              $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[], $14::int[])
     AS u(id, project_id, key, type, payload_at, payload_length, content_type, source, event_id,
-         max_attempts, priority, run_at)
+         max_attempts, priority, run_at, routes)
   ON CONFLICT )sql";
 constexpr const char* kEnqueueTail = R"sql( DO NOTHING
-  RETURNING id, project_id, idempotency_key, created_at, run_at,
+  RETURNING id, project_id, idempotency_key, source, status, created_at, run_at,
             pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', '')),
+delivered AS (
+  INSERT INTO deliveries (project_id, job_id, route, source, attempt_allowance, max_attempts,
+                          run_at)
+  SELECT i.project_id, i.id, d.route, i.source, d.max_attempts, d.max_attempts, i.run_at
+  FROM unnest($15::uuid[], $16::text[], $17::int[]) AS d(job_id, route, max_attempts)
+  JOIN inserted i ON i.id = d.job_id),
 batch AS MATERIALIZED (SELECT now() AS at, )sql" FLARE_TS("now()") R"sql( AS at_text)
-SELECT 0::bigint, i.id::text, 'queued',
+SELECT 0::bigint, i.id::text, i.status,
        CASE WHEN i.created_at = b.at THEN b.at_text ELSE )sql" FLARE_TS("i.created_at") R"sql( END,
        CASE WHEN i.run_at = b.at THEN b.at_text ELSE )sql" FLARE_TS("i.run_at") R"sql( END
 FROM inserted i CROSS JOIN batch b
@@ -217,7 +229,9 @@ EnqueueRound::EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<st
   BinaryArray id(BinaryArray::kUuid), project(BinaryArray::kText), key(BinaryArray::kText),
       type(BinaryArray::kText), payload_at(BinaryArray::kInt4), payload_length(BinaryArray::kInt4),
       content_type(BinaryArray::kText), source(BinaryArray::kText), event_id(BinaryArray::kText),
-      attempts(BinaryArray::kInt4), priority(BinaryArray::kInt4), run_at(BinaryArray::kInt8);
+      attempts(BinaryArray::kInt4), priority(BinaryArray::kInt4), run_at(BinaryArray::kInt8),
+      routes(BinaryArray::kInt4), delivery_job(BinaryArray::kUuid),
+      delivery_route(BinaryArray::kText), delivery_attempts(BinaryArray::kInt4);
   std::string payloads;
   std::size_t payload_bytes = 0;
   for (std::size_t i : todo_) payload_bytes += jobs[i].payload.size();
@@ -238,12 +252,31 @@ EnqueueRound::EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<st
     attempts.int4(j.max_attempts);
     priority.int4(j.priority);
     run_at.int8(j.run_at_micros);
+    routes.int4(j.pushed ? static_cast<std::int32_t>(j.deliveries.size()) : -1);
+    for (const NewDelivery& d : j.deliveries) {
+      delivery_job.uuid(ids[i]);
+      delivery_route.text(d.route);
+      delivery_attempts.int4(d.max_attempts);
+    }
     every_job_keyed_ = every_job_keyed_ && !j.idempotency_key.empty();
   }
-  params = {
-      id.str(),         project.str(),        key.str(),          type.str(),   std::move(payloads),
-      payload_at.str(), payload_length.str(), content_type.str(), source.str(), event_id.str(),
-      attempts.str(),   priority.str(),       run_at.str()};
+  params = {id.str(),
+            project.str(),
+            key.str(),
+            type.str(),
+            std::move(payloads),
+            payload_at.str(),
+            payload_length.str(),
+            content_type.str(),
+            source.str(),
+            event_id.str(),
+            attempts.str(),
+            priority.str(),
+            run_at.str(),
+            routes.str(),
+            delivery_job.str(),
+            delivery_route.str(),
+            delivery_attempts.str()};
   std::sort(by_id_.begin(), by_id_.end(),
             [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
 }

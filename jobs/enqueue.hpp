@@ -93,7 +93,7 @@ Enqueued answered(const std::string& ours, std::string_view id, std::string_view
 // of its rows into the batch's results.
 class EnqueueRound {
  public:
-  static constexpr std::size_t kParams = 13;  // each in the binary format
+  static constexpr std::size_t kParams = 17;  // each in the binary format
 
   EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<std::string>& ids,
                std::vector<std::size_t> todo);
@@ -111,7 +111,7 @@ class EnqueueRound {
                                       const std::vector<Enqueued>& results,
                                       bool without_key = false) const;
 
-  std::array<std::string, kParams> params;  // $1..$13; emptied once sent
+  std::array<std::string, kParams> params;  // $1..$17; emptied once sent
 
  private:
   std::vector<std::size_t> todo_;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace flare::jobs {
 
@@ -47,6 +48,12 @@ enum class Outcome {
   kFailed,       // the database refused the request
 };
 
+// A route that is to push a new job, with the attempts its retry policy allows.
+struct NewDelivery {
+  std::string route;
+  int max_attempts = 25;
+};
+
 struct NewJob {
   std::string project_id;
   std::string idempotency_key;  // empty: none; else at most 200 characters, valid UTF-8
@@ -58,6 +65,10 @@ struct NewJob {
   int max_attempts = 25;
   int priority = 0;
   std::optional<std::int64_t> run_at_micros;  // Unix time; none: now
+  // A job of a source with routes is pushed, never pulled: it gets one delivery per route that
+  // takes it, and is stored succeeded when none does.
+  bool pushed = false;
+  std::vector<NewDelivery> deliveries;
 };
 
 struct Enqueued {
@@ -89,6 +100,40 @@ struct Job {
   std::string run_at;
   std::optional<std::string> completed_at;
   std::optional<std::string> locked_until;
+  // Pushed by its source's routes: its status, attempts, run_at and last_error summarise its
+  // deliveries (docs/delivery.md), and pull workers never claim it.
+  bool pushed = false;
+};
+
+// One route's delivery of a pushed job: its own status, attempts, due time and last error.
+struct Delivery {
+  std::string project_id;
+  std::string job_id;
+  std::string route;
+  std::string source;
+  Status status = Status::kQueued;
+  int attempts = 0;
+  int max_attempts = 0;
+  std::optional<std::string> last_error;
+  std::optional<std::string> lease_token;
+  std::string created_at;
+  std::string updated_at;
+  std::string run_at;
+  std::optional<std::string> completed_at;
+};
+
+// The answer's first bytes an attempt keeps.
+inline constexpr std::size_t kMaxAttemptResponse = 1024;
+
+// One push attempt as recorded.
+struct AttemptRecord {
+  std::string route;
+  int number = 0;          // the delivery's attempt, from 1
+  std::string started_at;  // RFC 3339, UTC
+  std::int64_t duration_ms = 0;
+  std::optional<int> status_code;    // none: no answer came
+  std::optional<std::string> error;  // none: it succeeded
+  std::string response;              // the answer's first bytes, printable UTF-8
 };
 
 }  // namespace flare::jobs

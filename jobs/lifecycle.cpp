@@ -4,18 +4,17 @@
 
 #include "jobs/database.hpp"
 #include "jobs/enqueue.hpp"
+#include "jobs/rows.hpp"
 #include "jobs/sql.hpp"
 #include "jobs/store.hpp"
 
 namespace flare::jobs {
-namespace {
 
-// Every read of a job selects these, in this order (see read_job).
-constexpr const char* kJobColumns =
+const char* const kJobColumns =
     "id::text, project_id, idempotency_key, type, status, attempts, max_attempts, priority, "
     "payload, content_type, source, event_id, last_error, lease_token::text, " FLARE_TS(
         "created_at") ", " FLARE_TS("updated_at") ", " FLARE_TS("run_at") ", " FLARE_TS(
-        "completed_at") ", " FLARE_TS("locked_until");
+        "completed_at") ", " FLARE_TS("locked_until") ", pushed";
 
 std::optional<std::string> nullable(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
@@ -43,12 +42,42 @@ Job read_job(const pqxx::row& r) {
   job.run_at = r[16].as<std::string>();
   job.completed_at = nullable(r[17]);
   job.locked_until = nullable(r[18]);
+  job.pushed = r[19].as<bool>();
   return job;
 }
 
 std::string select_job(const std::string& where) {
   return std::string("SELECT ") + kJobColumns + " FROM jobs WHERE " + where;
 }
+
+// Running while any delivery runs; else waiting (retrying when any waits after a failure) while
+// any waits; else dead when any is dead, cancelled when any is cancelled, else succeeded (and
+// completed then, as a pulled job is when it succeeds). The last error is that of the delivery
+// that failed last.
+const char* const kSummarise = R"sql(
+UPDATE jobs j SET status = s.status, attempts = s.attempts, run_at = coalesce(s.due, j.run_at),
+  last_error = coalesce(s.last_error, j.last_error), updated_at = now(),
+  completed_at = CASE WHEN s.status = 'succeeded' THEN coalesce(j.completed_at, now()) END
+FROM (SELECT CASE WHEN bool_or(status = 'running') THEN 'running'
+                  WHEN bool_or(status = 'retrying') THEN 'retrying'
+                  WHEN bool_or(status = 'queued') THEN 'queued'
+                  WHEN bool_or(status = 'dead') THEN 'dead'
+                  WHEN bool_or(status = 'cancelled') THEN 'cancelled'
+                  ELSE 'succeeded' END AS status,
+             coalesce(sum(attempts), 0)::int AS attempts,
+             min(run_at) FILTER (WHERE status IN ('queued', 'retrying')) AS due,
+             (array_agg(last_error ORDER BY updated_at DESC)
+                FILTER (WHERE last_error IS NOT NULL))[1] AS last_error
+      FROM deliveries WHERE project_id = $1 AND job_id = $2::uuid) s
+WHERE j.project_id = $1 AND j.id = $2::uuid)sql";
+
+bool lock_job(pqxx::work& tx, const std::string& project, const std::string& id) {
+  return !tx.exec_params("SELECT FROM jobs WHERE project_id = $1 AND id = $2::uuid FOR UPDATE",
+                         project, id)
+              .empty();
+}
+
+namespace {
 
 std::string update_job(const std::string& set_and_where) {
   return "UPDATE jobs SET " + set_and_where + " RETURNING " + kJobColumns;
@@ -76,6 +105,39 @@ Changed change(Database& db, const char* what, Change otherwise, const std::stri
         (out.job->status == Status::kQueued || out.job->status == Status::kRetrying)) {
       tx.exec("NOTIFY " + std::string(kWakeChannel));
     }
+    tx.commit();
+    return out;
+  });
+}
+
+// An operator's change of a job in one of the statuses `from`: `set` applies to the job, or,
+// when its routes push it, to those of its deliveries that `which` picks (a job's status sums
+// its deliveries' up, so a pushed job in `from` has such deliveries).
+Changed operate(Database& db, const char* what, const std::string& project, const std::string& id,
+                std::initializer_list<Status> from, const std::string& set,
+                const std::string& which) {
+  return db.run(what, [&](pqxx::work& tx) {
+    pqxx::result held =
+        tx.exec_params(select_job("project_id = $1 AND id = $2::uuid FOR UPDATE"), project, id);
+    if (held.empty()) return Changed{Change::kNotFound, std::nullopt};
+    Job job = read_job(held[0]);
+    if (std::find(from.begin(), from.end(), job.status) == from.end()) {
+      return Changed{Change::kWrongStatus, job};
+    }
+    if (job.pushed) {
+      tx.exec_params("UPDATE deliveries SET " + set +
+                         " WHERE project_id = $1 AND job_id = $2::uuid AND " + which,
+                     project, id);
+      tx.exec_params(kSummarise, project, id);
+    } else {
+      tx.exec_params("UPDATE jobs SET " + set + " WHERE project_id = $1 AND id = $2::uuid", project,
+                     id);
+    }
+    Changed out{
+        Change::kDone,
+        read_job(tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"), project, id)[0])};
+    // A job that is due again wakes the push workers.
+    if (out.job->status == Status::kQueued) tx.exec("NOTIFY " + std::string(kWakeChannel));
     tx.commit();
     return out;
   });
@@ -112,18 +174,15 @@ Page Store::list(const std::string& project, const ListQuery& query) {
 }
 
 Changed Store::retry(const std::string& project, const std::string& id) {
-  return change(*db_, "retry", Change::kWrongStatus,
-                "status = 'queued', run_at = now(), updated_at = now(), completed_at = "
-                "NULL, max_attempts = attempts + attempt_allowance WHERE project_id = $1 "
-                "AND id = $2::uuid AND status IN ('dead', 'cancelled')",
-                project, id);
+  return operate(*db_, "retry", project, id, {Status::kDead, Status::kCancelled},
+                 "status = 'queued', run_at = now(), updated_at = now(), completed_at = NULL, "
+                 "max_attempts = attempts + attempt_allowance",
+                 "status IN ('dead', 'cancelled')");
 }
 
 Changed Store::cancel(const std::string& project, const std::string& id) {
-  return change(*db_, "cancel", Change::kWrongStatus,
-                "status = 'cancelled', updated_at = now() WHERE project_id = $1 AND id = "
-                "$2::uuid AND status IN ('queued', 'retrying')",
-                project, id);
+  return operate(*db_, "cancel", project, id, {Status::kQueued, Status::kRetrying},
+                 "status = 'cancelled', updated_at = now()", "status IN ('queued', 'retrying')");
 }
 
 bool Store::remove(const std::string& project, const std::string& id) {
@@ -140,8 +199,10 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
   for (const std::string& t : scope.types) type_array.text(t);
   for (const std::string& s : scope.sources) source_array.text(s);
   const pqxx::binarystring types(type_array.str()), sources(source_array.str());
+  // Jobs that routes push are the push workers' alone.
   const std::string in_scope =
-      "($1 = '' OR project_id = $1) AND (cardinality($2::text[]) = 0 OR type = ANY($2::text[])) "
+      "NOT pushed AND ($1 = '' OR project_id = $1) AND (cardinality($2::text[]) = 0 OR type = "
+      "ANY($2::text[])) "
       "AND (cardinality($3::text[]) = 0 OR source = ANY($3::text[]))";
   return db_->run("claim", [&](pqxx::work& tx) {
     // A lease that ran out on the last allowed attempt ends the job: no attempt is left.

@@ -1,6 +1,6 @@
 // When a failed attempt is tried again: exponential backoff with full jitter, by the retry policy
-// of the job's source, or workers.retry for jobs enqueued through the API. The push workers and
-// the API's `fail` both ask here.
+// of the route (push), of the job's source or workers.retry (pull). The push workers and the
+// API's `fail` both ask here.
 #pragma once
 
 #include <chrono>
@@ -16,7 +16,12 @@ namespace flare::jobs {
 std::chrono::milliseconds backoff(int attempt, std::int64_t base_ms, std::int64_t max_ms,
                                   double unit);
 
-// How long `failed` waits after its attempt, drawn from this thread's random generator.
+// How long to wait after failed attempt number `attempt` under `retry`, drawn from this thread's
+// random generator.
+std::chrono::milliseconds retry_delay(const config::Retry& retry, int attempt);
+
+// How long a pulled job waits after its attempt `failed`: by its source's retry policy, or
+// workers.retry for a job enqueued through the API.
 std::chrono::milliseconds retry_delay(const config::Config& config, const Job& failed);
 
 }  // namespace flare::jobs

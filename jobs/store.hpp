@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.hpp"
 #include "jobs/job.hpp"
 
 namespace flare::jobs {
@@ -47,6 +48,18 @@ struct ClaimScope {
   std::string project;
   std::vector<std::string> types;
   std::vector<std::string> sources;
+};
+
+// A source's route, as the push workers claim for it.
+struct RouteId {
+  std::string source;
+  std::string route;
+};
+
+// A claimed delivery and the job it delivers.
+struct Push {
+  Job job;
+  Delivery delivery;
 };
 
 enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost };
@@ -96,6 +109,25 @@ class Store {
   // Gives back a lease whose attempt was abandoned (a stopping worker): the job is due again
   // and the attempt is not counted.
   Changed release(const std::string& project, const std::string& id, const std::string& token);
+
+  // Due deliveries of `routes` (and those whose lease ran out) become running under a new lease
+  // token, oldest first.
+  std::vector<Push> claim_deliveries(const std::vector<RouteId>& routes, int max,
+                                     int lease_seconds);
+  // Records an attempt at a claimed delivery, then moves the delivery to `next` (succeeded,
+  // retrying after `delay`, or dead) if its lease still holds; false when it did not. The
+  // attempt was made either way, and is recorded either way.
+  bool record_attempt(const Delivery& claimed, const AttemptRecord& attempt, Status next,
+                      std::chrono::milliseconds delay);
+  // Gives back an abandoned attempt's lease: the delivery is due again, the attempt not counted.
+  bool release_delivery(const Delivery& claimed);
+  // A job's deliveries by route, and its latest `limit` attempts, newest first.
+  std::vector<Delivery> deliveries(const std::string& project, const std::string& job_id);
+  std::vector<AttemptRecord> attempts(const std::string& project, const std::string& job_id,
+                                      int limit);
+  // Gives `source`'s routes the jobs of it that wait for no route yet: stored before it had
+  // routes (as pulled jobs, or by a version without routes). Returns how many it took.
+  int adopt(const config::Source& source);
 
   // Waits until an enqueue commits anywhere (LISTEN/NOTIFY) or `timeout` passes; true when
   // woken. Use a Store of its own: the connection stays in LISTEN.

@@ -4,13 +4,16 @@
 
 #include <algorithm>
 
+#include "jobs/retry.hpp"
+#include "text/text.hpp"
+
 namespace flare::jobs {
 
-Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make,
-                 Backoff backoff)
-    : options_(std::move(options)),
-      backoff_(std::move(backoff)),
-      reachability_("workers", options_.observer) {
+Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make)
+    : options_(std::move(options)), reachability_("workers", options_.observer) {
+  for (const config::Source* s : options_.sources) {
+    for (const config::Route& r : s->routes) routes_.push_back({s->name, r.name});
+  }
   for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
   threads_.emplace_back([this, database_url] { listen(database_url); });
   for (auto& d : deliverers_) {
@@ -40,6 +43,7 @@ void Workers::wait(std::uint64_t seen, std::chrono::milliseconds timeout) {
 
 void Workers::listen(const std::string& database_url) {
   Store store(database_url);
+  bool adopted = false;
   for (;;) {
     {
       std::lock_guard lock(mutex_);
@@ -49,6 +53,14 @@ void Workers::listen(const std::string& database_url) {
     bool listening = false;
     if (reachability_.may_try()) {
       try {
+        // Once, first: jobs that wait for no route yet (stored before their source had routes).
+        for (const config::Source* s : options_.sources) {
+          if (adopted) break;
+          if (int n = store.adopt(*s)) {
+            spdlog::info("workers: {} waiting jobs of source {} given to its routes", n, s->name);
+          }
+        }
+        adopted = true;
         woken = store.wait_for_jobs(options_.poll_interval);
         listening = true;
         reachability_.answered();
@@ -73,7 +85,6 @@ void Workers::listen(const std::string& database_url) {
 
 void Workers::work(Deliverer& deliverer, const std::string& database_url) {
   Store store(database_url);
-  ClaimScope scope{{}, {}, options_.sources};
   for (;;) {
     std::uint64_t seen;
     {
@@ -82,13 +93,13 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
       seen = wakeups_;
       ++busy_;
     }
-    std::vector<Job> claimed;
+    std::vector<Push> claimed;
     // While the database is down, one claim per pause for all the workers, not one each.
     if (reachability_.may_try()) {
       try {
-        claimed = store.claim(scope, 1, options_.lease_seconds);
+        claimed = store.claim_deliveries(routes_, 1, options_.lease_seconds);
         reachability_.answered();
-        if (!claimed.empty()) record(store, claimed[0], deliverer.deliver(claimed[0]));
+        if (!claimed.empty()) push(store, deliverer, claimed[0]);
       } catch (const Unavailable& e) {
         // The lease runs out and another attempt follows: at least once, never lost.
         reachability_.failed(e);
@@ -106,35 +117,60 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
   }
 }
 
-void Workers::record(Store& store, const Job& job, const Attempt& attempt) {
-  const std::string token = job.lease_token.value_or("");
-  auto tell = [&](std::string_view outcome) {
-    if (options_.observer) options_.observer->attempted(job.source.value_or(""), outcome);
-  };
-  switch (attempt.result) {
-    case Attempt::Result::kSucceeded: {
-      Changed c = store.complete(job.project_id, job.id, token);
-      std::string_view outcome = c.change == Change::kDone ? "succeeded" : "lease_lost";
-      spdlog::info("delivered job={} source={} attempt={} outcome={}", job.id,
-                   job.source.value_or("-"), job.attempts, outcome);
-      return tell(outcome);
+const config::Route& Workers::route_of(const Delivery& delivery) const {
+  for (const config::Source* s : options_.sources) {
+    if (s->name != delivery.source) continue;
+    for (const config::Route& r : s->routes) {
+      if (r.name == delivery.route) return r;
     }
-    case Attempt::Result::kFailed: {
-      Changed c =
-          store.fail(job.project_id, job.id, token, attempt.error, true, [&](const Job& failed) {
-            return attempt.retry_after ? *attempt.retry_after : backoff_(failed);
-          });
-      std::string_view outcome =
-          c.change == Change::kDone ? to_string(c.job->status) : "lease_lost";
-      spdlog::info("delivered job={} source={} attempt={} outcome={} error=\"{}\"", job.id,
-                   job.source.value_or("-"), job.attempts, outcome, attempt.error);
-      return tell(outcome);
-    }
-    case Attempt::Result::kAbandoned:
-      store.release(job.project_id, job.id, token);
-      spdlog::info("released job={} source={}: stopping", job.id, job.source.value_or("-"));
-      return tell("released");
   }
+  // Claims are for routes_ alone.
+  throw std::logic_error("a claimed delivery of an unknown route");
+}
+
+void Workers::push(Store& store, Deliverer& deliverer, const Push& push) {
+  const Delivery& d = push.delivery;
+  auto tell = [&](std::string_view outcome) {
+    if (options_.observer) options_.observer->attempted(d.source, outcome);
+  };
+  auto started = std::chrono::system_clock::now();
+  auto clock = std::chrono::steady_clock::now();
+  Attempt attempt = deliverer.deliver(push.job, d);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - clock);
+  if (attempt.result == Attempt::Result::kAbandoned) {
+    store.release_delivery(d);
+    spdlog::info("released job={} source={} route={}: stopping", d.job_id, d.source, d.route);
+    return tell("released");
+  }
+  AttemptRecord record;
+  record.route = d.route;
+  record.number = d.attempts;
+  record.started_at = text::format_rfc3339(
+      std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count());
+  record.duration_ms = took.count();
+  record.status_code = attempt.status_code;
+  record.response = attempt.response;
+  Status next = Status::kSucceeded;
+  std::chrono::milliseconds delay{0};
+  if (attempt.result == Attempt::Result::kFailed) {
+    record.error = attempt.error;
+    next = d.attempts < d.max_attempts ? Status::kRetrying : Status::kDead;
+    if (next == Status::kRetrying) {
+      delay =
+          attempt.retry_after ? *attempt.retry_after : retry_delay(route_of(d).retry, d.attempts);
+    }
+  }
+  bool held = store.record_attempt(d, record, next, delay);
+  std::string_view outcome = held ? to_string(next) : "lease_lost";
+  if (record.error) {
+    spdlog::info("delivered job={} source={} route={} attempt={} outcome={} error=\"{}\"", d.job_id,
+                 d.source, d.route, d.attempts, outcome, *record.error);
+  } else {
+    spdlog::info("delivered job={} source={} route={} attempt={} outcome={}", d.job_id, d.source,
+                 d.route, d.attempts, outcome);
+  }
+  tell(outcome);
 }
 
 }  // namespace flare::jobs

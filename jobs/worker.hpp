@@ -1,6 +1,6 @@
-// Push workers: threads that claim due jobs of the sources with a destination, hand each to a
-// Deliverer, and record the outcome. Woken by LISTEN/NOTIFY when an enqueue commits, with
-// polling as the fallback; idle workers sleep.
+// Push workers: threads that claim due deliveries of the sources' routes, hand each to a
+// Deliverer, and record the attempt and its outcome. Woken by LISTEN/NOTIFY when an enqueue
+// commits, with polling as the fallback; idle workers sleep.
 #pragma once
 
 #include <atomic>
@@ -21,10 +21,13 @@
 
 namespace flare::jobs {
 
+// How a Deliverer's attempt ended.
 struct Attempt {
   enum class Result { kSucceeded, kFailed, kAbandoned };
   Result result;
-  std::string error;  // kFailed: why, kept as the job's last_error
+  std::string error;               // kFailed: why, kept as the delivery's last_error
+  std::optional<int> status_code;  // when an answer came
+  std::string response;            // the answer's first bytes (see AttemptRecord)
   // The delay the destination asked for (already within the retry policy's max_ms); replaces
   // the backoff.
   std::optional<std::chrono::milliseconds> retry_after;
@@ -34,13 +37,13 @@ struct Attempt {
 class Deliverer {
  public:
   virtual ~Deliverer() = default;
-  virtual Attempt deliver(const Job& job) = 0;
+  virtual Attempt deliver(const Job& job, const Delivery& delivery) = 0;
   // From any thread: ends the attempt in progress, and any later one, as kAbandoned.
   virtual void abandon() = 0;
 };
 
 struct WorkerOptions {
-  std::vector<std::string> sources;  // whose jobs are pushed
+  std::vector<const config::Source*> sources;  // with routes: their deliveries are pushed
   int concurrency = 8;
   int lease_seconds = 60;
   std::chrono::milliseconds poll_interval{1000};
@@ -51,8 +54,7 @@ class Workers {
  public:
   using MakeDeliverer = std::function<std::unique_ptr<Deliverer>()>;
 
-  Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make,
-          Backoff backoff);
+  Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make);
   ~Workers();
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
@@ -64,12 +66,13 @@ class Workers {
  private:
   void work(Deliverer& deliverer, const std::string& database_url);
   void listen(const std::string& database_url);
-  void record(Store& store, const Job& job, const Attempt& attempt);
+  void push(Store& store, Deliverer& deliverer, const Push& push);
+  const config::Route& route_of(const Delivery& delivery) const;
   // Sleeps until a wake-up newer than `seen`, `timeout`, or stop.
   void wait(std::uint64_t seen, std::chrono::milliseconds timeout);
 
   const WorkerOptions options_;
-  const Backoff backoff_;
+  std::vector<RouteId> routes_;
   Reachability reachability_;  // the workers' and the listener's connections together
   std::vector<std::unique_ptr<Deliverer>> deliverers_;
 

@@ -2,6 +2,10 @@
 
 #include <openssl/evp.h>
 
+#include <cstdio>
+#include <ctime>
+#include <utility>
+
 namespace flare::text {
 namespace {
 
@@ -21,39 +25,67 @@ bool is_base64_alphabet(char c) {
 
 }  // namespace
 
+namespace {
+
+// The code point that starts at s[i] and its length in bytes; nullopt for invalid UTF-8 there.
+std::optional<std::pair<std::uint32_t, std::size_t>> code_point(std::string_view s, std::size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  std::size_t extra = 0;
+  std::uint32_t cp = 0;
+  if (c < 0x80) {
+    cp = c;
+  } else if ((c & 0xe0) == 0xc0) {
+    extra = 1;
+    cp = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    extra = 2;
+    cp = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    extra = 3;
+    cp = c & 0x07;
+  } else {
+    return std::nullopt;
+  }
+  if (i + extra >= s.size()) return std::nullopt;
+  for (std::size_t k = 1; k <= extra; ++k) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xc0) != 0x80) return std::nullopt;
+    cp = cp << 6 | (cc & 0x3f);
+  }
+  static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
+  return std::pair{cp, extra + 1};
+}
+
+bool control(std::uint32_t cp) { return cp < 0x20 || (cp >= 0x7f && cp < 0xa0); }
+
+}  // namespace
+
 std::optional<std::size_t> printable_utf8_length(std::string_view s) {
   std::size_t count = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t extra = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      cp = c;
-    } else if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return std::nullopt;
-    }
-    if (i + extra >= s.size()) return std::nullopt;
-    for (std::size_t k = 1; k <= extra; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return std::nullopt;
-      cp = cp << 6 | (cc & 0x3f);
-    }
-    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
-    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return std::nullopt;
-    i += extra + 1;
-    ++count;
+  for (std::size_t i = 0; i < s.size(); ++count) {
+    auto cp = code_point(s, i);
+    if (!cp || control(cp->first)) return std::nullopt;
+    i += cp->second;
   }
   return count;
+}
+
+std::string printable_prefix(std::string_view s, std::size_t max_bytes) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    auto cp = code_point(s, i);
+    std::size_t length = cp ? cp->second : 1;
+    bool keep = cp && !control(cp->first);
+    if (out.size() + (keep ? length : 1) > max_bytes) break;
+    if (keep) {
+      out.append(s.substr(i, length));
+    } else {
+      out += cp && (cp->first == '\n' || cp->first == '\t' || cp->first == '\r') ? ' ' : '?';
+    }
+    i += length;
+  }
+  return out;
 }
 
 std::string one_line(std::string_view s) {
@@ -218,6 +250,23 @@ bool is_uuid(std::string_view s) {
     if (dash ? s[i] != '-' : hex_digit(s[i]) < 0) return false;
   }
   return true;
+}
+
+std::string format_rfc3339(std::int64_t micros) {
+  std::int64_t seconds = micros / 1'000'000;
+  std::int64_t fraction = micros % 1'000'000;
+  if (fraction < 0) {
+    fraction += 1'000'000;
+    --seconds;
+  }
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char out[64];
+  std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(fraction));
+  return out;
 }
 
 }  // namespace flare::text

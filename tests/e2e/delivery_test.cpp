@@ -16,7 +16,7 @@ namespace {
 // The decoded secret, as the receiving app holds it (unit tests check the decoding against the
 // specification's signature vector).
 std::string destination_key() {
-  return config::parse(delivery_config("x", 1), "delivery.yaml").sources.back().destination->key;
+  return config::parse(delivery_config("x", 1), "delivery.yaml").sources.back().routes.at(0).key;
 }
 
 Response send(Gateway& gateway, const std::string& event_id, std::string* body = nullptr) {
@@ -35,9 +35,9 @@ TEST(Delivery, FailsTwiceThenSucceedsWithOneKeyAndVerifiableSignatures) {
   Response r = send(gateway, "evt_push_1", &body);
   ASSERT_EQ(r.status, 202) << r.body;
   std::string id = r.json("job_id");
-  ASSERT_TRUE(
-      gateway.wait_for_output("delivered job=" + id + " source=pushed attempt=3 outcome=succeeded",
-                              std::chrono::seconds(10)))
+  ASSERT_TRUE(gateway.wait_for_output(
+      "delivered job=" + id + " source=pushed route=default attempt=3 outcome=succeeded",
+      std::chrono::seconds(10)))
       << gateway.output();
 
   std::vector<Received> got = receiver.requests();
@@ -75,7 +75,8 @@ TEST(Delivery, AlwaysFailingIsDeadThenRetriedThroughTheApi) {
   Gateway gateway(delivery_config(db.url(), receiver.port()));
   std::string id = send(gateway, "evt_push_dead").json("job_id");
   ASSERT_TRUE(gateway.wait_for_output(
-      "delivered job=" + id + " source=pushed attempt=3 outcome=dead", std::chrono::seconds(10)))
+      "delivered job=" + id + " source=pushed route=default attempt=3 outcome=dead",
+      std::chrono::seconds(10)))
       << gateway.output();
   HeaderList auth{{"Authorization", "Bearer " + kShopKey}};
   Response dead = request_once(gateway.port(), "GET", "/v1/jobs?status=dead", auth);
@@ -84,9 +85,9 @@ TEST(Delivery, AlwaysFailingIsDeadThenRetriedThroughTheApi) {
 
   healthy = true;
   ASSERT_EQ(request_once(gateway.port(), "POST", "/v1/jobs/" + id + "/retry", auth).status, 200);
-  ASSERT_TRUE(
-      gateway.wait_for_output("delivered job=" + id + " source=pushed attempt=4 outcome=succeeded",
-                              std::chrono::seconds(10)))
+  ASSERT_TRUE(gateway.wait_for_output(
+      "delivered job=" + id + " source=pushed route=default attempt=4 outcome=succeeded",
+      std::chrono::seconds(10)))
       << gateway.output();
   EXPECT_EQ(receiver.requests().size(), 4u);
 }
@@ -105,13 +106,13 @@ TEST(Delivery, AnAttemptEndsAtItsTimeoutAndIsNotSentAgain) {
   Gateway gateway(config);
   std::string first = send(gateway, "evt_push_answered").json("job_id");
   ASSERT_TRUE(gateway.wait_for_output(
-      "delivered job=" + first + " source=pushed attempt=1 outcome=succeeded",
+      "delivered job=" + first + " source=pushed route=default attempt=1 outcome=succeeded",
       std::chrono::seconds(10)))
       << gateway.output();
   std::string held = send(gateway, "evt_push_held").json("job_id");
   // Three times the 2-second timeout: an attempt that outlived it would not be recorded.
   ASSERT_TRUE(gateway.wait_for_output("delivered job=" + held +
-                                          " source=pushed attempt=1 outcome=retrying "
+                                          " source=pushed route=default attempt=1 outcome=retrying "
                                           "error=\"no answer within 2000 ms\"",
                                       std::chrono::seconds(6)))
       << gateway.output();
@@ -136,7 +137,7 @@ TEST(Delivery, AConnectionTheDestinationClosedIsReplacedWithinTheAttempt) {
   ASSERT_TRUE(receiver.wait_for_closes(1, std::chrono::seconds(10)));
   std::string next = send(gateway, "evt_push_after_close").json("job_id");
   ASSERT_TRUE(gateway.wait_for_output(
-      "delivered job=" + next + " source=pushed attempt=1 outcome=succeeded",
+      "delivered job=" + next + " source=pushed route=default attempt=1 outcome=succeeded",
       std::chrono::seconds(10)))
       << gateway.output();
   EXPECT_EQ(receiver.requests().size(), 2u);
@@ -152,7 +153,8 @@ TEST(Delivery, ReceiverNotListeningIsRetried) {
   Gateway gateway(delivery_config(db.url(), closed_port));
   std::string id = send(gateway, "evt_push_refused").json("job_id");
   ASSERT_TRUE(gateway.wait_for_output(
-      "delivered job=" + id + " source=pushed attempt=3 outcome=dead", std::chrono::seconds(10)))
+      "delivered job=" + id + " source=pushed route=default attempt=3 outcome=dead",
+      std::chrono::seconds(10)))
       << gateway.output();
   EXPECT_EQ(db.scalar("SELECT last_error FROM jobs WHERE id = '" + id + "'"),
             "connect: Connection refused");
@@ -185,7 +187,8 @@ TEST(Delivery, HttpsDestinationIsVerified) {
     Gateway untrusted(config);
     std::string id = send(untrusted, "evt_push_untrusted").json("job_id");
     ASSERT_TRUE(untrusted.wait_for_output(
-        "delivered job=" + id + " source=pushed attempt=3 outcome=dead", std::chrono::seconds(10)))
+        "delivered job=" + id + " source=pushed route=default attempt=3 outcome=dead",
+        std::chrono::seconds(10)))
         << untrusted.output();
     EXPECT_NE(
         db.scalar("SELECT last_error FROM jobs WHERE id = '" + id + "'").find("TLS handshake"),
@@ -196,9 +199,9 @@ TEST(Delivery, HttpsDestinationIsVerified) {
   Gateway trusted(config);
   unsetenv("SSL_CERT_FILE");
   std::string id = send(trusted, "evt_push_trusted").json("job_id");
-  ASSERT_TRUE(
-      trusted.wait_for_output("delivered job=" + id + " source=pushed attempt=1 outcome=succeeded",
-                              std::chrono::seconds(10)))
+  ASSERT_TRUE(trusted.wait_for_output(
+      "delivered job=" + id + " source=pushed route=default attempt=1 outcome=succeeded",
+      std::chrono::seconds(10)))
       << trusted.output();
   EXPECT_EQ(receiver.requests().size(), 1u);
 }
@@ -221,9 +224,9 @@ TEST(Delivery, KilledWorkerIsReplacedAfterTheLease) {
   }
   EXPECT_EQ(db.scalar("SELECT status FROM jobs WHERE id = '" + id + "'"), "running");
   Gateway second(config, {"worker"});
-  ASSERT_TRUE(
-      second.wait_for_output("delivered job=" + id + " source=pushed attempt=2 outcome=succeeded",
-                             std::chrono::seconds(15)))
+  ASSERT_TRUE(second.wait_for_output(
+      "delivered job=" + id + " source=pushed route=default attempt=2 outcome=succeeded",
+      std::chrono::seconds(15)))
       << second.output();
   std::vector<Received> got = receiver.requests();
   ASSERT_EQ(got.size(), 2u);

@@ -140,14 +140,19 @@ TEST(Config, Workers) {
       "flare.yaml:2:31: workers.retry.max_ms: must be at least base_ms");
 }
 
-TEST(Config, Destination) {
+TEST(Config, DestinationIsOneRouteThatTakesEveryEvent) {
   std::string base = "database: { url: x }\nprojects: [{ id: p }]\nsources:\n";
   // "whsec_" + base64 of 24 bytes, as Standard Webhooks secrets are made.
   Config c = parse_ok(base +
                       "  - name: a\n    provider: github\n    project: p\n    secrets: [s]\n"
+                      "    retry: { max_attempts: 7 }\n"
                       "    destination: { url: \"https://[::1]:8443/hooks?x=1\", secret: "
                       "\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", timeout_ms: 2500 }\n");
-  const Destination& d = *c.sources[0].destination;
+  ASSERT_EQ(c.sources[0].routes.size(), 1u);
+  const Route& d = c.sources[0].routes[0];
+  EXPECT_EQ(d.name, "default");
+  EXPECT_TRUE(d.types.empty());
+  EXPECT_EQ(d.retry.max_attempts, 7);
   EXPECT_TRUE(d.tls);
   EXPECT_EQ(d.host, "::1");
   EXPECT_EQ(d.port, 8443);
@@ -158,9 +163,9 @@ TEST(Config, Destination) {
                           "  - { name: a, provider: github, project: p, secrets: [s], destination: "
                           "{ url: \"http://receiver.internal\", secret: "
                           "\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" } }\n");
-  EXPECT_FALSE(plain.sources[0].destination->tls);
-  EXPECT_EQ(plain.sources[0].destination->port, 80);
-  EXPECT_EQ(plain.sources[0].destination->target, "/");
+  EXPECT_FALSE(plain.sources[0].routes.at(0).tls);
+  EXPECT_EQ(plain.sources[0].routes.at(0).port, 80);
+  EXPECT_EQ(plain.sources[0].routes.at(0).target, "/");
   EXPECT_EQ(
       errors_of(base +
                 "  - { name: a, provider: github, project: p, secrets: [s], destination: { url: "
@@ -170,6 +175,81 @@ TEST(Config, Destination) {
       "least 16 bytes\n"
       "flare.yaml:4:124: sources[0].destination.timeout_ms: must be shorter than "
       "workers.lease_seconds");
+}
+
+constexpr const char* kRoutes = R"(database: { url: x }
+projects: [{ id: p }]
+sources:
+  - name: stripe
+    provider: stripe
+    project: p
+    secrets: [whsec_x]
+    retry: { max_attempts: 9 }
+    routes:
+      - name: billing
+        url: https://billing.internal/hooks/stripe
+        secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+        types: ["invoice.*", "customer.subscription.created"]
+        timeout_ms: 5000
+        retry: { max_attempts: 3, base_ms: 10, max_ms: 20 }
+      - name: warehouse
+        url: http://warehouse.internal:8081/ingest
+        secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+)";
+
+TEST(Config, RoutesOfASource) {
+  Config c = parse_ok(kRoutes);
+  const std::vector<Route>& routes = c.sources[0].routes;
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_EQ(routes[0].name, "billing");
+  EXPECT_EQ(routes[0].host, "billing.internal");
+  EXPECT_EQ(routes[0].timeout.count(), 5000);
+  EXPECT_EQ(routes[0].retry.max_attempts, 3);
+  EXPECT_EQ(routes[0].retry.base_ms, 10);
+  EXPECT_EQ(routes[1].name, "warehouse");
+  EXPECT_EQ(routes[1].port, 8081);
+  EXPECT_EQ(routes[1].retry.max_attempts, 9);  // the source's
+  EXPECT_TRUE(routes[1].types.empty());
+}
+
+TEST(Config, RouteTypesAreExactNamesAndPrefixes) {
+  Route r;
+  r.types = {"invoice.*", "customer.subscription.created"};
+  EXPECT_TRUE(r.takes("invoice.paid"));
+  EXPECT_TRUE(r.takes("invoice.payment.failed"));
+  EXPECT_TRUE(r.takes("customer.subscription.created"));
+  EXPECT_FALSE(r.takes("invoice"));
+  EXPECT_FALSE(r.takes("invoice."));
+  EXPECT_FALSE(r.takes("invoices.paid"));
+  EXPECT_FALSE(r.takes("customer.subscription.deleted"));
+  EXPECT_FALSE(r.takes("customer.subscription.created.x"));
+  EXPECT_TRUE(Route{}.takes("anything"));
+}
+
+TEST(Config, BadRoutesAreReportedWithTheirPath) {
+  std::string bad = kRoutes;
+  bad.replace(bad.find("name: warehouse"), 15, "name: billing");
+  bad.replace(bad.find("\"invoice.*\""), 11, "\"*\", \"inv*ce\", \"\"");
+  bad += "        max_in_flight: 3\n";
+  EXPECT_EQ(errors_of(bad),
+            "flare.yaml:13:17: sources[0].routes[0].types[0]: expected an event type or PREFIX.* "
+            "(printable, at most 200 characters, * only at the end after a dot)\n"
+            "flare.yaml:13:22: sources[0].routes[0].types[1]: expected an event type or PREFIX.* "
+            "(printable, at most 200 characters, * only at the end after a dot)\n"
+            "flare.yaml:13:32: sources[0].routes[0].types[2]: expected an event type or PREFIX.* "
+            "(printable, at most 200 characters, * only at the end after a dot)\n"
+            "flare.yaml:19:9: sources[0].routes[1].max_in_flight: unknown key\n"
+            "flare.yaml:16:15: sources[0].routes[1].name: duplicate route name \"billing\" in "
+            "this source");
+  std::string both = kRoutes;
+  both +=
+      "    destination: { url: \"http://x/\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw }\n";
+  EXPECT_EQ(errors_of(both),
+            "flare.yaml:10:7: sources[0].routes: a source has routes or a destination");
+  std::string empty =
+      "database: { url: x }\nprojects: [{ id: p }]\nsources:\n  - { name: s, "
+      "provider: github, project: p, secrets: [x], routes: [] }\n";
+  EXPECT_EQ(errors_of(empty), "flare.yaml:4:68: sources[0].routes: expected a list of routes");
 }
 
 TEST(Config, UnsetVariableNamesItWithPosition) {

@@ -48,28 +48,32 @@ TEST(Sign, PushSignatureMatchesTheStandardWebhooksVector) {
       "\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" } }\n",
       "vector.yaml");
   EXPECT_EQ(
-      providers::standard_signature(c.sources[0].destination->key, "msg_p5jXN8AQM9LWM0D4loKWxJek",
+      providers::standard_signature(c.sources[0].routes.at(0).key, "msg_p5jXN8AQM9LWM0D4loKWxJek",
                                     1614265330, R"({"test": 2432232314})"),
       "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
 TEST(Sign, PushHeaders) {
-  config::Destination d;
+  config::Route d;
   d.key = "0123456789abcdef";
+  jobs::Delivery delivery;
+  delivery.route = "billing";
+  delivery.attempts = 2;
   jobs::Job job;
   job.id = "5b0c9a3e-0000-4000-8000-000000000001";
   job.type = "github.push";
-  job.attempts = 2;
+  job.attempts = 5;  // over every route: the delivery's count is the one sent
   job.content_type = "application/x-www-form-urlencoded";
   job.source = "github";
   job.event_id = "d-1";
   job.payload = "a=1";
-  auto headers = push_headers(job, d, 1700000000);
+  auto headers = push_headers(job, delivery, d, 1700000000);
   std::map<std::string, std::string> h(headers.begin(), headers.end());
   EXPECT_EQ(h["Idempotency-Key"], "flare-5b0c9a3e-0000-4000-8000-000000000001");
   EXPECT_EQ(h["Flare-Job-Id"], job.id);
   EXPECT_EQ(h["Flare-Attempt"], "2");
   EXPECT_EQ(h["Flare-Source"], "github");
+  EXPECT_EQ(h["Flare-Route"], "billing");
   EXPECT_EQ(h["Flare-Event-Id"], "d-1");
   EXPECT_EQ(h["Flare-Event-Type"], "github.push");
   EXPECT_EQ(h["Content-Type"], "application/x-www-form-urlencoded");
