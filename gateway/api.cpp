@@ -23,6 +23,8 @@ constexpr int kMaxClaim = 100;
 constexpr std::size_t kMaxClaimTypes = 100;
 constexpr int kMaxLeaseSeconds = 86'400;
 constexpr int kMaxPriority = 1000;
+// GET /v1/jobs/{id} shows a pushed job's latest attempts, over all its routes, up to this many.
+constexpr int kMaxShownAttempts = 100;
 
 Reply invalid(std::string_view field, std::string_view message) {
   return error(Outcome::kValidationError, message, {{"field", field}});
@@ -57,9 +59,9 @@ void optional(Writer& w, const std::optional<std::string>& s) {
   }
 }
 
-// SPEC §5's job object; `claimed` adds the attempt number and the lease token.
-void write_job(Writer& w, const jobs::Job& job, bool claimed) {
-  w.StartObject();
+// SPEC §5's job object, left open for more members; `claimed` adds the attempt number and the
+// lease token.
+void write_job_members(Writer& w, const jobs::Job& job, bool claimed) {
   string(w, "id");
   string(w, job.id);
   string(w, "type");
@@ -103,12 +105,19 @@ void write_job(Writer& w, const jobs::Job& job, bool claimed) {
   optional(w, job.completed_at);
   string(w, "locked_until");
   optional(w, job.locked_until);
+  string(w, "pushed");
+  w.Bool(job.pushed);
   if (claimed) {
     string(w, "attempt");
     w.Int(job.attempts);
     string(w, "lease_token");
     optional(w, job.lease_token);
   }
+}
+
+void write_job(Writer& w, const jobs::Job& job, bool claimed) {
+  w.StartObject();
+  write_job_members(w, job, claimed);
   w.EndObject();
 }
 
@@ -116,6 +125,69 @@ std::string job_json(const jobs::Job& job) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   write_job(w, job, false);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+void write_attempt(Writer& w, const jobs::AttemptRecord& a) {
+  w.StartObject();
+  string(w, "number");
+  w.Int(a.number);
+  string(w, "started_at");
+  string(w, a.started_at);
+  string(w, "duration_ms");
+  w.Int64(a.duration_ms);
+  string(w, "status_code");
+  if (a.status_code) {
+    w.Int(*a.status_code);
+  } else {
+    w.Null();
+  }
+  string(w, "error");
+  optional(w, a.error);
+  string(w, "response");
+  string(w, a.response);
+  w.EndObject();
+}
+
+// The job; a pushed one's each delivery with its attempts among those shown, newest first.
+std::string view_json(const jobs::JobView& view) {
+  if (!view.job.pushed) return job_json(view.job);
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  write_job_members(w, view.job, false);
+  string(w, "deliveries");
+  w.StartArray();
+  for (const jobs::Delivery& d : view.deliveries) {
+    w.StartObject();
+    string(w, "route");
+    string(w, d.route);
+    string(w, "status");
+    string(w, jobs::to_string(d.status));
+    string(w, "attempts");
+    w.Int(d.attempts);
+    string(w, "max_attempts");
+    w.Int(d.max_attempts);
+    string(w, "last_error");
+    optional(w, d.last_error);
+    string(w, "created_at");
+    string(w, d.created_at);
+    string(w, "updated_at");
+    string(w, d.updated_at);
+    string(w, "run_at");
+    string(w, d.run_at);
+    string(w, "completed_at");
+    optional(w, d.completed_at);
+    string(w, "history");
+    w.StartArray();
+    for (const jobs::AttemptRecord& a : view.attempts) {
+      if (a.route == d.route) write_attempt(w, a);
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
@@ -223,8 +295,8 @@ ApiPlan Api::plan(const config::Project& project, const ApiCall& call, std::stri
       return claim(project, body);
     case Endpoint::kGet:
       plan.work = [p, id](jobs::Store& store) {
-        std::optional<jobs::Job> job = store.get(p, id);
-        return job ? success(Outcome::kOk, job_json(*job)) : error(Outcome::kJobNotFound);
+        std::optional<jobs::JobView> view = store.view(p, id, kMaxShownAttempts);
+        return view ? success(Outcome::kOk, view_json(*view)) : error(Outcome::kJobNotFound);
       };
       return plan;
     case Endpoint::kDelete:

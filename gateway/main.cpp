@@ -30,6 +30,7 @@
 namespace {
 
 constexpr int kExitFailure = 1;
+constexpr int kShownAttempts = 100;  // by jobs show, as by GET /v1/jobs/{id}
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage = R"(flare-gateway: verified webhooks in, one job per event out.
@@ -49,7 +50,8 @@ Usage:
                                        The newest jobs, dead letters first (all projects
                                        unless --project; 50 unless --limit, at most 500).
   flare-gateway jobs show --config FILE ID
-                                       One job, every field and its payload.
+                                       One job, every field, its deliveries and latest 100
+                                       attempts, and its payload.
   flare-gateway jobs retry --config FILE ID
                                        Make a dead or cancelled job due again now.
   flare-gateway sign --config FILE --source NAME [--body FILE]
@@ -270,7 +272,12 @@ int jobs_command(const std::vector<std::string>& args) {
     return kExitFailure;
   }
   if (what == "show") {
-    std::cout << flare::gateway::job_details(*job);
+    std::optional<flare::jobs::JobView> view = store.view(job->project_id, id, kShownAttempts);
+    if (!view) {
+      std::cerr << "flare-gateway: job " << id << " was deleted\n";
+      return kExitFailure;
+    }
+    std::cout << flare::gateway::job_details(*view);
     return 0;
   }
   flare::jobs::Changed changed = store.retry(job->project_id, id);

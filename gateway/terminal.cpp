@@ -78,7 +78,8 @@ std::string jobs_table(const std::vector<jobs::Job>& jobs) {
   return out;
 }
 
-std::string job_details(const jobs::Job& j) {
+std::string job_details(const jobs::JobView& view) {
+  const jobs::Job& j = view.job;
   auto optional = [](const std::optional<std::string>& v) { return v ? join(points(*v)) : "-"; };
   std::string out;
   auto line = [&out](const char* name, const std::string& value) {
@@ -91,7 +92,8 @@ std::string job_details(const jobs::Job& j) {
   line("idempotency_key", optional(j.idempotency_key));
   line("source", optional(j.source));
   line("event_id", optional(j.event_id));
-  line("attempts", std::to_string(j.attempts) + " of " + std::to_string(j.max_attempts));
+  line("attempts", j.pushed ? std::to_string(j.attempts) + " over its routes"
+                            : std::to_string(j.attempts) + " of " + std::to_string(j.max_attempts));
   line("priority", std::to_string(j.priority));
   line("last_error", optional(j.last_error));
   line("created_at", j.created_at);
@@ -100,6 +102,24 @@ std::string job_details(const jobs::Job& j) {
   line("completed_at", j.completed_at.value_or("-"));
   line("locked_until", j.locked_until.value_or("-"));
   line("content_type", join(points(j.content_type)));
+  if (j.pushed) {
+    out += "deliveries:" + std::string(view.deliveries.empty() ? " none (no route takes it)" : "") +
+           "\n";
+    for (const jobs::Delivery& d : view.deliveries) {
+      out += "  " + d.route + ": " + std::string(jobs::to_string(d.status)) + ", attempts " +
+             std::to_string(d.attempts) + " of " + std::to_string(d.max_attempts) + ", run_at " +
+             d.run_at + ", last_error " + optional(d.last_error) + "\n";
+    }
+    if (!view.attempts.empty()) out += "attempts, newest first:\n";
+    for (const jobs::AttemptRecord& a : view.attempts) {
+      out += "  " + a.started_at + " " + a.route + " #" + std::to_string(a.number) + " " +
+             std::to_string(a.duration_ms) +
+             " ms: " + (a.error ? join(points(*a.error)) : "succeeded");
+      if (a.status_code && !a.error) out += " (HTTP " + std::to_string(*a.status_code) + ")";
+      if (!a.response.empty()) out += " | " + join(cell(a.response, 120));
+      out += "\n";
+    }
+  }
   // Newlines and tabs are control characters but belong to readable payloads.
   std::string visible = j.payload;
   visible.erase(std::remove_if(visible.begin(), visible.end(),

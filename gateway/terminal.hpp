@@ -13,8 +13,8 @@ namespace flare::gateway {
 // anything unprintable is shown as "?".
 std::string jobs_table(const std::vector<jobs::Job>& jobs);
 
-// Every field of one job, one "name: value" per line, then the payload when it is printable
-// UTF-8 (else its size).
-std::string job_details(const jobs::Job& job);
+// Every field of one job, one "name: value" per line; a pushed job's deliveries and attempts,
+// a line each; then the payload when it is printable UTF-8 (else its size).
+std::string job_details(const jobs::JobView& view);
 
 }  // namespace flare::gateway

@@ -1,6 +1,6 @@
 // Pushed jobs' deliveries: the push workers' claims, the record of each attempt and its outcome,
-// and the reads of a job's deliveries and attempts. Every change to a delivery locks its job's
-// row first and sums the job up afterwards, in the same transaction (see kSummarise).
+// and the view of a job with its deliveries and attempts. Every change to a delivery locks its
+// job's row first and sums the job up afterwards, in the same transaction (see kSummarise).
 #include <set>
 #include <utility>
 
@@ -152,30 +152,27 @@ bool Store::release_delivery(const Delivery& claimed) {
   });
 }
 
-std::vector<Delivery> Store::deliveries(const std::string& project, const std::string& job_id) {
-  return db_->run("deliveries", [&](pqxx::work& tx) {
-    std::vector<Delivery> out;
+std::optional<JobView> Store::view(const std::string& project, const std::string& id,
+                                   int attempt_limit) {
+  return db_->run("view", [&](pqxx::work& tx) -> std::optional<JobView> {
+    // The job, its deliveries and its attempts as of the same moment.
+    tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    pqxx::result job = tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"), project, id);
+    if (job.empty()) return std::nullopt;
+    JobView view{read_job(job[0]), {}, {}};
     for (const auto& row :
          tx.exec_params(std::string("SELECT ") + kDeliveryColumns +
                             " FROM deliveries d WHERE d.project_id = $1 AND d.job_id = $2::uuid "
                             "ORDER BY d.route",
-                        project, job_id)) {
-      out.push_back(read_delivery(row));
+                        project, id)) {
+      view.deliveries.push_back(read_delivery(row));
     }
-    return out;
-  });
-}
-
-std::vector<AttemptRecord> Store::attempts(const std::string& project, const std::string& job_id,
-                                           int limit) {
-  return db_->run("attempts", [&](pqxx::work& tx) {
-    std::vector<AttemptRecord> out;
     for (const auto& row : tx.exec_params(
              "SELECT route, number, " FLARE_TS(
                  "started_at") ", duration_ms, status_code, error, response FROM attempts WHERE "
                                "project_id = $1 AND job_id = $2::uuid ORDER BY started_at DESC, "
                                "route, number DESC LIMIT $3",
-             project, job_id, limit)) {
+             project, id, attempt_limit)) {
       AttemptRecord a;
       a.route = row[0].as<std::string>();
       a.number = row[1].as<int>();
@@ -184,9 +181,9 @@ std::vector<AttemptRecord> Store::attempts(const std::string& project, const std
       if (!row[4].is_null()) a.status_code = row[4].as<int>();
       a.error = nullable(row[5]);
       a.response = nullable(row[6]).value_or("");
-      out.push_back(std::move(a));
+      view.attempts.push_back(std::move(a));
     }
-    return out;
+    return view;
   });
 }
 

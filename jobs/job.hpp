@@ -137,3 +137,14 @@ struct AttemptRecord {
 };
 
 }  // namespace flare::jobs
+
+namespace flare::jobs {
+
+// One job as the API's and the CLI's detailed view shows it.
+struct JobView {
+  Job job;
+  std::vector<Delivery> deliveries;  // by route; none for a pulled job
+  std::vector<AttemptRecord> attempts;
+};
+
+}  // namespace flare::jobs

@@ -121,10 +121,9 @@ class Store {
                       std::chrono::milliseconds delay);
   // Gives back an abandoned attempt's lease: the delivery is due again, the attempt not counted.
   bool release_delivery(const Delivery& claimed);
-  // A job's deliveries by route, and its latest `limit` attempts, newest first.
-  std::vector<Delivery> deliveries(const std::string& project, const std::string& job_id);
-  std::vector<AttemptRecord> attempts(const std::string& project, const std::string& job_id,
-                                      int limit);
+  // A job with its deliveries by route and its latest `attempt_limit` attempts, newest first,
+  // read as of one moment.
+  std::optional<JobView> view(const std::string& project, const std::string& id, int attempt_limit);
   // Gives `source`'s routes the jobs of it that wait for no route yet: stored before it had
   // routes (as pulled jobs, or by a version without routes). Returns how many it took.
   int adopt(const config::Source& source);

@@ -66,7 +66,7 @@ struct Receiver::Impl {
       Answer a = handler(*owner, r, index);
       http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
       if (!a.retry_after.empty()) res.set(http::field::retry_after, a.retry_after);
-      if (a.status != 204) res.body() = "{}";
+      if (a.status != 204) res.body() = a.body.empty() ? "{}" : a.body;
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
       http::write(socket, res, ec);

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace flare::test {
@@ -26,11 +27,19 @@ struct Received {
 };
 
 struct Answer {
-  int status = 200;
+  // A constructor rather than an aggregate: a test names only what it needs.
+  Answer(int status_code = 200, std::string retry_after_header = "", bool close_after = false,
+         std::string answer_body = "")
+      : status(status_code),
+        retry_after(std::move(retry_after_header)),
+        close(close_after),
+        body(std::move(answer_body)) {}
+  int status;
   std::string retry_after;  // sent when not empty
   // Close the connection after answering, without saying so first: as a server does with an
   // idle kept-alive connection.
-  bool close = false;
+  bool close;
+  std::string body;  // empty: "{}" (nothing for 204)
 };
 
 class Receiver {

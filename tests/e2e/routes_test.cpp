@@ -1,0 +1,276 @@
+// Routes (docs/delivery.md) against the real binary and real receivers: one event to several
+// destinations by its type, a delivery per route, and every attempt on record.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <set>
+
+#include "e2e/fixtures.hpp"
+#include "support/database.hpp"
+#include "support/receiver.hpp"
+
+namespace flare::test {
+namespace {
+
+const HeaderList kAuth{{"Authorization", "Bearer " + kShopKey}};
+
+// A route of the source "routed" to a receiver on `port`, with a 2 s timeout unless `extra`,
+// which adds keys (indented by 8), sets one.
+std::string route(const std::string& name, std::uint16_t port, const std::string& extra = "") {
+  std::string timeout =
+      extra.find("timeout_ms") == std::string::npos ? "        timeout_ms: 2000\n" : "";
+  return "      - name: " + name + "\n        url: http://127.0.0.1:" + std::to_string(port) + "/" +
+         name + "\n        secret: \"" + kDestinationSecret + "\"\n" + timeout + extra;
+}
+
+// gateway_config plus the Stripe-signed source "routed" (project shop) with `routes`; workers
+// as delivery_config's.
+std::string routed_config(const std::string& database_url, const std::string& routes,
+                          const std::string& workers = "  concurrency: 2\n") {
+  std::string config = gateway_config(database_url);
+  const std::string section = "workers:\n  lease_seconds: 30\n";
+  config.replace(config.find(section), section.size(),
+                 "workers:\n" + workers + "  lease_seconds: 3\n  poll_interval_ms: 200\n");
+  return config + "  - name: routed\n    provider: stripe\n    project: shop\n    secrets: [\"" +
+         kStripeSecret + "\"]\n    retry: { max_attempts: 3, base_ms: 1, max_ms: 1 }\n" +
+         "    routes:\n" + routes;
+}
+
+Response send(Gateway& gateway, const std::string& event_id, const std::string& type) {
+  std::string b = stripe_body(event_id, type);
+  return request_once(gateway.port(), "POST", "/webhooks/routed", stripe_headers(b), b);
+}
+
+std::string delivered(const std::string& id, const std::string& route, int attempt,
+                      const std::string& outcome) {
+  return "delivered job=" + id + " source=routed route=" + route +
+         " attempt=" + std::to_string(attempt) + " outcome=" + outcome;
+}
+
+std::set<std::string> event_types(Receiver& receiver) {
+  std::set<std::string> out;
+  for (const Received& r : receiver.requests()) out.insert(r.header("flare-event-type"));
+  return out;
+}
+
+rapidjson::Document job_view(Gateway& gateway, const std::string& id) {
+  Response r = request_once(gateway.port(), "GET", "/v1/jobs/" + id, kAuth);
+  EXPECT_EQ(r.status, 200) << r.body;
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  EXPECT_FALSE(doc.HasParseError()) << r.body;
+  return doc;
+}
+
+const rapidjson::Value& delivery_of(const rapidjson::Document& view, const std::string& route) {
+  for (const auto& d : view["deliveries"].GetArray()) {
+    if (d["route"].GetString() == route) return d;
+  }
+  throw std::runtime_error("no delivery to " + route);
+}
+
+TEST(Routes, EachEventGoesToTheRoutesWhoseTypesTakeIt) {
+  TestDatabase db;
+  auto ok = [](Receiver&, const Received&, std::size_t) { return Answer{200, ""}; };
+  Receiver billing(ok), crm(ok), warehouse(ok);
+  Gateway gateway(routed_config(
+      db.url(),
+      route("billing", billing.port(), "        types: [\"invoice.*\", \"customer.created\"]\n") +
+          route("crm", crm.port(), "        types: [\"customer.*\"]\n") +
+          route("warehouse", warehouse.port())));
+  std::string invoice = send(gateway, "evt_r_invoice", "invoice.paid").json("job_id");
+  std::string customer = send(gateway, "evt_r_customer", "customer.created").json("job_id");
+  std::string charge = send(gateway, "evt_r_charge", "charge.refunded").json("job_id");
+  for (const auto& [id, route] :
+       std::vector<std::pair<std::string, std::string>>{{invoice, "billing"},
+                                                        {invoice, "warehouse"},
+                                                        {customer, "billing"},
+                                                        {customer, "crm"},
+                                                        {customer, "warehouse"},
+                                                        {charge, "warehouse"}}) {
+    ASSERT_TRUE(
+        gateway.wait_for_output(delivered(id, route, 1, "succeeded"), std::chrono::seconds(10)))
+        << gateway.output();
+  }
+  EXPECT_EQ(event_types(billing),
+            (std::set<std::string>{"stripe.invoice.paid", "stripe.customer.created"}));
+  EXPECT_EQ(event_types(crm), (std::set<std::string>{"stripe.customer.created"}));
+  EXPECT_EQ(event_types(warehouse),
+            (std::set<std::string>{"stripe.invoice.paid", "stripe.customer.created",
+                                   "stripe.charge.refunded"}));
+  EXPECT_EQ(billing.requests().size() + crm.requests().size() + warehouse.requests().size(), 6u);
+  // Every route is sent the job's one key, and is named in what it gets.
+  for (Receiver* r : {&billing, &crm, &warehouse}) {
+    for (const Received& got : r->requests()) {
+      std::string id = got.header("flare-job-id");
+      EXPECT_EQ(got.header("idempotency-key"), "flare-" + id);
+      EXPECT_EQ(got.header("flare-attempt"), "1");
+    }
+  }
+  EXPECT_EQ(billing.requests()[0].header("flare-route"), "billing");
+  // One job per event, each summing up its deliveries.
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs WHERE source = 'routed'"), "3");
+  auto jobs =
+      db.query("SELECT status, attempts, completed_at IS NOT NULL, pushed FROM jobs WHERE id = '" +
+               customer + "'");
+  EXPECT_EQ(jobs[0][0].as<std::string>(), "succeeded");
+  EXPECT_EQ(jobs[0][1].as<int>(), 3);
+  EXPECT_TRUE(jobs[0][2].as<bool>());
+  EXPECT_TRUE(jobs[0][3].as<bool>());
+
+  // A redelivery of the event is the same job, and nobody is sent it again.
+  Response again = send(gateway, "evt_r_customer", "customer.created");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.json("job_id"), customer);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM deliveries"), "6");
+}
+
+TEST(Routes, AnEventNoRouteTakesIsStoredAndNeedsNoDelivery) {
+  TestDatabase db;
+  Receiver billing([](Receiver&, const Received&, std::size_t) { return Answer{200, ""}; });
+  Gateway gateway(routed_config(
+      db.url(), route("billing", billing.port(), "        types: [\"invoice.*\"]\n")));
+  Response r = send(gateway, "evt_r_nobody", "charge.refunded");
+  ASSERT_EQ(r.status, 202) << r.body;
+  rapidjson::Document view = job_view(gateway, r.json("job_id"));
+  EXPECT_STREQ(view["status"].GetString(), "succeeded");
+  EXPECT_TRUE(view["pushed"].GetBool());
+  EXPECT_EQ(view["deliveries"].GetArray().Size(), 0u);
+  EXPECT_TRUE(view["completed_at"].IsString());
+  EXPECT_EQ(billing.requests().size(), 0u);
+}
+
+TEST(Routes, AFailingRouteNeverCausesAnotherToBeSentTheEventAgain) {
+  TestDatabase db;
+  Receiver good([](Receiver&, const Received&, std::size_t) { return Answer{200, ""}; });
+  std::atomic<bool> healthy{false};
+  Receiver bad([&](Receiver&, const Received&, std::size_t) {
+    return Answer{healthy ? 200 : 500, ""};
+  });
+  Gateway gateway(routed_config(db.url(), route("good", good.port()) + route("bad", bad.port())));
+  std::string id = send(gateway, "evt_r_split", "invoice.paid").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(delivered(id, "bad", 3, "dead"), std::chrono::seconds(10)))
+      << gateway.output();
+  ASSERT_TRUE(
+      gateway.wait_for_output(delivered(id, "good", 1, "succeeded"), std::chrono::seconds(10)));
+  rapidjson::Document view = job_view(gateway, id);
+  EXPECT_STREQ(view["status"].GetString(), "dead");  // a route gave up: someone must look
+  EXPECT_EQ(view["attempts"].GetInt(), 4);
+  EXPECT_STREQ(view["last_error"].GetString(), "HTTP 500");
+  EXPECT_STREQ(delivery_of(view, "good")["status"].GetString(), "succeeded");
+  EXPECT_STREQ(delivery_of(view, "bad")["status"].GetString(), "dead");
+
+  // Retrying the job retries the route that gave up, and only that one.
+  healthy = true;
+  ASSERT_EQ(request_once(gateway.port(), "POST", "/v1/jobs/" + id + "/retry", kAuth).status, 200);
+  ASSERT_TRUE(
+      gateway.wait_for_output(delivered(id, "bad", 4, "succeeded"), std::chrono::seconds(10)))
+      << gateway.output();
+  EXPECT_EQ(good.requests().size(), 1u);
+  EXPECT_EQ(bad.requests().size(), 4u);
+  EXPECT_STREQ(job_view(gateway, id)["status"].GetString(), "succeeded");
+}
+
+TEST(Routes, EveryAttemptIsRecordedWithItsStatusErrorAndAnswer) {
+  TestDatabase db;
+  Receiver flaky([](Receiver& self, const Received&, std::size_t i) {
+    if (i == 0) return Answer{500, "", false, "upstream exploded\n\x01"};
+    if (i == 1) self.hold();  // past the route's timeout
+    return Answer{201, "", false, "ok"};
+  });
+  // A port nobody listens on: connections are refused.
+  std::uint16_t closed;
+  {
+    Receiver gone([](Receiver&, const Received&, std::size_t) { return Answer{}; });
+    closed = gone.port();
+  }
+  Gateway gateway(routed_config(
+      db.url(),
+      route("flaky", flaky.port(), "        timeout_ms: 500\n") +
+          route("refused", closed, "        retry: { max_attempts: 1, base_ms: 1, max_ms: 1 }\n")));
+  std::string id = send(gateway, "evt_r_history", "invoice.paid").json("job_id");
+  ASSERT_TRUE(
+      gateway.wait_for_output(delivered(id, "flaky", 3, "succeeded"), std::chrono::seconds(15)))
+      << gateway.output();
+  ASSERT_TRUE(
+      gateway.wait_for_output(delivered(id, "refused", 1, "dead"), std::chrono::seconds(10)));
+  flaky.release();
+
+  rapidjson::Document view = job_view(gateway, id);
+  const auto& history = delivery_of(view, "flaky")["history"];
+  ASSERT_EQ(history.Size(), 3u);
+  // Newest first.
+  EXPECT_EQ(history[0]["number"].GetInt(), 3);
+  EXPECT_EQ(history[0]["status_code"].GetInt(), 201);
+  EXPECT_TRUE(history[0]["error"].IsNull());
+  EXPECT_STREQ(history[0]["response"].GetString(), "ok");
+  EXPECT_EQ(history[1]["number"].GetInt(), 2);
+  EXPECT_TRUE(history[1]["status_code"].IsNull());
+  EXPECT_STREQ(history[1]["error"].GetString(), "no answer within 500 ms");
+  EXPECT_GE(history[1]["duration_ms"].GetInt64(), 500);
+  EXPECT_LT(history[1]["duration_ms"].GetInt64(), 2000);
+  EXPECT_EQ(history[2]["number"].GetInt(), 1);
+  EXPECT_EQ(history[2]["status_code"].GetInt(), 500);
+  EXPECT_STREQ(history[2]["error"].GetString(), "HTTP 500");
+  EXPECT_STREQ(history[2]["response"].GetString(), "upstream exploded ?");
+  EXPECT_LE(std::string(history[2]["started_at"].GetString()),
+            std::string(history[1]["started_at"].GetString()));
+  const auto& refused = delivery_of(view, "refused")["history"];
+  ASSERT_EQ(refused.Size(), 1u);
+  EXPECT_TRUE(refused[0]["status_code"].IsNull());
+  EXPECT_EQ(std::string(refused[0]["error"].GetString()).rfind("connect: ", 0), 0u)
+      << refused[0]["error"].GetString();
+
+  // The CLI shows the same history.
+  TempFile config(routed_config(db.url(), route("flaky", flaky.port()) + route("refused", closed)));
+  RunResult shown = run_binary({"jobs", "show", "--config", config.path(), id});
+  EXPECT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find("  flaky: succeeded, attempts 3 of 3"), std::string::npos)
+      << shown.output;
+  EXPECT_NE(shown.output.find(" flaky #2 "), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("ms: no answer within 500 ms\n"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("ms: HTTP 500 | upstream exploded ?\n"), std::string::npos)
+      << shown.output;
+}
+
+TEST(Routes, PullClaimsNeverTakeAPushedJob) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200, ""}; });
+  std::string config = routed_config(db.url(), route("billing", receiver.port()));
+  Gateway gateway(config, {"serve", "--no-workers"});
+  std::string pushed = send(gateway, "evt_r_pushed", "invoice.paid").json("job_id");
+  Response pulled =
+      request_once(gateway.port(), "POST", "/v1/jobs", kAuth, R"({"type":"Report","payload":{}})");
+  ASSERT_EQ(pulled.status, 201) << pulled.body;
+  Response claim = request_once(gateway.port(), "POST", "/v1/jobs/claim", kAuth, R"({"max":10})");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  EXPECT_NE(claim.body.find(pulled.json("id")), std::string::npos) << claim.body;
+  EXPECT_EQ(claim.body.find(pushed), std::string::npos) << claim.body;
+  EXPECT_STREQ(job_view(gateway, pushed)["status"].GetString(), "queued");
+}
+
+TEST(Routes, JobsStoredBeforeTheirSourceHadRoutesAreGivenToThem) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200, ""}; });
+  std::string config = routed_config(
+      db.url(), route("billing", receiver.port(), "        types: [\"invoice.*\"]\n"));
+  // The same source without routes: its jobs are pulled, and wait.
+  std::string pulled = config.substr(0, config.find("    routes:\n"));
+  std::string invoice, charge;
+  {
+    Gateway before(pulled);
+    invoice = send(before, "evt_r_old_invoice", "invoice.paid").json("job_id");
+    charge = send(before, "evt_r_old_charge", "charge.refunded").json("job_id");
+  }
+  Gateway after(config);
+  ASSERT_TRUE(after.wait_for_output(delivered(invoice, "billing", 1, "succeeded"),
+                                    std::chrono::seconds(10)))
+      << after.output();
+  EXPECT_EQ(receiver.requests().size(), 1u);
+  EXPECT_STREQ(job_view(after, charge)["status"].GetString(), "succeeded");  // no route takes it
+  EXPECT_EQ(job_view(after, charge)["deliveries"].GetArray().Size(), 0u);
+}
+
+}  // namespace
+}  // namespace flare::test
