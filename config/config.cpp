@@ -535,6 +535,18 @@ void read_endpoint(Reader& r, const YAML::Node& node, const std::string& path, R
   }
 }
 
+void read_breaker(Reader& r, const YAML::Node& node, const std::string& path, Breaker& breaker) {
+  if (!r.map(node, path, {"failures", "cooldown_ms"})) return;
+  if (const YAML::Node n = node["failures"]) {
+    if (auto v = r.integer(n, path + ".failures", 1, 1000)) breaker.failures = static_cast<int>(*v);
+  }
+  if (const YAML::Node n = node["cooldown_ms"]) {
+    if (auto v = r.integer(n, path + ".cooldown_ms", 100, 86'400'000)) {
+      breaker.cooldown = std::chrono::milliseconds(*v);
+    }
+  }
+}
+
 // A route's retry is its own, else its source's: `retry` is the source's, read before.
 void read_routes(Reader& r, const YAML::Node& node, const std::string& path, const Retry& retry,
                  std::vector<Route>& out) {
@@ -550,7 +562,11 @@ void read_routes(Reader& r, const YAML::Node& node, const std::string& path, con
   for (std::size_t i = 0; i < node.size(); ++i) {
     const YAML::Node n = node[i];
     std::string at = path + "[" + std::to_string(i) + "]";
-    if (!r.map(n, at, {"name", "url", "secret", "types", "timeout_ms", "retry"})) continue;
+    if (!r.map(n, at,
+               {"name", "url", "secret", "types", "timeout_ms", "retry", "max_in_flight",
+                "max_per_second", "breaker"})) {
+      continue;
+    }
     Route route;
     route.retry = retry;
     if (const YAML::Node name = n["name"]) {
@@ -568,6 +584,17 @@ void read_routes(Reader& r, const YAML::Node& node, const std::string& path, con
     read_endpoint(r, n, at, route);
     if (const YAML::Node types = n["types"]) read_types(r, types, at + ".types", route.types);
     if (const YAML::Node own = n["retry"]) read_retry(r, own, at + ".retry", route.retry);
+    if (const YAML::Node v = n["max_in_flight"]) {
+      if (auto limit = r.integer(v, at + ".max_in_flight", 1, 10'000)) {
+        route.max_in_flight = static_cast<int>(*limit);
+      }
+    }
+    if (const YAML::Node v = n["max_per_second"]) {
+      if (auto limit = r.integer(v, at + ".max_per_second", 1, 10'000)) {
+        route.max_per_second = static_cast<int>(*limit);
+      }
+    }
+    if (const YAML::Node b = n["breaker"]) read_breaker(r, b, at + ".breaker", route.breaker);
     out.push_back(std::move(route));
   }
 }

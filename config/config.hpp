@@ -69,6 +69,13 @@ struct Retry {
   std::int64_t max_ms = 3'600'000;
 };
 
+// When a route's destination keeps failing: after `failures` failed attempts in a row the route
+// is open (no attempts) for `cooldown`, then one attempt probes it and its success closes it.
+struct Breaker {
+  int failures = 10;
+  std::chrono::milliseconds cooldown{60'000};
+};
+
 // One of a source's destinations: the built-in workers push it every event of the source it
 // takes, each as a delivery of its own (docs/delivery.md).
 struct Route {
@@ -84,6 +91,10 @@ struct Route {
   // every event.
   std::vector<std::string> types;
   Retry retry;
+  // Over every gateway process together; 0: no limit but the workers' own concurrency.
+  int max_in_flight = 0;   // attempts at once
+  int max_per_second = 0;  // attempts begun per second, evenly spaced
+  Breaker breaker;
 
   // Whether an event of the provider's type `event_type` goes to this route.
   bool takes(std::string_view event_type) const;

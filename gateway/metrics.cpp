@@ -54,17 +54,24 @@ void Histogram<N>::observe(double value) {
 }
 
 template <std::size_t N>
-void Histogram<N>::render(std::string& out, std::string_view name) const {
+void Histogram<N>::render(std::string& out, std::string_view name, std::string_view labels) const {
+  std::string braces, before_le;
+  if (!labels.empty()) {
+    braces.append("{").append(labels).append("}");
+    before_le.append(labels).append(",");
+  }
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i <= N; ++i) {
     cumulative += counts_[i].load(std::memory_order_relaxed);
-    out.append(name).append("_bucket{le=\"").append(i < N ? number(bounds_[i]) : "+Inf");
+    out.append(name).append("_bucket{").append(before_le).append("le=\"");
+    out.append(i < N ? number(bounds_[i]) : "+Inf");
     out.append("\"} ").append(std::to_string(cumulative)).append("\n");
   }
   // The count is the +Inf bucket, so that the two never disagree in one scrape.
-  out.append(name).append("_sum ").append(number(sum_.load(std::memory_order_relaxed)));
-  out.append("\n").append(name).append("_count ").append(std::to_string(cumulative));
-  out.append("\n");
+  out.append(name).append("_sum").append(braces).append(" ");
+  out.append(number(sum_.load(std::memory_order_relaxed))).append("\n");
+  out.append(name).append("_count").append(braces).append(" ");
+  out.append(std::to_string(cumulative)).append("\n");
 }
 
 std::string_view timeout_name(Timeout timeout) {
@@ -93,8 +100,10 @@ bool Metrics::start_jobs_refresh() {
   return true;
 }
 
-void Metrics::jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts) {
+void Metrics::jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts,
+                           const std::vector<jobs::RouteState>& routes) {
   std::lock_guard lock(mutex_);
+  route_states_ = routes;
   jobs_.clear();
   for (jobs::Status status : jobs::kStatuses) jobs_[jobs::to_string(status)] = 0;
   for (auto [status, count] : counts) jobs_[jobs::to_string(status)] = count;
@@ -120,9 +129,17 @@ void Metrics::database_unreachable(std::string_view group) {
   ++unreachable_[std::string(group)];
 }
 
-void Metrics::attempted(std::string_view source, std::string_view outcome) {
+Metrics::Route::Route()
+    : durations({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}) {}
+
+void Metrics::attempted(std::string_view source, std::string_view route, std::string_view outcome,
+                        std::chrono::milliseconds took) {
   std::lock_guard lock(mutex_);
-  ++attempts_[{std::string(source), std::string(outcome)}];
+  std::unique_ptr<Route>& r = routes_[{std::string(source), std::string(route)}];
+  if (!r) r = std::make_unique<Route>();
+  ++r->outcomes[std::string(outcome)];
+  // An abandoned attempt's time says nothing of the destination.
+  if (outcome != "released") r->durations.observe(std::chrono::duration<double>(took).count());
 }
 
 std::string Metrics::render() const {
@@ -142,9 +159,48 @@ std::string Metrics::render() const {
     out.append("flare_jobs{status=\"").append(status).append("\"} ").append(std::to_string(n));
     out.append("\n");
   }
+  auto route_labels = [](std::string_view source, std::string_view route) {
+    std::string labels = "source=\"";
+    labels.append(label(source)).append("\",route=\"").append(label(route)).append("\"");
+    return labels;
+  };
   header(out, "flare_delivery_attempts_total", "counter",
-         "Push attempts ended, by source and outcome.");
-  by_source_and_outcome(out, "flare_delivery_attempts_total", attempts_);
+         "Push attempts by this process that ended, by route and outcome (succeeded, retrying, "
+         "dead, lease_lost, released).");
+  for (const auto& [key, r] : routes_) {
+    for (const auto& [outcome, n] : r->outcomes) {
+      out.append("flare_delivery_attempts_total{").append(route_labels(key.first, key.second));
+      out.append(",outcome=\"").append(label(outcome)).append("\"} ");
+      out.append(std::to_string(n)).append("\n");
+    }
+  }
+  header(out, "flare_delivery_attempt_duration_seconds", "histogram",
+         "Time from a push attempt's start to its answer, timeout or error, by route.");
+  for (const auto& [key, r] : routes_) {
+    r->durations.render(out, "flare_delivery_attempt_duration_seconds",
+                        route_labels(key.first, key.second));
+  }
+  header(out, "flare_route_deliveries_waiting", "gauge",
+         "Deliveries queued or retrying, by route, read with the job counts.");
+  for (const jobs::RouteState& s : route_states_) {
+    out.append("flare_route_deliveries_waiting{").append(route_labels(s.source, s.route));
+    out.append("} ").append(std::to_string(s.waiting)).append("\n");
+  }
+  header(out, "flare_route_attempts_in_flight", "gauge",
+         "Push attempts under way over every process, by route, read with the job counts.");
+  for (const jobs::RouteState& s : route_states_) {
+    out.append("flare_route_attempts_in_flight{").append(route_labels(s.source, s.route));
+    out.append("} ").append(std::to_string(s.running)).append("\n");
+  }
+  header(out, "flare_route_state", "gauge",
+         "1 for each route's breaker state (closed, open, paused), else 0.");
+  for (const jobs::RouteState& s : route_states_) {
+    for (std::string_view state : {"closed", "open", "paused"}) {
+      out.append("flare_route_state{").append(route_labels(s.source, s.route));
+      out.append(",state=\"").append(state).append("\"} ");
+      out.append(s.state == state ? "1" : "0").append("\n");
+    }
+  }
   header(out, "flare_timeouts_total", "counter",
          "Connections closed on a timer, by what was late: idle (a kept-alive connection's end), "
          "header, body, handshake, write.");

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
+#include "jobs/store.hpp"
 
 namespace flare::gateway {
 
@@ -24,8 +26,9 @@ class Histogram {
  public:
   explicit Histogram(std::array<double, N> bounds) : bounds_(bounds) {}
   void observe(double value);
-  // name_bucket{le=...}, name_sum, name_count.
-  void render(std::string& out, std::string_view name) const;
+  // name_bucket{labels,le=...}, name_sum{labels}, name_count{labels}; `labels` as written in
+  // braces (e.g. source="a"), or empty.
+  void render(std::string& out, std::string_view name, std::string_view labels = {}) const;
 
  private:
   std::array<double, N> bounds_;
@@ -61,7 +64,8 @@ class Metrics final : public jobs::Observer {
   // True when the job counts are older than kJobsMaxAge and nobody refreshes them yet: the
   // caller then does, and hands the result to jobs_counted (or jobs_count_failed).
   bool start_jobs_refresh();
-  void jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts);
+  void jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts,
+                    const std::vector<jobs::RouteState>& routes);
   void jobs_count_failed();
 
   // A connection closed on a timer.
@@ -72,12 +76,21 @@ class Metrics final : public jobs::Observer {
   void committed(std::size_t jobs) override;
   void database_error() override;
   void database_unreachable(std::string_view group) override;
-  void attempted(std::string_view source, std::string_view outcome) override;
+  void attempted(std::string_view source, std::string_view route, std::string_view outcome,
+                 std::chrono::milliseconds took) override;
 
  private:
+  // What this process's push workers saw of one route.
+  struct Route {
+    Route();
+    std::map<std::string, std::uint64_t> outcomes;
+    Histogram<13> durations;
+  };
+
   mutable std::mutex mutex_;
   std::map<std::pair<std::string_view, std::string_view>, std::uint64_t> webhooks_;
-  std::map<std::pair<std::string, std::string>, std::uint64_t> attempts_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Route>> routes_;
+  std::vector<jobs::RouteState> route_states_;        // as last read, with the job counts
   std::map<std::string, std::uint64_t> unreachable_;  // by group
   std::map<std::string_view, std::int64_t> jobs_;     // status → count, as last read
   std::chrono::steady_clock::time_point jobs_read_{};

@@ -239,9 +239,13 @@ class Session : public Connection {
     auto answer = [self] {
       self->loop_.mailbox.post([self] { self->respond(self->metrics_reply()); });
     };
+    std::vector<jobs::RouteId> routes;
+    for (const auto& [name, source] : context_.sources) {
+      for (const config::Route& r : source.config->routes) routes.push_back({name, r.name});
+    }
     context_.pool.submit(
-        [&m, answer](jobs::Store& store) {
-          m.jobs_counted(store.count_by_status());
+        [&m, answer, routes = std::move(routes)](jobs::Store& store) {
+          m.jobs_counted(store.count_by_status(), store.route_states(routes));
           answer();
         },
         [&m, answer](jobs::Outcome) {

@@ -36,81 +36,152 @@ Delivery read_delivery(const pqxx::row& r) {
   return d;
 }
 
-// The routes a claim is for: $1 their sources, $2 their names.
-constexpr const char* kInScope =
-    "(d.source, d.route) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
-
 // The delivery as claimed by `lease_token`: $1 project, $2 job, $3 route, $4 token.
 constexpr const char* kHeld =
     "project_id = $1 AND job_id = $2::uuid AND route = $3 AND status = 'running' AND "
     "lease_token = $4::uuid";
 
+// Route $1/$2's state; the waits until its probe and its next attempt may begin, in ms (0: now);
+// and its attempts in flight. `lock` is appended: FOR UPDATE, or nothing.
+std::string route_row(const char* lock) {
+  return std::string(
+             "SELECT state, ceil(greatest(0, extract(epoch FROM opened_until) - extract(epoch "
+             "FROM now())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM next_at) - "
+             "extract(epoch FROM now())) * 1000)::bigint, (SELECT count(*) FROM deliveries WHERE "
+             "source = $1 AND route = $2 AND status = 'running' AND locked_until > now()) FROM "
+             "routes WHERE source = $1 AND route = $2 ") +
+         lock;
+}
+
+// Claims the oldest due delivery of route $1/$2 (or one whose lease ran out), $3 the lease in
+// seconds. Rows locked by another transaction are skipped, jobs as well as deliveries: a claim
+// never waits on them, and so never in the opposite order of a change that locked the job first.
+constexpr const char* kClaimOne = R"sql(
+WITH x AS (
+  SELECT d.project_id, d.job_id, d.route FROM deliveries d
+  JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
+  WHERE d.source = $1 AND d.route = $2
+    AND ((d.status IN ('queued', 'retrying') AND d.run_at <= now())
+         OR (d.status = 'running' AND d.locked_until < now() AND d.attempts < d.max_attempts))
+  ORDER BY d.run_at LIMIT 1
+  FOR UPDATE OF d, j SKIP LOCKED)
+UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
+  lease_token = gen_random_uuid(), updated_at = now(),
+  locked_until = now() + make_interval(secs => $3::double precision)
+FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
+RETURNING )sql";
+
+// A lease that ran out on the last allowed attempt of route $1/$2 ends its delivery: no attempt
+// is left.
+constexpr const char* kExpireLast = R"sql(
+WITH x AS (
+  SELECT d.project_id, d.job_id, d.route FROM deliveries d
+  JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
+  WHERE d.source = $1 AND d.route = $2 AND d.status = 'running' AND d.locked_until < now()
+    AND d.attempts >= d.max_attempts
+  FOR UPDATE OF d, j SKIP LOCKED)
+UPDATE deliveries d SET status = 'dead', lease_token = NULL, locked_until = NULL,
+  updated_at = now(), last_error = 'the lease of the last attempt ran out'
+FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
+RETURNING d.project_id, d.job_id::text)sql";
+
+// Route $1/$2's breaker after an attempt: $3 it succeeded, $4 it was answered 410 Gone, $5 the
+// failures in a row that open it, $6 its cooldown in ms. An operator's pause stays; a success
+// closes it; a 410 pauses it; a failure counts, and opens it at the threshold or again after
+// a failed probe. Returns the state before and after, and the reason. A success on a healthy
+// route changes nothing, and so neither writes nor locks its row.
+constexpr const char* kBreaker = R"sql(
+WITH old AS (SELECT state FROM routes WHERE source = $1 AND route = $2
+             AND (NOT $3 OR failures <> 0 OR state = 'open') FOR UPDATE)
+UPDATE routes r SET
+  failures = CASE WHEN $3 THEN 0 ELSE r.failures + 1 END,
+  state = CASE WHEN r.state = 'paused' THEN 'paused'
+               WHEN $4 THEN 'paused'
+               WHEN $3 THEN 'closed'
+               WHEN r.state = 'open' OR r.failures + 1 >= $5 THEN 'open'
+               ELSE r.state END,
+  reason = CASE WHEN r.state = 'paused' THEN r.reason
+                WHEN $4 THEN 'the destination answered 410 Gone'
+                WHEN $3 THEN NULL
+                WHEN r.state = 'open' THEN 'the probe failed'
+                WHEN r.failures + 1 >= $5 THEN (r.failures + 1) || ' failed attempts in a row'
+                ELSE r.reason END,
+  opened_until = CASE WHEN r.state <> 'paused' AND NOT $3 AND NOT $4
+                           AND (r.state = 'open' OR r.failures + 1 >= $5)
+                      THEN now() + $6::bigint * interval '1 millisecond'
+                      WHEN $3 THEN NULL ELSE r.opened_until END,
+  updated_at = now()
+FROM old WHERE r.source = $1 AND r.route = $2
+RETURNING old.state, r.state, r.reason)sql";
+
 }  // namespace
 
-std::vector<Push> Store::claim_deliveries(const std::vector<RouteId>& routes, int max,
-                                          int lease_seconds) {
-  if (routes.empty()) return {};
-  BinaryArray source_array(BinaryArray::kText), route_array(BinaryArray::kText);
-  for (const RouteId& id : routes) {
-    source_array.text(id.source);
-    route_array.text(id.route);
-  }
-  const pqxx::binarystring sources(source_array.str()), names(route_array.str());
-  return db_->run("claim deliveries", [&](pqxx::work& tx) {
-    // Rows locked by another transaction are skipped, jobs as well as deliveries: a claim never
-    // waits, and so never waits in the opposite order of a change that locked the job first.
-    std::string lock = " FOR UPDATE OF d, j SKIP LOCKED";
-    std::string join =
-        " FROM deliveries d JOIN jobs j ON j.project_id = d.project_id AND "
-        "j.id = d.job_id WHERE ";
-    std::string key = "d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route";
-    std::set<std::pair<std::string, std::string>> touched;
-    // A lease that ran out on the last allowed attempt ends the delivery: none is left.
-    for (const auto& row : tx.exec_params(
-             "WITH x AS (SELECT d.project_id, d.job_id, d.route" + join + kInScope +
-                 " AND d.status = 'running' AND d.locked_until < now() AND d.attempts >= "
-                 "d.max_attempts" +
-                 lock +
-                 ") UPDATE deliveries d SET status = 'dead', lease_token = NULL, "
-                 "locked_until = NULL, updated_at = now(), last_error = 'the lease of the last "
-                 "attempt ran out' FROM x WHERE " +
-                 key + " RETURNING d.project_id, d.job_id::text",
-             sources, names)) {
-      touched.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+Claim Store::claim_delivery(const std::string& source, const config::Route& route,
+                            int lease_seconds) {
+  return db_->run("claim", [&](pqxx::work& tx) {
+    Claim out;
+    // Only a route whose attempts are counted, or that is not closed, is locked: the claims of
+    // an unpaced, healthy route do not wait on each other.
+    bool paced = route.max_in_flight > 0 || route.max_per_second > 0;
+    pqxx::result row = tx.exec_params(route_row(paced ? "FOR UPDATE" : ""), source, route.name);
+    if (row.empty()) {
+      tx.exec_params("INSERT INTO routes (source, route) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                     source, route.name);
+      row = tx.exec_params(route_row("FOR UPDATE"), source, route.name);
+    } else if (!paced && row[0][0].as<std::string>() != "closed") {
+      row = tx.exec_params(route_row("FOR UPDATE"), source, route.name);
     }
-    pqxx::result claimed = tx.exec_params(
-        "WITH x AS (SELECT d.project_id, d.job_id, d.route" + join + kInScope +
-            " AND ((d.status IN ('queued', 'retrying') AND d.run_at <= now()) OR (d.status = "
-            "'running' AND d.locked_until < now() AND d.attempts < d.max_attempts)) ORDER BY "
-            "d.run_at LIMIT $3" +
-            lock +
-            ") UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1, "
-            "lease_token = gen_random_uuid(), locked_until = now() + make_interval(secs => "
-            "$4::double precision), updated_at = now() FROM x WHERE " +
-            key + " RETURNING " + kDeliveryColumns,
-        sources, names, max, lease_seconds);
-    std::vector<Push> out;
-    for (const auto& row : claimed) {
+    std::string state = row[0][0].as<std::string>();
+    auto probe_in = std::chrono::milliseconds(row[0][1].as<std::int64_t>());
+    auto pace_in = std::chrono::milliseconds(row[0][2].as<std::int64_t>());
+    auto running = row[0][3].as<std::int64_t>();
+    if (state == "paused") return out;
+    if (state == "open") {
+      // One probe at a time, after the cooldown.
+      if (probe_in.count() > 0) out.retry_in = probe_in;
+      if (probe_in.count() > 0 || running > 0) return out;
+    }
+    if (route.max_in_flight > 0 && running >= route.max_in_flight) return out;
+    if (route.max_per_second > 0 && pace_in.count() > 0) {
+      out.retry_in = pace_in;
+      return out;
+    }
+    std::set<std::pair<std::string, std::string>> touched;
+    for (const auto& r : tx.exec_params(kExpireLast, source, route.name)) {
+      touched.emplace(r[0].as<std::string>(), r[1].as<std::string>());
+    }
+    pqxx::result claimed = tx.exec_params(std::string(kClaimOne) + kDeliveryColumns, source,
+                                          route.name, lease_seconds);
+    if (!claimed.empty()) {
       Push push;
-      push.delivery = read_delivery(row);
+      push.delivery = read_delivery(claimed[0]);
       touched.emplace(push.delivery.project_id, push.delivery.job_id);
-      out.push_back(std::move(push));
+      if (route.max_per_second > 0) {
+        // Attempts begin evenly spaced: the next one no sooner than 1/max_per_second after.
+        tx.exec_params(
+            "UPDATE routes SET next_at = greatest(next_at, now()) + $3::bigint * interval '1 "
+            "microsecond' WHERE source = $1 AND route = $2",
+            source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
+      }
+      out.push = std::move(push);
     }
     for (const auto& [project, id] : touched) tx.exec_params(kSummarise, project, id);
-    for (Push& push : out) {
-      push.job = read_job(tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"),
-                                         push.delivery.project_id, push.delivery.job_id)[0]);
+    if (out.push) {
+      out.push->job =
+          read_job(tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"),
+                                  out.push->delivery.project_id, out.push->delivery.job_id)[0]);
     }
     tx.commit();
     return out;
   });
 }
 
-bool Store::record_attempt(const Delivery& claimed, const AttemptRecord& attempt, Status next,
-                           std::chrono::milliseconds delay) {
+Recorded Store::record_attempt(const Delivery& claimed, const AttemptRecord& attempt, Status next,
+                               std::chrono::milliseconds delay, const config::Breaker& breaker) {
   const std::string token = claimed.lease_token.value_or("");
   return db_->run("record attempt", [&](pqxx::work& tx) {
-    if (!lock_job(tx, claimed.project_id, claimed.job_id)) return false;  // deleted meanwhile
+    Recorded out;
+    if (!lock_job(tx, claimed.project_id, claimed.job_id)) return out;  // deleted meanwhile
     tx.exec_params(
         "INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms, "
         "status_code, error, response) VALUES ($1, $2::uuid, $3, $4, $5::timestamptz, $6, $7, "
@@ -127,9 +198,19 @@ bool Store::record_attempt(const Delivery& claimed, const AttemptRecord& attempt
             kHeld + " RETURNING 1",
         claimed.project_id, claimed.job_id, claimed.route, token, std::string(to_string(next)),
         attempt.error, static_cast<std::int64_t>(delay.count()));
-    if (!r.empty()) tx.exec_params(kSummarise, claimed.project_id, claimed.job_id);
+    out.held = !r.empty();
+    if (out.held) tx.exec_params(kSummarise, claimed.project_id, claimed.job_id);
+    bool succeeded = !attempt.error.has_value();
+    pqxx::result b = tx.exec_params(kBreaker, claimed.source, claimed.route, succeeded,
+                                    attempt.status_code == 410, breaker.failures,
+                                    static_cast<std::int64_t>(breaker.cooldown.count()));
+    if (!b.empty()) {
+      out.before = b[0][0].as<std::string>();
+      out.after = b[0][1].as<std::string>();
+      out.reason = nullable(b[0][2]);
+    }
     tx.commit();
-    return !r.empty();
+    return out;
   });
 }
 
@@ -184,6 +265,79 @@ std::optional<JobView> Store::view(const std::string& project, const std::string
       view.attempts.push_back(std::move(a));
     }
     return view;
+  });
+}
+
+namespace {
+
+constexpr const char* kRouteStates = R"sql(
+SELECT n.source, n.route, coalesce(r.state, 'closed'), r.reason, coalesce(r.failures, 0),
+       )sql" FLARE_TS("r.opened_until") R"sql(,
+       (SELECT count(*) FROM deliveries d WHERE d.source = n.source AND d.route = n.route
+          AND d.status IN ('queued', 'retrying')),
+       (SELECT count(*) FROM deliveries d WHERE d.source = n.source AND d.route = n.route
+          AND d.status = 'running' AND d.locked_until > now())
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(source, route, k)
+LEFT JOIN routes r ON r.source = n.source AND r.route = n.route
+ORDER BY n.k)sql";
+
+RouteState read_route_state(const pqxx::row& row) {
+  RouteState s;
+  s.source = row[0].as<std::string>();
+  s.route = row[1].as<std::string>();
+  s.state = row[2].as<std::string>();
+  s.reason = nullable(row[3]);
+  s.failures = row[4].as<int>();
+  s.opened_until = nullable(row[5]);
+  s.waiting = row[6].as<std::int64_t>();
+  s.running = row[7].as<std::int64_t>();
+  return s;
+}
+
+std::vector<RouteState> route_states(pqxx::work& tx, const std::vector<RouteId>& routes) {
+  BinaryArray sources(BinaryArray::kText), names(BinaryArray::kText);
+  for (const RouteId& r : routes) {
+    sources.text(r.source);
+    names.text(r.route);
+  }
+  std::vector<RouteState> out;
+  for (const auto& row : tx.exec_params(kRouteStates, pqxx::binarystring(sources.str()),
+                                        pqxx::binarystring(names.str()))) {
+    out.push_back(read_route_state(row));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<RouteState> Store::route_states(const std::vector<RouteId>& routes) {
+  return db_->run("route states", [&](pqxx::work& tx) { return jobs::route_states(tx, routes); });
+}
+
+RouteState Store::pause_route(const RouteId& route) {
+  return db_->run("pause route", [&](pqxx::work& tx) {
+    tx.exec_params(
+        "INSERT INTO routes (source, route, state, reason) VALUES ($1, $2, 'paused', 'paused by "
+        "an operator') ON CONFLICT (source, route) DO UPDATE SET state = 'paused', reason = "
+        "'paused by an operator', updated_at = now()",
+        route.source, route.route);
+    RouteState out = jobs::route_states(tx, {route}).at(0);
+    tx.commit();
+    return out;
+  });
+}
+
+RouteState Store::resume_route(const RouteId& route) {
+  return db_->run("resume route", [&](pqxx::work& tx) {
+    tx.exec_params(
+        "INSERT INTO routes (source, route) VALUES ($1, $2) ON CONFLICT (source, route) DO "
+        "UPDATE SET state = 'closed', reason = NULL, failures = 0, opened_until = NULL, "
+        "updated_at = now()",
+        route.source, route.route);
+    tx.exec("NOTIFY " + std::string(kWakeChannel));
+    RouteState out = jobs::route_states(tx, {route}).at(0);
+    tx.commit();
+    return out;
   });
 }
 

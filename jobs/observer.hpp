@@ -2,6 +2,7 @@
 // pool and worker threads: implementations are thread-safe and never block.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string_view>
 
@@ -17,8 +18,10 @@ class Observer {
   // A group of connections (see Reachability) found the database gone: at start, or where it
   // answered before.
   virtual void database_unreachable(std::string_view group) = 0;
-  // A push attempt ended: succeeded, retrying, dead, lease_lost or released.
-  virtual void attempted(std::string_view source, std::string_view outcome) = 0;
+  // A push attempt to a source's route ended, after `took`: succeeded, retrying, dead,
+  // lease_lost or released.
+  virtual void attempted(std::string_view source, std::string_view route, std::string_view outcome,
+                         std::chrono::milliseconds took) = 0;
 };
 
 }  // namespace flare::jobs

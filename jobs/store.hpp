@@ -62,6 +62,33 @@ struct Push {
   Delivery delivery;
 };
 
+// What a claim for one route found.
+struct Claim {
+  std::optional<Push> push;
+  // Set when the route's pace or breaker held a due delivery back: when to ask again.
+  std::optional<std::chrono::milliseconds> retry_in;
+};
+
+// A route's state as every gateway process shares it (the `routes` table).
+struct RouteState {
+  std::string source;
+  std::string route;
+  std::string state;  // closed, open or paused
+  std::optional<std::string> reason;
+  int failures = 0;                         // failed attempts in a row
+  std::optional<std::string> opened_until;  // open: when the probe may begin
+  std::int64_t waiting = 0;                 // deliveries queued or retrying
+  std::int64_t running = 0;                 // attempts in flight
+};
+
+// How an attempt's record changed its route's breaker.
+struct Recorded {
+  bool held = false;   // the delivery's lease still held: its outcome is recorded too
+  std::string before;  // the route's state before and after
+  std::string after;
+  std::optional<std::string> reason;  // after: why it is open or paused
+};
+
 enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost };
 
 struct Changed {
@@ -110,20 +137,29 @@ class Store {
   // and the attempt is not counted.
   Changed release(const std::string& project, const std::string& id, const std::string& token);
 
-  // Due deliveries of `routes` (and those whose lease ran out) become running under a new lease
-  // token, oldest first.
-  std::vector<Push> claim_deliveries(const std::vector<RouteId>& routes, int max,
-                                     int lease_seconds);
+  // One due delivery of the route (or one whose lease ran out) becomes running under a new
+  // lease token, oldest first, if the route's state and pace allow an attempt to begin: a
+  // paused route gives none, an open one one probe after its cooldown, and max_in_flight and
+  // max_per_second hold over every process.
+  Claim claim_delivery(const std::string& source, const config::Route& route, int lease_seconds);
   // Records an attempt at a claimed delivery, then moves the delivery to `next` (succeeded,
-  // retrying after `delay`, or dead) if its lease still holds; false when it did not. The
-  // attempt was made either way, and is recorded either way.
-  bool record_attempt(const Delivery& claimed, const AttemptRecord& attempt, Status next,
-                      std::chrono::milliseconds delay);
+  // retrying after `delay`, or dead) if its lease still holds. The attempt was made either way,
+  // and is recorded either way, and counts for the route's breaker: a success closes it, a 410
+  // pauses the route, `breaker.failures` failures in a row (or a failed probe) open it.
+  Recorded record_attempt(const Delivery& claimed, const AttemptRecord& attempt, Status next,
+                          std::chrono::milliseconds delay, const config::Breaker& breaker);
   // Gives back an abandoned attempt's lease: the delivery is due again, the attempt not counted.
   bool release_delivery(const Delivery& claimed);
   // A job with its deliveries by route and its latest `attempt_limit` attempts, newest first,
   // read as of one moment.
   std::optional<JobView> view(const std::string& project, const std::string& id, int attempt_limit);
+  // The routes' shared states (a route never claimed for is closed).
+  std::vector<RouteState> route_states(const std::vector<RouteId>& routes);
+  // An operator's pause, until resume_route: no attempt begins, deliveries wait. Resuming
+  // closes the route's breaker.
+  RouteState pause_route(const RouteId& route);
+  RouteState resume_route(const RouteId& route);
+
   // Gives `source`'s routes the jobs of it that wait for no route yet: stored before it had
   // routes (as pulled jobs, or by a version without routes). Returns how many it took.
   int adopt(const config::Source& source);

@@ -12,12 +12,14 @@ namespace flare::jobs {
 Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make)
     : options_(std::move(options)), reachability_("workers", options_.observer) {
   for (const config::Source* s : options_.sources) {
-    for (const config::Route& r : s->routes) routes_.push_back({s->name, r.name});
+    for (const config::Route& r : s->routes) routes_.emplace_back(s, &r);
   }
   for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
   threads_.emplace_back([this, database_url] { listen(database_url); });
-  for (auto& d : deliverers_) {
-    threads_.emplace_back([this, &d, database_url] { work(*d, database_url); });
+  for (std::size_t i = 0; i < deliverers_.size(); ++i) {
+    threads_.emplace_back([this, i, database_url] {
+      work(*deliverers_[i], database_url, routes_.empty() ? 0 : i % routes_.size());
+    });
   }
 }
 
@@ -83,8 +85,11 @@ void Workers::listen(const std::string& database_url) {
   }
 }
 
-void Workers::work(Deliverer& deliverer, const std::string& database_url) {
+void Workers::work(Deliverer& deliverer, const std::string& database_url, std::size_t first) {
   Store store(database_url);
+  // Each worker starts its round of the routes at a different one, and the next round after
+  // the route it last pushed to: no route waits behind another's backlog.
+  std::size_t next = first;
   for (;;) {
     std::uint64_t seen;
     {
@@ -93,13 +98,21 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
       seen = wakeups_;
       ++busy_;
     }
-    std::vector<Push> claimed;
+    bool pushed = false;
+    std::chrono::milliseconds wait_for = options_.poll_interval;
     // While the database is down, one claim per pause for all the workers, not one each.
     if (reachability_.may_try()) {
       try {
-        claimed = store.claim_deliveries(routes_, 1, options_.lease_seconds);
-        reachability_.answered();
-        if (!claimed.empty()) push(store, deliverer, claimed[0]);
+        for (std::size_t k = 0; k < routes_.size() && !pushed; ++k) {
+          const auto& [source, route] = routes_[(next + k) % routes_.size()];
+          Claim claim = store.claim_delivery(source->name, *route, options_.lease_seconds);
+          reachability_.answered();
+          if (claim.retry_in) wait_for = std::min(wait_for, *claim.retry_in);
+          if (!claim.push) continue;
+          this->push(store, deliverer, *claim.push, *route);
+          pushed = true;
+          next = (next + k + 1) % routes_.size();
+        }
       } catch (const Unavailable& e) {
         // The lease runs out and another attempt follows: at least once, never lost.
         reachability_.failed(e);
@@ -113,31 +126,22 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url) {
       --busy_;
       changed_.notify_all();
     }
-    if (claimed.empty()) wait(seen, options_.poll_interval);
+    if (!pushed) wait(seen, std::max(wait_for, std::chrono::milliseconds(1)));
   }
 }
 
-const config::Route& Workers::route_of(const Delivery& delivery) const {
-  for (const config::Source* s : options_.sources) {
-    if (s->name != delivery.source) continue;
-    for (const config::Route& r : s->routes) {
-      if (r.name == delivery.route) return r;
-    }
-  }
-  // Claims are for routes_ alone.
-  throw std::logic_error("a claimed delivery of an unknown route");
-}
-
-void Workers::push(Store& store, Deliverer& deliverer, const Push& push) {
+void Workers::push(Store& store, Deliverer& deliverer, const Push& push,
+                   const config::Route& route) {
   const Delivery& d = push.delivery;
+  std::chrono::milliseconds took{0};
   auto tell = [&](std::string_view outcome) {
-    if (options_.observer) options_.observer->attempted(d.source, outcome);
+    if (options_.observer) options_.observer->attempted(d.source, d.route, outcome, took);
   };
   auto started = std::chrono::system_clock::now();
   auto clock = std::chrono::steady_clock::now();
   Attempt attempt = deliverer.deliver(push.job, d);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - clock);
+  took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               clock);
   if (attempt.result == Attempt::Result::kAbandoned) {
     store.release_delivery(d);
     spdlog::info("released job={} source={} route={}: stopping", d.job_id, d.source, d.route);
@@ -157,12 +161,11 @@ void Workers::push(Store& store, Deliverer& deliverer, const Push& push) {
     record.error = attempt.error;
     next = d.attempts < d.max_attempts ? Status::kRetrying : Status::kDead;
     if (next == Status::kRetrying) {
-      delay =
-          attempt.retry_after ? *attempt.retry_after : retry_delay(route_of(d).retry, d.attempts);
+      delay = attempt.retry_after ? *attempt.retry_after : retry_delay(route.retry, d.attempts);
     }
   }
-  bool held = store.record_attempt(d, record, next, delay);
-  std::string_view outcome = held ? to_string(next) : "lease_lost";
+  Recorded recorded = store.record_attempt(d, record, next, delay, route.breaker);
+  std::string_view outcome = recorded.held ? to_string(next) : "lease_lost";
   if (record.error) {
     spdlog::info("delivered job={} source={} route={} attempt={} outcome={} error=\"{}\"", d.job_id,
                  d.source, d.route, d.attempts, outcome, *record.error);
@@ -171,6 +174,16 @@ void Workers::push(Store& store, Deliverer& deliverer, const Push& push) {
                  d.route, d.attempts, outcome);
   }
   tell(outcome);
+  if (recorded.after != recorded.before) {
+    spdlog::warn("route {}.{} is {} (was {}): {}", d.source, d.route, recorded.after,
+                 recorded.before, recorded.reason.value_or("an attempt succeeded"));
+  }
+  // A slot of the route's max_in_flight is free again: the idle workers of this process look.
+  if (route.max_in_flight > 0) {
+    std::lock_guard lock(mutex_);
+    ++wakeups_;
+    changed_.notify_all();
+  }
 }
 
 }  // namespace flare::jobs

@@ -64,15 +64,14 @@ class Workers {
   void stop(std::chrono::milliseconds drain);
 
  private:
-  void work(Deliverer& deliverer, const std::string& database_url);
+  void work(Deliverer& deliverer, const std::string& database_url, std::size_t first);
   void listen(const std::string& database_url);
-  void push(Store& store, Deliverer& deliverer, const Push& push);
-  const config::Route& route_of(const Delivery& delivery) const;
+  void push(Store& store, Deliverer& deliverer, const Push& push, const config::Route& route);
   // Sleeps until a wake-up newer than `seen`, `timeout`, or stop.
   void wait(std::uint64_t seen, std::chrono::milliseconds timeout);
 
   const WorkerOptions options_;
-  std::vector<RouteId> routes_;
+  std::vector<std::pair<const config::Source*, const config::Route*>> routes_;
   Reachability reachability_;  // the workers' and the listener's connections together
   std::vector<std::unique_ptr<Deliverer>> deliverers_;
 

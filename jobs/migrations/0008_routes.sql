@@ -31,9 +31,26 @@ CREATE TABLE deliveries (
   FOREIGN KEY (project_id, job_id) REFERENCES jobs ON DELETE CASCADE
 );
 
--- Push workers look for due deliveries, and for leases that ran out.
-CREATE INDEX ix_deliveries_due ON deliveries (run_at) WHERE status IN ('queued', 'retrying');
-CREATE INDEX ix_deliveries_lease ON deliveries (locked_until) WHERE status = 'running';
+-- Push workers claim a route's due deliveries, oldest first, and count those in flight (leases
+-- that ran out included: they are claimed again).
+CREATE INDEX ix_deliveries_due ON deliveries (source, route, run_at)
+  WHERE status IN ('queued', 'retrying');
+CREATE INDEX ix_deliveries_running ON deliveries (source, route, locked_until)
+  WHERE status = 'running';
+
+-- Each route's state, shared by every gateway process: its breaker (closed; open, until one
+-- attempt probes it; paused, until an operator resumes it) and its pace.
+CREATE TABLE routes (
+  source       text        NOT NULL,
+  route        text        NOT NULL,
+  state        text        NOT NULL DEFAULT 'closed' CHECK (state IN ('closed', 'open', 'paused')),
+  reason       text,                               -- why it is open or paused
+  failures     integer     NOT NULL DEFAULT 0,     -- failed attempts in a row
+  opened_until timestamptz,                        -- open: when the probe may begin
+  next_at      timestamptz NOT NULL DEFAULT '-infinity',  -- the next attempt's earliest start
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (source, route)
+);
 
 CREATE TABLE attempts (
   project_id  text COLLATE "C" NOT NULL,

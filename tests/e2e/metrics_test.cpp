@@ -61,7 +61,19 @@ TEST(Metrics, ValidAndCountingKnownTraffic) {
   EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="stripe",outcome="invalid_signature"})"), 1);
   EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="",outcome="unknown_source"})"), 1);
   EXPECT_EQ(sample(m, R"(flare_webhooks_total{source="pushed",outcome="accepted"})"), 1);
-  EXPECT_EQ(sample(m, R"(flare_delivery_attempts_total{source="pushed",outcome="succeeded"})"), 1);
+  EXPECT_EQ(
+      sample(
+          m,
+          R"(flare_delivery_attempts_total{source="pushed",route="default",outcome="succeeded"})"),
+      1);
+  EXPECT_EQ(
+      sample(m,
+             R"(flare_delivery_attempt_duration_seconds_count{source="pushed",route="default"})"),
+      1);
+  EXPECT_EQ(sample(m, R"(flare_route_deliveries_waiting{source="pushed",route="default"})"), 0);
+  EXPECT_EQ(sample(m, R"(flare_route_attempts_in_flight{source="pushed",route="default"})"), 0);
+  EXPECT_EQ(sample(m, R"(flare_route_state{source="pushed",route="default",state="closed"})"), 1);
+  EXPECT_EQ(sample(m, R"(flare_route_state{source="pushed",route="default",state="open"})"), 0);
   // Three jobs stored: two stripe ones still queued (no destination), one delivered.
   EXPECT_EQ(sample(m, R"(flare_jobs{status="queued"})"), 2);
   EXPECT_EQ(sample(m, R"(flare_jobs{status="succeeded"})"), 1);

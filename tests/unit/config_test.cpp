@@ -191,7 +191,10 @@ sources:
         secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
         types: ["invoice.*", "customer.subscription.created"]
         timeout_ms: 5000
+        max_in_flight: 8
+        max_per_second: 50
         retry: { max_attempts: 3, base_ms: 10, max_ms: 20 }
+        breaker: { failures: 5, cooldown_ms: 2000 }
       - name: warehouse
         url: http://warehouse.internal:8081/ingest
         secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
@@ -206,6 +209,12 @@ TEST(Config, RoutesOfASource) {
   EXPECT_EQ(routes[0].timeout.count(), 5000);
   EXPECT_EQ(routes[0].retry.max_attempts, 3);
   EXPECT_EQ(routes[0].retry.base_ms, 10);
+  EXPECT_EQ(routes[0].max_in_flight, 8);
+  EXPECT_EQ(routes[0].max_per_second, 50);
+  EXPECT_EQ(routes[0].breaker.failures, 5);
+  EXPECT_EQ(routes[0].breaker.cooldown.count(), 2000);
+  EXPECT_EQ(routes[1].max_in_flight, 0);
+  EXPECT_EQ(routes[1].breaker.failures, 10);
   EXPECT_EQ(routes[1].name, "warehouse");
   EXPECT_EQ(routes[1].port, 8081);
   EXPECT_EQ(routes[1].retry.max_attempts, 9);  // the source's
@@ -230,7 +239,7 @@ TEST(Config, BadRoutesAreReportedWithTheirPath) {
   std::string bad = kRoutes;
   bad.replace(bad.find("name: warehouse"), 15, "name: billing");
   bad.replace(bad.find("\"invoice.*\""), 11, "\"*\", \"inv*ce\", \"\"");
-  bad += "        max_in_flight: 3\n";
+  bad += "        max_in_flight: 0\n        breaker: { failures: 5, cooldown: 1 }\n";
   EXPECT_EQ(errors_of(bad),
             "flare.yaml:13:17: sources[0].routes[0].types[0]: expected an event type or PREFIX.* "
             "(printable, at most 200 characters, * only at the end after a dot)\n"
@@ -238,9 +247,11 @@ TEST(Config, BadRoutesAreReportedWithTheirPath) {
             "(printable, at most 200 characters, * only at the end after a dot)\n"
             "flare.yaml:13:32: sources[0].routes[0].types[2]: expected an event type or PREFIX.* "
             "(printable, at most 200 characters, * only at the end after a dot)\n"
-            "flare.yaml:19:9: sources[0].routes[1].max_in_flight: unknown key\n"
-            "flare.yaml:16:15: sources[0].routes[1].name: duplicate route name \"billing\" in "
-            "this source");
+            "flare.yaml:19:15: sources[0].routes[1].name: duplicate route name \"billing\" in "
+            "this source\n"
+            "flare.yaml:22:24: sources[0].routes[1].max_in_flight: expected an integer from 1 to "
+            "10000\n"
+            "flare.yaml:23:33: sources[0].routes[1].breaker.cooldown: unknown key");
   std::string both = kRoutes;
   both +=
       "    destination: { url: \"http://x/\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw }\n";

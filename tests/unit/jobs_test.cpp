@@ -108,7 +108,8 @@ struct Counts final : Observer {
   void committed(std::size_t) override {}
   void database_error() override { ++errors; }
   void database_unreachable(std::string_view) override { ++outages; }
-  void attempted(std::string_view, std::string_view) override {}
+  void attempted(std::string_view, std::string_view, std::string_view,
+                 std::chrono::milliseconds) override {}
   int errors = 0;
   int outages = 0;
 };
