@@ -489,11 +489,7 @@ void read_types(Reader& r, const YAML::Node& node, const std::string& path,
     std::string at = path + "[" + std::to_string(i) + "]";
     std::optional<std::string> type = r.string(node[i], at);
     if (!type) continue;
-    std::string_view exact = *type;
-    if (exact.size() > 2 && exact.substr(exact.size() - 2) == ".*") exact.remove_suffix(2);
-    std::optional<std::size_t> length = text::printable_utf8_length(*type);
-    if (exact.empty() || exact.find('*') != std::string_view::npos || !length ||
-        *length > text::kMaxTypeLength) {
+    if (!valid_type_pattern(*type)) {
       r.error(node[i], at,
               "expected an event type or PREFIX.* (printable, at most 200 characters, * only "
               "at the end after a dot)");
@@ -957,6 +953,14 @@ Template parse_template(std::string_view text) {
     text.remove_prefix(end);
   }
   return out;
+}
+
+bool valid_type_pattern(std::string_view pattern) {
+  std::optional<std::size_t> length = text::printable_utf8_length(pattern);
+  std::string_view exact = pattern;
+  if (exact.size() > 2 && exact.substr(exact.size() - 2) == ".*") exact.remove_suffix(2);
+  return length && *length <= text::kMaxTypeLength && !exact.empty() &&
+         exact.find('*') == std::string_view::npos;
 }
 
 bool Route::takes(std::string_view event_type) const {

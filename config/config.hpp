@@ -133,6 +133,9 @@ struct Template {
   std::vector<Part> parts;
 };
 
+// An event type, or a prefix and ".*": printable, at most 200 characters, '*' only so at the end.
+bool valid_type_pattern(std::string_view pattern);
+
 // Cuts `text` into parts. Which slots a template may hold is for its reader to check.
 Template parse_template(std::string_view text);
 

@@ -25,6 +25,9 @@ constexpr int kMaxLeaseSeconds = 86'400;
 constexpr int kMaxPriority = 1000;
 // GET /v1/jobs/{id} shows a pushed job's latest attempts, over all its routes, up to this many.
 constexpr int kMaxShownAttempts = 100;
+// A replay sends at most this many events again; a wider filter is refused.
+constexpr std::int64_t kMaxReplayEvents = 100'000;
+constexpr std::size_t kMaxReplayTypes = 100;
 
 Reply invalid(std::string_view field, std::string_view message) {
   return error(Outcome::kValidationError, message, {{"field", field}});
@@ -255,6 +258,79 @@ std::optional<Reply> read_token(const rapidjson::Value& object, std::string& out
   return std::nullopt;
 }
 
+void write_route_state(Writer& w, const jobs::RouteState& r) {
+  w.StartObject();
+  string(w, "source");
+  string(w, r.source);
+  string(w, "route");
+  string(w, r.route);
+  string(w, "state");
+  string(w, r.state);
+  string(w, "reason");
+  optional(w, r.reason);
+  string(w, "failures");
+  w.Int(r.failures);
+  string(w, "opened_until");
+  optional(w, r.opened_until);
+  string(w, "waiting");
+  w.Int64(r.waiting);
+  string(w, "running");
+  w.Int64(r.running);
+  w.EndObject();
+}
+
+std::string route_state_json(const jobs::RouteState& r) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  write_route_state(w, r);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// A replay and its progress; 404 for none.
+Reply replay_reply(const std::optional<jobs::Replay>& r, Outcome outcome = Outcome::kOk) {
+  if (!r) return error(Outcome::kReplayNotFound);
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  string(w, "id");
+  string(w, r->id);
+  string(w, "source");
+  string(w, r->source);
+  string(w, "route");
+  string(w, r->route);
+  string(w, "status");
+  string(w, r->status);
+  string(w, "created_at");
+  string(w, r->created_at);
+  string(w, "total");
+  w.Int64(r->total);
+  for (auto [name, n] : {std::pair{"succeeded", r->succeeded}, std::pair{"dead", r->dead},
+                         std::pair{"cancelled", r->cancelled}, std::pair{"waiting", r->waiting},
+                         std::pair{"running", r->running}}) {
+    string(w, name);
+    w.Int64(n);
+  }
+  w.EndObject();
+  return success(outcome, std::string(buffer.GetString(), buffer.GetSize()));
+}
+
+// A list of at most `max` strings, each `valid` (else `message`).
+template <class Valid>
+std::optional<Reply> read_strings(const rapidjson::Value& object, const char* name, std::size_t max,
+                                  Valid valid, std::string_view message,
+                                  std::vector<std::string>& out) {
+  const rapidjson::Value* list = member(object, name);
+  if (list == nullptr) return std::nullopt;
+  if (!list->IsArray() || list->Size() > max) return invalid(name, message);
+  for (const auto& v : list->GetArray()) {
+    if (!v.IsString()) return invalid(name, message);
+    std::string s(v.GetString(), v.GetStringLength());
+    if (!valid(s)) return invalid(name, message);
+    out.push_back(std::move(s));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Api::Api(const config::Config& config) : config_(config) {
@@ -284,7 +360,7 @@ const config::Project* Api::authenticate(std::optional<std::string_view> authori
 
 ApiPlan Api::plan(const config::Project& project, const ApiCall& call, std::string body) const {
   std::string p = project.id;
-  std::string id(call.job_id);
+  std::string id(call.id);
   ApiPlan plan;
   switch (call.endpoint) {
     case Endpoint::kCreate:
@@ -314,6 +390,18 @@ ApiPlan Api::plan(const config::Project& project, const ApiCall& call, std::stri
     case Endpoint::kComplete:
     case Endpoint::kFail:
       break;
+    case Endpoint::kRoutes:
+      return routes(project);
+    case Endpoint::kPauseRoute:
+    case Endpoint::kResumeRoute:
+    case Endpoint::kReplay:
+      return route_action(project, call, body);
+    case Endpoint::kGetReplay:
+      plan.work = [p, id](jobs::Store& store) { return replay_reply(store.replay(p, id)); };
+      return plan;
+    case Endpoint::kCancelReplay:
+      plan.work = [p, id](jobs::Store& store) { return replay_reply(store.cancel_replay(p, id)); };
+      return plan;
   }
   return lease_action(project, id, call.endpoint, body);
 }
@@ -539,6 +627,118 @@ ApiPlan Api::lease_action(const config::Project& project, const std::string& id,
       }));
     };
   }
+  return plan;
+}
+
+std::vector<jobs::RouteId> Api::routes_of(const config::Project& project) const {
+  std::vector<jobs::RouteId> out;
+  for (const config::Source& s : config_.sources) {
+    if (s.project != project.id) continue;
+    for (const config::Route& r : s.routes) out.push_back({s.name, r.name});
+  }
+  return out;
+}
+
+ApiPlan Api::routes(const config::Project& project) const {
+  ApiPlan plan;
+  plan.work = [routes = routes_of(project)](jobs::Store& store) {
+    rapidjson::StringBuffer buffer;
+    Writer w(buffer);
+    w.StartObject();
+    string(w, "routes");
+    w.StartArray();
+    if (!routes.empty()) {
+      for (const jobs::RouteState& r : store.route_states(routes)) write_route_state(w, r);
+    }
+    w.EndArray();
+    w.EndObject();
+    return success(Outcome::kOk, std::string(buffer.GetString(), buffer.GetSize()));
+  };
+  return plan;
+}
+
+ApiPlan Api::route_action(const config::Project& project, const ApiCall& call,
+                          const std::string& body) const {
+  const config::Source* source = nullptr;
+  const config::Route* route = nullptr;
+  for (const config::Source& s : config_.sources) {
+    if (s.project != project.id || s.name != call.source) continue;
+    for (const config::Route& r : s.routes) {
+      if (r.name == call.route) {
+        source = &s;
+        route = &r;
+      }
+    }
+  }
+  if (route == nullptr) return answer(error(Outcome::kRouteNotFound));
+  ApiPlan plan;
+  jobs::RouteId id{source->name, route->name};
+  if (call.endpoint == Endpoint::kPauseRoute) {
+    plan.work = [id](jobs::Store& store) {
+      return success(Outcome::kOk, route_state_json(store.pause_route(id)));
+    };
+    return plan;
+  }
+  if (call.endpoint == Endpoint::kResumeRoute) {
+    plan.work = [id](jobs::Store& store) {
+      return success(Outcome::kOk, route_state_json(store.resume_route(id)));
+    };
+    return plan;
+  }
+  std::optional<rapidjson::Document> doc = parse_object(body.empty() ? "{}" : body);
+  if (!doc) return answer(error(Outcome::kInvalidJson));
+  if (auto bad = unknown_members(*doc, {"types", "since", "before", "statuses", "dry_run"})) {
+    return answer(*bad);
+  }
+  jobs::ReplayFilter filter;
+  if (auto bad = read_strings(*doc, "types", kMaxReplayTypes, config::valid_type_pattern,
+                              "a list of at most 100 event types or PREFIX.*", filter.types)) {
+    return answer(*bad);
+  }
+  for (auto [name, field] :
+       {std::pair{"since", &filter.since}, std::pair{"before", &filter.before}}) {
+    const rapidjson::Value* v = member(*doc, name);
+    if (v == nullptr) continue;
+    if (!v->IsString() || !text::parse_rfc3339(v->GetString())) {
+      return answer(invalid(name, "an RFC 3339 date-time"));
+    }
+    *field = v->GetString();
+  }
+  std::vector<std::string> statuses;
+  auto valid_status = [](const std::string& st) {
+    std::optional<jobs::Status> parsed = jobs::parse_status(st);
+    return parsed && *parsed != jobs::Status::kRunning;
+  };
+  if (auto bad = read_strings(*doc, "statuses", jobs::kStatuses.size(), valid_status,
+                              "a list of delivery statuses: queued, succeeded, retrying, dead, "
+                              "cancelled",
+                              statuses)) {
+    return answer(*bad);
+  }
+  for (const std::string& st : statuses) filter.statuses.push_back(*jobs::parse_status(st));
+  bool dry_run = false;
+  if (const rapidjson::Value* v = member(*doc, "dry_run")) {
+    if (!v->IsBool()) return answer(invalid("dry_run", "true or false"));
+    dry_run = v->GetBool();
+  }
+  std::string p = project.id;
+  if (dry_run) {
+    plan.work = [p, source, route, filter](jobs::Store& store) {
+      return success(
+          Outcome::kOk,
+          "{\"count\":" + std::to_string(store.count_replay(p, *source, *route, filter)) + "}");
+    };
+    return plan;
+  }
+  plan.work = [p, source, route, filter](jobs::Store& store) {
+    std::optional<jobs::Replay> started =
+        store.start_replay(p, *source, *route, filter, kMaxReplayEvents);
+    if (!started) {
+      return invalid("filter", "matches more than " + std::to_string(kMaxReplayEvents) +
+                                   " events: narrow it (a dry run counts them)");
+    }
+    return replay_reply(started, Outcome::kAccepted);
+  };
   return plan;
 }
 

@@ -44,6 +44,11 @@ class Api {
   ApiPlan claim(const config::Project& project, const std::string& body) const;
   ApiPlan lease_action(const config::Project& project, const std::string& id, Endpoint endpoint,
                        const std::string& body) const;
+  std::vector<jobs::RouteId> routes_of(const config::Project& project) const;
+  ApiPlan routes(const config::Project& project) const;
+  // Pause, resume, or replay to, a route of one of the project's sources.
+  ApiPlan route_action(const config::Project& project, const ApiCall& call,
+                       const std::string& body) const;
 
   const config::Config& config_;
   struct Key {

@@ -7,6 +7,8 @@ namespace {
 
 constexpr std::string_view kWebhooks = "/webhooks/";
 constexpr std::string_view kJobs = "/v1/jobs";
+constexpr std::string_view kRoutes = "/v1/routes";
+constexpr std::string_view kReplays = "/v1/replays/";
 
 Dispatch to(Dispatch::Kind kind) {
   Dispatch r;
@@ -22,10 +24,51 @@ Dispatch answer(Reply reply, Dispatch::Kind kind = Dispatch::Kind::kReply) {
 
 Dispatch api_reply(Reply reply) { return answer(std::move(reply), Dispatch::Kind::kApiReply); }
 
-Dispatch api(Endpoint endpoint, std::string_view job_id = {}, std::string_view query = {}) {
+Dispatch api(Endpoint endpoint, std::string_view id = {}, std::string_view query = {}) {
   Dispatch r = to(Dispatch::Kind::kApi);
-  r.api = {endpoint, job_id, query};
+  r.api.endpoint = endpoint;
+  r.api.id = id;
+  r.api.query = query;
   return r;
+}
+
+// `rest`: the path after /v1/routes.
+Dispatch dispatch_routes(std::string_view method, std::string_view rest) {
+  if (rest.empty() || rest == "/") {
+    return method == "GET" ? api(Endpoint::kRoutes) : api_reply(not_allowed("GET"));
+  }
+  rest.remove_prefix(1);
+  std::size_t first = rest.find('/');
+  std::size_t second = first == std::string_view::npos ? first : rest.find('/', first + 1);
+  if (second == std::string_view::npos) return api_reply(error(Outcome::kNotFound));
+  static constexpr std::pair<std::string_view, Endpoint> kActions[] = {
+      {"pause", Endpoint::kPauseRoute},
+      {"resume", Endpoint::kResumeRoute},
+      {"replays", Endpoint::kReplay}};
+  std::string_view action = rest.substr(second + 1);
+  for (auto [name, endpoint] : kActions) {
+    if (action != name) continue;
+    if (method != "POST") return api_reply(not_allowed("POST"));
+    Dispatch r = api(endpoint);
+    r.api.source = rest.substr(0, first);
+    r.api.route = rest.substr(first + 1, second - first - 1);
+    return r;
+  }
+  return api_reply(error(Outcome::kNotFound));
+}
+
+// `rest`: the path after /v1/replays/.
+Dispatch dispatch_replays(std::string_view method, std::string_view rest) {
+  std::size_t slash = rest.find('/');
+  std::string_view id = rest.substr(0, slash);
+  std::string_view action = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  if (action.empty() || action == "cancel") {
+    std::string_view allowed = action.empty() ? "GET" : "POST";
+    if (method != allowed) return api_reply(not_allowed(allowed));
+    if (!text::is_uuid(id)) return api_reply(error(Outcome::kReplayNotFound));
+    return api(action.empty() ? Endpoint::kGetReplay : Endpoint::kCancelReplay, id);
+  }
+  return api_reply(error(Outcome::kNotFound));
 }
 
 // `rest`: the path after /v1/jobs.
@@ -89,6 +132,12 @@ Dispatch dispatch(std::string_view method, std::string_view target, std::string_
   }
   if (path == kJobs || path.substr(0, kJobs.size() + 1) == "/v1/jobs/") {
     return dispatch_api(method, path.substr(kJobs.size()), query);
+  }
+  if (path == kRoutes || path.substr(0, kRoutes.size() + 1) == "/v1/routes/") {
+    return dispatch_routes(method, path.substr(kRoutes.size()));
+  }
+  if (path.substr(0, kReplays.size()) == kReplays) {
+    return dispatch_replays(method, path.substr(kReplays.size()));
   }
   if (path == "/metrics" || path == "/healthz" || path == "/readyz") {
     if (method != "GET") return answer(not_allowed("GET"));

@@ -12,22 +12,30 @@ namespace flare::gateway {
 
 // The jobs API's endpoints (SPEC §5).
 enum class Endpoint {
-  kCreate,     // POST /v1/jobs
-  kList,       // GET /v1/jobs
-  kClaim,      // POST /v1/jobs/claim
-  kGet,        // GET /v1/jobs/{id}
-  kDelete,     // DELETE /v1/jobs/{id}
-  kRetry,      // POST /v1/jobs/{id}/retry
-  kCancel,     // POST /v1/jobs/{id}/cancel
-  kHeartbeat,  // POST /v1/jobs/{id}/heartbeat
-  kComplete,   // POST /v1/jobs/{id}/complete
-  kFail,       // POST /v1/jobs/{id}/fail
+  kCreate,        // POST /v1/jobs
+  kList,          // GET /v1/jobs
+  kClaim,         // POST /v1/jobs/claim
+  kGet,           // GET /v1/jobs/{id}
+  kDelete,        // DELETE /v1/jobs/{id}
+  kRetry,         // POST /v1/jobs/{id}/retry
+  kCancel,        // POST /v1/jobs/{id}/cancel
+  kHeartbeat,     // POST /v1/jobs/{id}/heartbeat
+  kComplete,      // POST /v1/jobs/{id}/complete
+  kFail,          // POST /v1/jobs/{id}/fail
+  kRoutes,        // GET /v1/routes
+  kPauseRoute,    // POST /v1/routes/{source}/{route}/pause
+  kResumeRoute,   // POST /v1/routes/{source}/{route}/resume
+  kReplay,        // POST /v1/routes/{source}/{route}/replays
+  kGetReplay,     // GET /v1/replays/{id}
+  kCancelReplay,  // POST /v1/replays/{id}/cancel
 };
 
 struct ApiCall {
   Endpoint endpoint = Endpoint::kList;
-  std::string_view job_id;  // the endpoints under /v1/jobs/{id}: a UUID
-  std::string_view query;   // kList: what follows '?'
+  std::string_view id;      // under /v1/jobs/{id} and /v1/replays/{id}: a UUID
+  std::string_view source;  // under /v1/routes/{source}/{route}
+  std::string_view route;
+  std::string_view query;  // kList: what follows '?'
 };
 
 struct Dispatch {

@@ -26,11 +26,13 @@
 #include "jobs/retry.hpp"
 #include "jobs/store.hpp"
 #include "jobs/worker.hpp"
+#include "text/text.hpp"
 
 namespace {
 
 constexpr int kExitFailure = 1;
-constexpr int kShownAttempts = 100;  // by jobs show, as by GET /v1/jobs/{id}
+constexpr int kShownAttempts = 100;                 // by jobs show, as by GET /v1/jobs/{id}
+constexpr std::int64_t kMaxReplayEvents = 100'000;  // as the API's
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage = R"(flare-gateway: verified webhooks in, one job per event out.
@@ -54,6 +56,20 @@ Usage:
                                        attempts, and its payload.
   flare-gateway jobs retry --config FILE ID
                                        Make a dead or cancelled job due again now.
+  flare-gateway routes list --config FILE
+                                       Every route: its breaker's state, deliveries waiting
+                                       and attempts in flight, over every process.
+  flare-gateway routes pause|resume --config FILE SOURCE ROUTE
+                                       Stop a route's attempts until it is resumed (its
+                                       deliveries wait); resuming also closes its breaker.
+  flare-gateway replay --config FILE --source NAME --route NAME [--types T,T] [--since TIME]
+                       [--before TIME] [--statuses S,S] [--dry-run]
+                                       Send a source's events again to one route: those of
+                                       the types (PREFIX.* too), received in [since, before),
+                                       whose delivery has one of the statuses; paced by the
+                                       route. --dry-run counts them. At most 100,000.
+  flare-gateway replay show|cancel --config FILE ID
+                                       A replay's progress; cancel its waiting deliveries.
   flare-gateway sign --config FILE --source NAME [--body FILE]
                                        Print a curl command that sends a correctly signed
                                        delivery (a sample event unless --body) to source NAME.
@@ -292,6 +308,134 @@ int jobs_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The configured route SOURCE ROUTE, or nullptr.
+std::pair<const flare::config::Source*, const flare::config::Route*> find_route(
+    const flare::config::Config& config, const std::string& source, const std::string& route) {
+  for (const flare::config::Source& s : config.sources) {
+    for (const flare::config::Route& r : s.routes) {
+      if (s.name == source && r.name == route) return {&s, &r};
+    }
+  }
+  return {nullptr, nullptr};
+}
+
+int routes_command(const std::vector<std::string>& args) {
+  const std::string what = args.size() > 1 ? args[1] : "";
+  std::vector<std::string> rest(args.begin() + (args.size() > 1 ? 1 : 0), args.end());
+  std::vector<std::string> names;
+  while (what != "list" && rest.size() > 1 && names.size() < 2 && rest.back().rfind("--", 0) != 0) {
+    names.insert(names.begin(), rest.back());
+    rest.pop_back();
+  }
+  auto opts = options(rest, {"--config"});
+  bool pause = what == "pause" || what == "resume";
+  if ((what != "list" && !pause) || !opts || !opts->count("--config") ||
+      names.size() != (pause ? 2u : 0u)) {
+    return usage_error("routes list|pause|resume --config FILE [SOURCE ROUTE]: see --help");
+  }
+  flare::config::Config config = flare::config::load(opts->at("--config"));
+  flare::jobs::Store store(config.database.url);
+  if (what == "list") {
+    std::vector<flare::jobs::RouteId> all;
+    for (const auto& s : config.sources) {
+      for (const auto& r : s.routes) all.push_back({s.name, r.name});
+    }
+    std::cout << flare::gateway::routes_table(all.empty() ? std::vector<flare::jobs::RouteState>{}
+                                                          : store.route_states(all));
+    return 0;
+  }
+  if (!find_route(config, names[0], names[1]).second) {
+    return usage_error("no route " + names[1] + " of a source " + names[0]);
+  }
+  flare::jobs::RouteId id{names[0], names[1]};
+  std::cout << flare::gateway::routes_table(
+      {what == "pause" ? store.pause_route(id) : store.resume_route(id)});
+  return 0;
+}
+
+// "a,b,c" as its parts; none for "".
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < list.size()) {
+    std::size_t comma = list.find(',', at);
+    out.push_back(list.substr(at, comma - at));
+    at = comma == std::string::npos ? list.size() : comma + 1;
+  }
+  return out;
+}
+
+int replay_command(const std::vector<std::string>& args) {
+  const std::string what = args.size() > 1 ? args[1] : "";
+  if (what == "show" || what == "cancel") {
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    std::string id = rest.size() > 1 ? rest.back() : "";
+    if (!id.empty()) rest.pop_back();
+    auto opts = options(rest, {"--config"});
+    if (!opts || !opts->count("--config") || !flare::text::is_uuid(id)) {
+      return usage_error("replay show|cancel --config FILE ID");
+    }
+    flare::config::Config config = flare::config::load(opts->at("--config"));
+    flare::jobs::Store store(config.database.url);
+    for (const auto& p : config.projects) {
+      std::optional<flare::jobs::Replay> r =
+          what == "show" ? store.replay(p.id, id) : store.cancel_replay(p.id, id);
+      if (!r) continue;
+      std::cout << flare::gateway::replay_text(*r);
+      return 0;
+    }
+    std::cerr << "flare-gateway: no replay " << id << " in any configured project\n";
+    return kExitFailure;
+  }
+  auto opts = options(
+      args, {"--config", "--source", "--route", "--types", "--since", "--before", "--statuses"},
+      {"--dry-run"});
+  if (!opts || !opts->count("--config") || !opts->count("--source") || !opts->count("--route")) {
+    return usage_error("replay --config FILE --source NAME --route NAME [...]: see --help");
+  }
+  flare::config::Config config = flare::config::load(opts->at("--config"));
+  auto [source, route] = find_route(config, opts->at("--source"), opts->at("--route"));
+  if (!route)
+    return usage_error("no route " + opts->at("--route") + " of a source " + opts->at("--source"));
+  flare::jobs::ReplayFilter filter;
+  if (opts->count("--types")) filter.types = split(opts->at("--types"));
+  for (const std::string& t : filter.types) {
+    if (!flare::config::valid_type_pattern(t)) return usage_error("--types: not a type: " + t);
+  }
+  for (auto [name, field] :
+       {std::pair{"--since", &filter.since}, std::pair{"--before", &filter.before}}) {
+    if (!opts->count(name)) continue;
+    if (!flare::text::parse_rfc3339(opts->at(name))) {
+      return usage_error(std::string(name) + " takes an RFC 3339 date-time");
+    }
+    *field = opts->at(name);
+  }
+  if (opts->count("--statuses")) {
+    for (const std::string& st : split(opts->at("--statuses"))) {
+      std::optional<flare::jobs::Status> parsed = flare::jobs::parse_status(st);
+      if (!parsed || *parsed == flare::jobs::Status::kRunning) {
+        return usage_error("--statuses takes queued, succeeded, retrying, dead, cancelled");
+      }
+      filter.statuses.push_back(*parsed);
+    }
+  }
+  flare::jobs::Store store(config.database.url);
+  if (opts->count("--dry-run")) {
+    std::cout << store.count_replay(source->project, *source, *route, filter)
+              << " events would be sent again to " << source->name << "." << route->name << "\n";
+    return 0;
+  }
+  std::optional<flare::jobs::Replay> r =
+      store.start_replay(source->project, *source, *route, filter, kMaxReplayEvents);
+  if (!r) {
+    std::cerr << "flare-gateway: more than " << kMaxReplayEvents
+              << " events match: narrow the filter (--dry-run counts them)\n";
+    return kExitFailure;
+  }
+  std::cout << flare::gateway::replay_text(*r);
+  return 0;
+}
+
 int sign(const flare::config::Config& config, const std::string& source_name,
          const std::optional<std::string>& body_file) {
   for (const flare::config::Source& source : config.sources) {
@@ -344,8 +488,10 @@ int run(const std::vector<std::string>& args) {
     if (command == "worker") return worker(config, stop);
     return migrate(config);
   }
-  if (command == "jobs") {
+  if (command == "jobs" || command == "routes" || command == "replay") {
     try {
+      if (command == "routes") return routes_command(args);
+      if (command == "replay") return replay_command(args);
       return jobs_command(args);
     } catch (const flare::jobs::Unavailable& e) {
       std::cerr << "flare-gateway: the database is unreachable: " << e.what() << "\n";

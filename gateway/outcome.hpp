@@ -14,7 +14,7 @@ enum class Outcome {
   kCreated,
   kDeleted,
   kChallenge,  // a provider's signed handshake, answered with its challenge
-  // Errors of any route.
+  // Errors of any path.
   kNotFound,
   kMethodNotAllowed,
   kPayloadTooLarge,
@@ -34,6 +34,8 @@ enum class Outcome {
   kInvalidJson,
   kValidationError,
   kJobNotFound,
+  kRouteNotFound,
+  kReplayNotFound,
   kIdempotencyConflict,
   kLeaseLost,
   kInvalidStatus,

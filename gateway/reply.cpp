@@ -63,11 +63,11 @@ Row row(Outcome outcome) {
     case Outcome::kChallenge:
       return {200, "challenge", {}};
     case Outcome::kNotFound:
-      return {404, "not_found", "no such route"};
+      return {404, "not_found", "no such path"};
     case Outcome::kMethodNotAllowed:
-      return {405, "method_not_allowed", "method not allowed on this route"};
+      return {405, "method_not_allowed", "method not allowed on this path"};
     case Outcome::kPayloadTooLarge:
-      return {413, "payload_too_large", "the body exceeds the limit of this route"};
+      return {413, "payload_too_large", "the body exceeds the limit of this path"};
     case Outcome::kHeaderTooLarge:
       return {431, "header_too_large", "the request header exceeds 16 KiB"};
     case Outcome::kBadRequest:
@@ -98,6 +98,10 @@ Row row(Outcome outcome) {
       return {400, "validation_error", "a field is invalid"};
     case Outcome::kJobNotFound:
       return {404, "not_found", "no such job"};
+    case Outcome::kRouteNotFound:
+      return {404, "not_found", "no such route of a source of this project"};
+    case Outcome::kReplayNotFound:
+      return {404, "not_found", "no such replay"};
     case Outcome::kIdempotencyConflict:
       return {409, "idempotency_conflict", "a job with this idempotency key already exists"};
     case Outcome::kLeaseLost:

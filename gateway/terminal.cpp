@@ -133,4 +133,38 @@ std::string job_details(const jobs::JobView& view) {
   return out;
 }
 
+std::string routes_table(const std::vector<jobs::RouteState>& routes) {
+  std::vector<std::array<std::string, 6>> rows = {
+      {"ROUTE", "STATE", "FAILURES", "WAITING", "RUNNING", "REASON"}};
+  for (const jobs::RouteState& r : routes) {
+    std::string state = r.state;
+    if (r.state == "open" && r.opened_until) state += " until " + *r.opened_until;
+    rows.push_back({r.source + "." + r.route, state, std::to_string(r.failures),
+                    std::to_string(r.waiting), std::to_string(r.running),
+                    r.reason ? join(cell(*r.reason, 60)) : "-"});
+  }
+  std::array<std::size_t, 6> width{};
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string replay_text(const jobs::Replay& r) {
+  return "replay " + r.id + " to " + r.source + "." + r.route + ", started " + r.created_at + ": " +
+         r.status + "\n" + std::to_string(r.total) + " events: " + std::to_string(r.succeeded) +
+         " succeeded, " + std::to_string(r.dead) + " dead, " + std::to_string(r.cancelled) +
+         " cancelled, " + std::to_string(r.waiting) + " waiting, " + std::to_string(r.running) +
+         " running\n";
+}
+
 }  // namespace flare::gateway

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "jobs/job.hpp"
+#include "jobs/store.hpp"
 
 namespace flare::gateway {
 
@@ -16,5 +17,12 @@ std::string jobs_table(const std::vector<jobs::Job>& jobs);
 // Every field of one job, one "name: value" per line; a pushed job's deliveries and attempts,
 // a line each; then the payload when it is printable UTF-8 (else its size).
 std::string job_details(const jobs::JobView& view);
+
+// One line per route: its state (and why), failures in a row, deliveries waiting, attempts in
+// flight.
+std::string routes_table(const std::vector<jobs::RouteState>& routes);
+
+// A replay's target, status and progress, a line each.
+std::string replay_text(const jobs::Replay& replay);
 
 }  // namespace flare::gateway

@@ -345,17 +345,14 @@ int Store::adopt(const config::Source& source) {
   // Each route's types as one text: a type holds no newline.
   BinaryArray names(BinaryArray::kText), types(BinaryArray::kText), attempts(BinaryArray::kInt4);
   for (const config::Route& route : source.routes) {
-    std::string joined;
-    for (const std::string& t : route.types) joined.append(joined.empty() ? "" : "\n").append(t);
     names.text(route.name);
-    types.text(joined);
+    types.text(joined_types(route.types));
     attempts.int4(route.retry.max_attempts);
   }
   const pqxx::binarystring name_param(names.str()), type_param(types.str()),
       attempt_param(attempts.str());
-  // A job's type is "<provider>.<event type>" unless the source names its jobs' type: then
-  // only the routes without types take it. At most 1,000 jobs per transaction.
-  constexpr const char* kAdopt = R"sql(
+  // At most 1,000 jobs per transaction.
+  const std::string adopt = R"sql(
 WITH waiting AS (
   SELECT project_id, id, type, run_at FROM jobs
   WHERE source = $1 AND NOT pushed
@@ -364,11 +361,8 @@ WITH waiting AS (
 routes AS (SELECT * FROM unnest($3::text[], $4::text[], $5::int[]) AS r(route, types, max_attempts)),
 taken AS (
   SELECT w.project_id, w.id, r.route, r.max_attempts, w.run_at FROM waiting w CROSS JOIN routes r
-  WHERE r.types = '' OR EXISTS (
-    SELECT FROM unnest(string_to_array(r.types, E'\n')) t
-    WHERE w.type = $2 || '.' || t
-       OR (right(t, 2) = '.*' AND length(w.type) > length($2) + length(t)
-           AND starts_with(w.type, $2 || '.' || left(t, -1))))),
+  WHERE )sql" + takes("w.type", "$2", "r.types") +
+                            R"sql(),
 delivered AS (
   INSERT INTO deliveries (project_id, job_id, route, source, attempt_allowance, max_attempts, run_at)
   SELECT project_id, id, route, $1, max_attempts, max_attempts, run_at FROM taken)
@@ -382,7 +376,7 @@ FROM waiting w WHERE j.project_id = w.project_id AND j.id = w.id)sql";
   int total = 0;
   for (;;) {
     int n = db_->run("adopt", [&](pqxx::work& tx) {
-      pqxx::result r = tx.exec_params(kAdopt, source.name, source.provider, name_param, type_param,
+      pqxx::result r = tx.exec_params(adopt, source.name, source.provider, name_param, type_param,
                                       attempt_param);
       if (r.affected_rows() > 0) tx.exec("NOTIFY " + std::string(kWakeChannel));
       tx.commit();

@@ -54,22 +54,45 @@ std::string select_job(const std::string& where) {
 // any waits; else dead when any is dead, cancelled when any is cancelled, else succeeded (and
 // completed then, as a pulled job is when it succeeds). The last error is that of the delivery
 // that failed last.
-const char* const kSummarise = R"sql(
+std::string summarise(const std::string& deliveries) {
+  return R"sql(
 UPDATE jobs j SET status = s.status, attempts = s.attempts, run_at = coalesce(s.due, j.run_at),
   last_error = coalesce(s.last_error, j.last_error), updated_at = now(),
   completed_at = CASE WHEN s.status = 'succeeded' THEN coalesce(j.completed_at, now()) END
-FROM (SELECT CASE WHEN bool_or(status = 'running') THEN 'running'
-                  WHEN bool_or(status = 'retrying') THEN 'retrying'
-                  WHEN bool_or(status = 'queued') THEN 'queued'
-                  WHEN bool_or(status = 'dead') THEN 'dead'
-                  WHEN bool_or(status = 'cancelled') THEN 'cancelled'
+FROM (SELECT d.project_id, d.job_id,
+             CASE WHEN bool_or(d.status = 'running') THEN 'running'
+                  WHEN bool_or(d.status = 'retrying') THEN 'retrying'
+                  WHEN bool_or(d.status = 'queued') THEN 'queued'
+                  WHEN bool_or(d.status = 'dead') THEN 'dead'
+                  WHEN bool_or(d.status = 'cancelled') THEN 'cancelled'
                   ELSE 'succeeded' END AS status,
-             coalesce(sum(attempts), 0)::int AS attempts,
-             min(run_at) FILTER (WHERE status IN ('queued', 'retrying')) AS due,
-             (array_agg(last_error ORDER BY updated_at DESC)
-                FILTER (WHERE last_error IS NOT NULL))[1] AS last_error
-      FROM deliveries WHERE project_id = $1 AND job_id = $2::uuid) s
-WHERE j.project_id = $1 AND j.id = $2::uuid)sql";
+             sum(d.attempts)::int AS attempts,
+             min(d.run_at) FILTER (WHERE d.status IN ('queued', 'retrying')) AS due,
+             (array_agg(d.last_error ORDER BY d.updated_at DESC)
+                FILTER (WHERE d.last_error IS NOT NULL))[1] AS last_error
+      FROM deliveries d WHERE )sql" +
+         deliveries + R"sql(
+      GROUP BY d.project_id, d.job_id) s
+WHERE j.project_id = s.project_id AND j.id = s.job_id)sql";
+}
+
+const std::string kSummarise = summarise("d.project_id = $1 AND d.job_id = $2::uuid");
+
+std::string joined_types(const std::vector<std::string>& types) {
+  std::string out;
+  for (const std::string& t : types) out.append(out.empty() ? "" : "\n").append(t);
+  return out;
+}
+
+std::string takes(const std::string& type, const std::string& provider,
+                  const std::string& patterns) {
+  return "(" + patterns + " = '' OR EXISTS (SELECT FROM unnest(string_to_array(" + patterns +
+         ", E'\\n')) t WHERE " + type + " = " + provider +
+         " || '.' || t OR (right(t, 2) = '.*' "
+         "AND length(" +
+         type + ") > length(" + provider + ") + length(t) AND starts_with(" + type + ", " +
+         provider + " || '.' || left(t, -1)))))";
+}
 
 bool lock_job(pqxx::work& tx, const std::string& project, const std::string& id) {
   return !tx.exec_params("SELECT FROM jobs WHERE project_id = $1 AND id = $2::uuid FOR UPDATE",

@@ -5,6 +5,7 @@
 #include <optional>
 #include <pqxx/pqxx>
 #include <string>
+#include <vector>
 
 #include "jobs/job.hpp"
 
@@ -17,11 +18,25 @@ extern const char* const kJobColumns;
 Job read_job(const pqxx::row& r);
 std::string select_job(const std::string& where);
 
-// Job $1/$2's status, attempts, run_at, last_error and completed_at from its deliveries (the
-// rule is docs/delivery.md's). Run after any change to a delivery, in its transaction, which
-// locked the job's row before touching the delivery: so that two deliveries of one job that
-// change at once are summed up one after the other, each seeing the other's change.
-extern const char* const kSummarise;
+// The jobs of the deliveries `deliveries` picks (a condition on deliveries d) get their status,
+// attempts, run_at, last_error and completed_at from all their deliveries (the rule is
+// docs/delivery.md's). Run after any change to a delivery, in its transaction, which locked the
+// job's row before touching the delivery: so that two deliveries of one job that change at once
+// are summed up one after the other, each seeing the other's change.
+std::string summarise(const std::string& deliveries);
+// summarise() for job $1/$2.
+extern const std::string kSummarise;
+
+// A route's types as one SQL parameter: joined by newlines, which no type holds ("" for every
+// event).
+std::string joined_types(const std::vector<std::string>& types);
+
+// SQL that is true when a job whose type is `type` is taken by the types `patterns` (as
+// joined_types), its source's provider `provider`: the three are SQL expressions. A job's type
+// is "<provider>.<event type>" unless its source names its jobs' type; then only a route without
+// types takes it.
+std::string takes(const std::string& type, const std::string& provider,
+                  const std::string& patterns);
 
 // Locks job $1/$2's row; false when there is no such job.
 bool lock_job(pqxx::work& tx, const std::string& project, const std::string& id);

@@ -81,6 +81,32 @@ struct RouteState {
   std::int64_t running = 0;                 // attempts in flight
 };
 
+// Which events of a source a replay sends again to one of its routes; an empty field does not
+// narrow.
+struct ReplayFilter {
+  std::vector<std::string> types;     // event types and PREFIX.*, as a route's types
+  std::optional<std::string> since;   // RFC 3339: received at or after
+  std::optional<std::string> before;  // RFC 3339: received before
+  // The status of the event's delivery to the route. Without it, events the route has no
+  // delivery of (it did not take them when they came) are replayed too.
+  std::vector<Status> statuses;
+};
+
+// A replay and its progress: its deliveries by status, those a later replay took over excluded.
+struct Replay {
+  std::string id;
+  std::string source;
+  std::string route;
+  std::string status;  // running, done or cancelled
+  std::int64_t total = 0;
+  std::int64_t succeeded = 0;
+  std::int64_t dead = 0;
+  std::int64_t cancelled = 0;
+  std::int64_t waiting = 0;
+  std::int64_t running = 0;
+  std::string created_at;
+};
+
 // How an attempt's record changed its route's breaker.
 struct Recorded {
   bool held = false;   // the delivery's lease still held: its outcome is recorded too
@@ -159,6 +185,19 @@ class Store {
   // closes the route's breaker.
   RouteState pause_route(const RouteId& route);
   RouteState resume_route(const RouteId& route);
+
+  // How many of `source`'s events in `project` a replay to `route` would send again.
+  std::int64_t count_replay(const std::string& project, const config::Source& source,
+                            const config::Route& route, const ReplayFilter& filter);
+  // Sends them again: each gets a delivery to the route (a new one, or its own back to queued
+  // with its allowance of attempts again), paced by the route. Deliveries running now are left
+  // to finish. nullopt when more than `max_events` match.
+  std::optional<Replay> start_replay(const std::string& project, const config::Source& source,
+                                     const config::Route& route, const ReplayFilter& filter,
+                                     std::int64_t max_events);
+  std::optional<Replay> replay(const std::string& project, const std::string& id);
+  // Its deliveries still waiting are cancelled; those under way finish.
+  std::optional<Replay> cancel_replay(const std::string& project, const std::string& id);
 
   // Gives `source`'s routes the jobs of it that wait for no route yet: stored before it had
   // routes (as pulled jobs, or by a version without routes). Returns how many it took.

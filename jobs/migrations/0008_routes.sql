@@ -65,3 +65,17 @@ CREATE TABLE attempts (
   PRIMARY KEY (project_id, job_id, route, number),
   FOREIGN KEY (project_id, job_id, route) REFERENCES deliveries ON DELETE CASCADE
 );
+
+-- Replays (docs/delivery.md): a delivery a replay sent again names it, and its progress is
+-- counted over those.
+CREATE TABLE replays (
+  id          uuid        PRIMARY KEY,
+  project_id  text COLLATE "C" NOT NULL,
+  source      text        NOT NULL,
+  route       text        NOT NULL,
+  cancelled   boolean     NOT NULL DEFAULT false,
+  total       integer     NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE deliveries ADD COLUMN replay_id uuid;
+CREATE INDEX ix_deliveries_replay ON deliveries (replay_id) WHERE replay_id IS NOT NULL;

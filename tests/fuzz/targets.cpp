@@ -203,11 +203,13 @@ void run_head(std::string_view input) {
   require(r.kind != Kind::kWebhook || (r.source != nullptr && method == "POST"), "head",
           "a webhook route without its source, or not a POST");
   require(r.source == nullptr || r.webhook_path, "head", "a source outside /webhooks/");
-  bool under_a_job = r.api.endpoint != gateway::Endpoint::kCreate &&
-                     r.api.endpoint != gateway::Endpoint::kList &&
-                     r.api.endpoint != gateway::Endpoint::kClaim;
-  require(r.kind != Kind::kApi || !under_a_job || text::is_uuid(r.api.job_id), "head",
-          "an API route to a job that is no UUID");
+  using gateway::Endpoint;
+  bool by_id = r.api.endpoint != Endpoint::kCreate && r.api.endpoint != Endpoint::kList &&
+               r.api.endpoint != Endpoint::kClaim && r.api.endpoint != Endpoint::kRoutes &&
+               r.api.endpoint != Endpoint::kPauseRoute &&
+               r.api.endpoint != Endpoint::kResumeRoute && r.api.endpoint != Endpoint::kReplay;
+  require(r.kind != Kind::kApi || !by_id || text::is_uuid(r.api.id), "head",
+          "an API path to a job or replay that is no UUID");
   require((r.kind != Kind::kReply && r.kind != Kind::kApiReply) ||
               gateway::http_status(r.reply.outcome) >= 400,
           "head", "an immediate answer that is no error");

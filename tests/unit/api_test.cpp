@@ -19,7 +19,7 @@ config::Config two_projects() {
 class ApiTest : public ::testing::Test {
  protected:
   ApiPlan plan(Endpoint endpoint, std::string body, std::string_view query = {}) const {
-    return api_.plan(config_.projects[0], ApiCall{endpoint, {}, query}, std::move(body));
+    return api_.plan(config_.projects[0], ApiCall{endpoint, {}, {}, {}, query}, std::move(body));
   }
   // The plan is an answer now: a validation error naming `field`.
   static void expect_invalid(const ApiPlan& p, std::string_view field) {

@@ -94,7 +94,7 @@ TEST_F(DispatchTest, ApiEndpoints) {
     EXPECT_EQ(r.api.endpoint, c.endpoint) << c.method << " " << c.target;
   }
   std::string target = "/v1/jobs/" + job;  // the dispatch's views point into it
-  EXPECT_EQ(at("GET", target).api.job_id, kJob);
+  EXPECT_EQ(at("GET", target).api.id, kJob);
   Dispatch list = at("GET", "/v1/jobs?status=dead&limit=2");
   EXPECT_EQ(list.api.query, "status=dead&limit=2");
 }
