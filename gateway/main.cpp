@@ -23,7 +23,6 @@
 #include "gateway/terminal.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/pool.hpp"
-#include "jobs/retry.hpp"
 #include "jobs/store.hpp"
 #include "jobs/worker.hpp"
 #include "text/text.hpp"

@@ -42,16 +42,17 @@ constexpr const char* kHeld =
     "lease_token = $4::uuid";
 
 // Route $1/$2's state; the waits until its probe and its next attempt may begin, in ms (0: now);
-// and its attempts in flight. `lock` is appended: FOR UPDATE, or nothing.
-std::string route_row(const char* lock) {
-  return std::string(
-             "SELECT state, ceil(greatest(0, extract(epoch FROM opened_until) - extract(epoch "
-             "FROM now())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM next_at) - "
-             "extract(epoch FROM now())) * 1000)::bigint, (SELECT count(*) FROM deliveries WHERE "
-             "source = $1 AND route = $2 AND status = 'running' AND locked_until > now()) FROM "
-             "routes WHERE source = $1 AND route = $2 ") +
-         lock;
-}
+// and its attempts in flight.
+constexpr const char* kRouteRow =
+    "SELECT state, ceil(greatest(0, extract(epoch FROM opened_until) - extract(epoch FROM "
+    "now())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM next_at) - extract(epoch FROM "
+    "now())) * 1000)::bigint, (SELECT count(*) FROM deliveries WHERE source = $1 AND route = $2 "
+    "AND status = 'running' AND locked_until > now()) FROM routes WHERE source = $1 AND route = "
+    "$2";
+
+// Locks route $1/$2's row. It is read by a statement after this one, whose snapshot then sees
+// what the claim that held the lock before committed.
+constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
 
 // Claims the oldest due delivery of route $1/$2 (or one whose lease ran out), $3 the lease in
 // seconds. Rows locked by another transaction are skipped, jobs as well as deliveries: a claim
@@ -123,13 +124,15 @@ Claim Store::claim_delivery(const std::string& source, const config::Route& rout
     // Only a route whose attempts are counted, or that is not closed, is locked: the claims of
     // an unpaced, healthy route do not wait on each other.
     bool paced = route.max_in_flight > 0 || route.max_per_second > 0;
-    pqxx::result row = tx.exec_params(route_row(paced ? "FOR UPDATE" : ""), source, route.name);
-    if (row.empty()) {
-      tx.exec_params("INSERT INTO routes (source, route) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                     source, route.name);
-      row = tx.exec_params(route_row("FOR UPDATE"), source, route.name);
-    } else if (!paced && row[0][0].as<std::string>() != "closed") {
-      row = tx.exec_params(route_row("FOR UPDATE"), source, route.name);
+    pqxx::result row;
+    if (!paced) row = tx.exec_params(kRouteRow, source, route.name);
+    if (paced || row.empty() || row[0][0].as<std::string>() != "closed") {
+      if (tx.exec_params(kLockRoute, source, route.name).empty()) {
+        tx.exec_params("INSERT INTO routes (source, route) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                       source, route.name);
+        tx.exec_params(kLockRoute, source, route.name);
+      }
+      row = tx.exec_params(kRouteRow, source, route.name);
     }
     std::string state = row[0][0].as<std::string>();
     auto probe_in = std::chrono::milliseconds(row[0][1].as<std::int64_t>());

@@ -3,11 +3,24 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 
 #include "jobs/retry.hpp"
 #include "text/text.hpp"
 
 namespace flare::jobs {
+namespace {
+
+// A wait for a route's pace or breaker, up to a quarter longer at random: the workers of several
+// processes, held back together, do not wake in the same order every time, and each gets its
+// share of the route's attempts.
+std::chrono::milliseconds jittered(std::chrono::milliseconds wait) {
+  thread_local std::mt19937 random{std::random_device{}()};
+  return wait + std::chrono::milliseconds(
+                    std::uniform_int_distribution<std::int64_t>(0, wait.count() / 4)(random));
+}
+
+}  // namespace
 
 Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make)
     : options_(std::move(options)), reachability_("workers", options_.observer) {
@@ -107,7 +120,7 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
           const auto& [source, route] = routes_[(next + k) % routes_.size()];
           Claim claim = store.claim_delivery(source->name, *route, options_.lease_seconds);
           reachability_.answered();
-          if (claim.retry_in) wait_for = std::min(wait_for, *claim.retry_in);
+          if (claim.retry_in) wait_for = std::min(wait_for, jittered(*claim.retry_in));
           if (!claim.push) continue;
           this->push(store, deliverer, *claim.push, *route);
           pushed = true;

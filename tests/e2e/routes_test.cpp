@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <set>
+#include <thread>
 
 #include "e2e/fixtures.hpp"
 #include "support/database.hpp"
@@ -270,6 +271,272 @@ TEST(Routes, JobsStoredBeforeTheirSourceHadRoutesAreGivenToThem) {
   EXPECT_EQ(receiver.requests().size(), 1u);
   EXPECT_STREQ(job_view(after, charge)["status"].GetString(), "succeeded");  // no route takes it
   EXPECT_EQ(job_view(after, charge)["deliveries"].GetArray().Size(), 0u);
+}
+
+std::string route_state(Gateway& gateway, const std::string& route) {
+  Response r = request_once(gateway.port(), "GET", "/v1/routes", kAuth);
+  EXPECT_EQ(r.status, 200) << r.body;
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  for (const auto& entry : doc["routes"].GetArray()) {
+    if (entry["route"].GetString() == route) return entry["state"].GetString();
+  }
+  return "";
+}
+
+TEST(Routes, FailuresInARowOpenTheBreakerAndASuccessfulProbeClosesIt) {
+  TestDatabase db;
+  Receiver receiver(
+      [](Receiver&, const Received&, std::size_t i) { return Answer{i < 5 ? 503 : 200}; });
+  Gateway gateway(routed_config(db.url(),
+                                route("flaky", receiver.port(),
+                                      "        retry: { max_attempts: 20, base_ms: 1, max_ms: 1 }\n"
+                                      "        breaker: { failures: 5, cooldown_ms: 1000 }\n"),
+                                "  concurrency: 1\n"));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(
+        send(gateway, "evt_r_breaker_" + std::to_string(i), "invoice.paid").json("job_id"));
+  }
+  ASSERT_TRUE(
+      gateway.wait_for_output("route routed.flaky is open (was closed): 5 failed attempts in a row",
+                              std::chrono::seconds(10)))
+      << gateway.output();
+  ASSERT_TRUE(
+      gateway.wait_for_output("route routed.flaky is closed (was open)", std::chrono::seconds(10)))
+      << gateway.output();
+  for (const std::string& id : ids) {
+    ASSERT_TRUE(gateway.wait_for_output("delivered job=" + id + " source=routed route=flaky",
+                                        std::chrono::seconds(10)));
+  }
+  ASSERT_TRUE(receiver.wait_for(8, std::chrono::seconds(10)));
+  std::vector<Received> got = receiver.requests();
+  // Nothing was tried while the route was open: the probe came a cooldown after the fifth
+  // failure.
+  EXPECT_GE(got[5].at - got[4].at, std::chrono::milliseconds(950));
+  EXPECT_EQ(got.size(), 8u);  // 5 failures, the probe, the two others: nothing doubled
+  EXPECT_EQ(route_state(gateway, "flaky"), "closed");
+  for (const std::string& id : ids) {
+    EXPECT_STREQ(job_view(gateway, id)["status"].GetString(), "succeeded");
+  }
+}
+
+TEST(Routes, GoneAnswerPausesTheRouteUntilAnOperatorResumesIt) {
+  TestDatabase db;
+  std::atomic<int> answers{0};
+  Receiver gone([&](Receiver&, const Received&, std::size_t i) {
+    ++answers;
+    return Answer{i == 0 ? 410 : 200};
+  });
+  Receiver other([](Receiver&, const Received&, std::size_t) { return Answer{200}; });
+  std::string config =
+      routed_config(db.url(), route("gone", gone.port(),
+                                    "        types: [\"invoice.*\"]\n"
+                                    "        retry: { max_attempts: 2, base_ms: 1, max_ms: 1 }\n") +
+                                  route("other", other.port(), "        types: [\"charge.*\"]\n"));
+  Gateway gateway(config);
+  std::string first = send(gateway, "evt_r_gone_1", "invoice.paid").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(
+      "route routed.gone is paused (was closed): the destination answered 410 Gone",
+      std::chrono::seconds(10)))
+      << gateway.output();
+  std::string second = send(gateway, "evt_r_gone_2", "invoice.paid").json("job_id");
+  // The workers go on with other routes; the paused one is not tried, and its deliveries wait
+  // without using up their attempts.
+  std::string third = send(gateway, "evt_r_gone_3", "charge.refunded").json("job_id");
+  ASSERT_TRUE(
+      gateway.wait_for_output(delivered(third, "other", 1, "succeeded"), std::chrono::seconds(10)));
+  std::string polled = send(gateway, "evt_r_gone_4", "charge.refunded").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(delivered(polled, "other", 1, "succeeded"),
+                                      std::chrono::seconds(10)));
+  EXPECT_EQ(answers.load(), 1);
+  EXPECT_EQ(route_state(gateway, "gone"), "paused");
+  EXPECT_STREQ(job_view(gateway, first)["status"].GetString(), "retrying");
+  EXPECT_STREQ(job_view(gateway, second)["status"].GetString(), "queued");
+
+  // Listed and resumed from the CLI, as an operator would.
+  TempFile file(config);
+  RunResult listed = run_binary({"routes", "list", "--config", file.path()});
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_NE(listed.output.find("routed.gone   paused"), std::string::npos) << listed.output;
+  EXPECT_NE(listed.output.find("the destination answered 410 Gone"), std::string::npos);
+  RunResult resumed = run_binary({"routes", "resume", "--config", file.path(), "routed", "gone"});
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  ASSERT_TRUE(
+      gateway.wait_for_output(delivered(first, "gone", 2, "succeeded"), std::chrono::seconds(10)))
+      << gateway.output();
+  ASSERT_TRUE(
+      gateway.wait_for_output(delivered(second, "gone", 1, "succeeded"), std::chrono::seconds(10)))
+      << gateway.output();
+  EXPECT_EQ(route_state(gateway, "gone"), "closed");
+
+  // Paused through the API: the route's next event waits.
+  Response paused = request_once(gateway.port(), "POST", "/v1/routes/routed/gone/pause", kAuth);
+  ASSERT_EQ(paused.status, 200) << paused.body;
+  EXPECT_NE(paused.body.find("\"state\":\"paused\""), std::string::npos) << paused.body;
+  EXPECT_NE(paused.body.find("\"reason\":\"paused by an operator\""), std::string::npos);
+  EXPECT_EQ(request_once(gateway.port(), "POST", "/v1/routes/routed/nosuch/pause", kAuth).status,
+            404);
+  EXPECT_EQ(request_once(gateway.port(), "POST", "/v1/routes/routed/gone/pause",
+                         {{"Authorization", "Bearer " + kOtherKey}})
+                .status,
+            404);  // another project's key learns nothing of it
+}
+
+// Two gateway processes on one database push to a route limited to 5 attempts a second: the
+// limit holds for both together.
+TEST(Routes, MaxPerSecondHoldsOverTwoProcesses) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200}; });
+  std::string config =
+      routed_config(db.url(), route("paced", receiver.port(), "        max_per_second: 5\n"));
+  Gateway one(config), two(config);
+  constexpr int kEvents = 16;
+  for (int i = 0; i < kEvents; ++i) {
+    Gateway& to = i % 2 == 0 ? one : two;
+    ASSERT_EQ(send(to, "evt_r_paced_" + std::to_string(i), "invoice.paid").status, 202);
+  }
+  ASSERT_TRUE(receiver.wait_for(kEvents, std::chrono::seconds(20)));
+  std::vector<Received> got = receiver.requests();
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kEvents));
+  // Attempts begin 200 ms apart: no six within a second (a few ms of jitter allowed), and the
+  // sixteen take three seconds, where each process alone would allow twice the pace.
+  for (std::size_t i = 0; i + 5 < got.size(); ++i) {
+    EXPECT_GE(got[i + 5].at - got[i].at, std::chrono::milliseconds(950)) << "from request " << i;
+  }
+  EXPECT_GE(got.back().at - got.front().at, std::chrono::milliseconds(2900));
+  EXPECT_NE(one.output().find("source=routed route=paced"), std::string::npos);
+  EXPECT_NE(two.output().find("source=routed route=paced"), std::string::npos);
+}
+
+TEST(Routes, MaxInFlightHoldsOverTwoProcesses) {
+  TestDatabase db;
+  std::atomic<int> now{0}, most{0};
+  Receiver receiver([&](Receiver&, const Received&, std::size_t) {
+    int n = ++now;
+    int seen = most.load();
+    while (n > seen && !most.compare_exchange_weak(seen, n)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a slow destination
+    --now;
+    return Answer{200};
+  });
+  std::string config =
+      routed_config(db.url(), route("narrow", receiver.port(), "        max_in_flight: 2\n"),
+                    "  concurrency: 4\n");
+  Gateway one(config), two(config);
+  constexpr int kEvents = 12;
+  for (int i = 0; i < kEvents; ++i) {
+    Gateway& to = i % 2 == 0 ? one : two;
+    ASSERT_EQ(send(to, "evt_r_narrow_" + std::to_string(i), "invoice.paid").status, 202);
+  }
+  ASSERT_TRUE(receiver.wait_for(kEvents, std::chrono::seconds(20)));
+  EXPECT_EQ(most.load(), 2);  // reached, never passed, with eight workers ready
+}
+
+TEST(Routes, ReplayOfATimeRangeCountsFirstThenSendsAgainAndShowsProgress) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200}; });
+  std::string config = routed_config(db.url(), route("warehouse", receiver.port()));
+  Gateway gateway(config);
+  std::vector<std::string> early = {
+      send(gateway, "evt_r_early_1", "invoice.paid").json("job_id"),
+      send(gateway, "evt_r_early_2", "customer.created").json("job_id")};
+  ASSERT_TRUE(receiver.wait_for(2, std::chrono::seconds(10)));
+  std::string since = db.scalar(
+      "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  std::vector<std::string> late = {
+      send(gateway, "evt_r_late_1", "invoice.paid").json("job_id"),
+      send(gateway, "evt_r_late_2", "invoice.payment_failed").json("job_id"),
+      send(gateway, "evt_r_late_3", "customer.created").json("job_id")};
+  for (const std::string& id : late) {
+    ASSERT_TRUE(gateway.wait_for_output(delivered(id, "warehouse", 1, "succeeded"),
+                                        std::chrono::seconds(10)));
+  }
+  const std::string filter =
+      R"("types":["invoice.*"],"since":")" + since + R"(","statuses":["succeeded"])";
+  Response dry = request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/replays", kAuth,
+                              "{" + filter + R"(,"dry_run":true})");
+  ASSERT_EQ(dry.status, 200) << dry.body;
+  EXPECT_EQ(dry.body, R"({"count":2})");
+  TempFile file(config);
+  RunResult counted = run_binary({"replay", "--config", file.path(), "--source", "routed",
+                                  "--route", "warehouse", "--types", "invoice.*", "--since", since,
+                                  "--statuses", "succeeded", "--dry-run"});
+  EXPECT_EQ(counted.exit_code, 0) << counted.output;
+  EXPECT_NE(counted.output.find("2 events would be sent again to routed.warehouse"),
+            std::string::npos)
+      << counted.output;
+
+  Response started = request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/replays",
+                                  kAuth, "{" + filter + "}");
+  ASSERT_EQ(started.status, 202) << started.body;
+  std::string replay = started.json("id");
+  EXPECT_NE(started.body.find("\"total\":2"), std::string::npos) << started.body;
+  for (const std::string& id : {late[0], late[1]}) {
+    ASSERT_TRUE(gateway.wait_for_output(delivered(id, "warehouse", 2, "succeeded"),
+                                        std::chrono::seconds(10)))
+        << gateway.output();
+  }
+  std::vector<Received> got = receiver.requests();
+  ASSERT_EQ(got.size(), 7u);
+  std::set<std::string> again = {got[5].header("flare-job-id"), got[6].header("flare-job-id")};
+  EXPECT_EQ(again, (std::set<std::string>{late[0], late[1]}));
+  for (std::size_t i = 5; i < 7; ++i) {
+    EXPECT_EQ(got[i].header("idempotency-key"), "flare-" + got[i].header("flare-job-id"));
+    EXPECT_EQ(got[i].header("flare-attempt"), "2");
+  }
+  Response progress = request_once(gateway.port(), "GET", "/v1/replays/" + replay, kAuth);
+  ASSERT_EQ(progress.status, 200) << progress.body;
+  EXPECT_EQ(progress.json("status"), "done");
+  EXPECT_NE(progress.body.find("\"succeeded\":2"), std::string::npos) << progress.body;
+  // Replayed attempts are on record like any other.
+  EXPECT_EQ(delivery_of(job_view(gateway, late[0]), "warehouse")["history"].Size(), 2u);
+}
+
+TEST(Routes, ReplayOfAPausedRouteWaitsAndIsCancelled) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200}; });
+  std::string config = routed_config(db.url(), route("warehouse", receiver.port()));
+  Gateway gateway(config);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(
+        send(gateway, "evt_r_cancel_" + std::to_string(i), "invoice.paid").json("job_id"));
+  }
+  ASSERT_TRUE(receiver.wait_for(3, std::chrono::seconds(10)));
+  for (const std::string& id : ids) {
+    ASSERT_TRUE(gateway.wait_for_output(delivered(id, "warehouse", 1, "succeeded"),
+                                        std::chrono::seconds(10)));
+  }
+  ASSERT_EQ(request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/pause", kAuth).status,
+            200);
+  Response started =
+      request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/replays", kAuth, "{}");
+  ASSERT_EQ(started.status, 202) << started.body;
+  EXPECT_NE(started.body.find("\"waiting\":3"), std::string::npos) << started.body;
+  EXPECT_EQ(started.json("status"), "running");
+  TempFile file(config);
+  RunResult cancelled =
+      run_binary({"replay", "cancel", "--config", file.path(), started.json("id")});
+  EXPECT_EQ(cancelled.exit_code, 0) << cancelled.output;
+  EXPECT_NE(cancelled.output.find(": cancelled\n3 events: 0 succeeded, 0 dead, 3 cancelled, 0 "
+                                  "waiting, 0 running"),
+            std::string::npos)
+      << cancelled.output;
+  ASSERT_EQ(
+      request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/resume", kAuth).status,
+      200);
+  // A job whose only delivery was cancelled is cancelled; nothing is sent again.
+  EXPECT_STREQ(job_view(gateway, ids[0])["status"].GetString(), "cancelled");
+  std::string next = send(gateway, "evt_r_cancel_after", "invoice.paid").json("job_id");
+  ASSERT_TRUE(gateway.wait_for_output(delivered(next, "warehouse", 1, "succeeded"),
+                                      std::chrono::seconds(10)));
+  EXPECT_EQ(receiver.requests().size(), 4u);
+  Response bad = request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/replays", kAuth,
+                              R"({"since":"yesterday"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("\"field\":\"since\""), std::string::npos) << bad.body;
 }
 
 }  // namespace
