@@ -699,20 +699,17 @@ ApiPlan Api::route_action(const config::Project& project, const ApiCall& call,
        {std::pair{"since", &filter.since}, std::pair{"before", &filter.before}}) {
     const rapidjson::Value* v = member(*doc, name);
     if (v == nullptr) continue;
-    if (!v->IsString() || !text::parse_rfc3339(v->GetString())) {
-      return answer(invalid(name, "an RFC 3339 date-time"));
-    }
-    *field = v->GetString();
+    *field = v->IsString() ? text::parse_rfc3339(v->GetString()) : std::nullopt;
+    if (!*field) return answer(invalid(name, "an RFC 3339 date-time"));
   }
   std::vector<std::string> statuses;
   auto valid_status = [](const std::string& st) {
     std::optional<jobs::Status> parsed = jobs::parse_status(st);
-    return parsed && *parsed != jobs::Status::kRunning;
+    return parsed && jobs::ended(*parsed);
   };
-  if (auto bad = read_strings(*doc, "statuses", jobs::kStatuses.size(), valid_status,
-                              "a list of delivery statuses: queued, succeeded, retrying, dead, "
-                              "cancelled",
-                              statuses)) {
+  if (auto bad =
+          read_strings(*doc, "statuses", jobs::kStatuses.size(), valid_status,
+                       "a list of ended delivery statuses: succeeded, dead, cancelled", statuses)) {
     return answer(*bad);
   }
   for (const std::string& st : statuses) filter.statuses.push_back(*jobs::parse_status(st));

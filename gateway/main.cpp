@@ -404,16 +404,14 @@ int replay_command(const std::vector<std::string>& args) {
   for (auto [name, field] :
        {std::pair{"--since", &filter.since}, std::pair{"--before", &filter.before}}) {
     if (!opts->count(name)) continue;
-    if (!flare::text::parse_rfc3339(opts->at(name))) {
-      return usage_error(std::string(name) + " takes an RFC 3339 date-time");
-    }
-    *field = opts->at(name);
+    *field = flare::text::parse_rfc3339(opts->at(name));
+    if (!*field) return usage_error(std::string(name) + " takes an RFC 3339 date-time");
   }
   if (opts->count("--statuses")) {
     for (const std::string& st : split(opts->at("--statuses"))) {
       std::optional<flare::jobs::Status> parsed = flare::jobs::parse_status(st);
-      if (!parsed || *parsed == flare::jobs::Status::kRunning) {
-        return usage_error("--statuses takes queued, succeeded, retrying, dead, cancelled");
+      if (!parsed || !flare::jobs::ended(*parsed)) {
+        return usage_error("--statuses takes succeeded, dead, cancelled");
       }
       filter.statuses.push_back(*parsed);
     }

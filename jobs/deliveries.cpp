@@ -42,28 +42,28 @@ constexpr const char* kHeld =
     "lease_token = $4::uuid";
 
 // Route $1/$2's state; the waits until its probe and its next attempt may begin, in ms (0: now);
-// and its attempts in flight.
+// and its attempts in flight. Times are the clock's, not the transaction's start: a claim may
+// have waited for the route's lock since.
 constexpr const char* kRouteRow =
     "SELECT state, ceil(greatest(0, extract(epoch FROM opened_until) - extract(epoch FROM "
-    "now())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM next_at) - extract(epoch FROM "
-    "now())) * 1000)::bigint, (SELECT count(*) FROM deliveries WHERE source = $1 AND route = $2 "
-    "AND status = 'running' AND locked_until > now()) FROM routes WHERE source = $1 AND route = "
-    "$2";
+    "clock_timestamp())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM next_at) - "
+    "extract(epoch FROM clock_timestamp())) * 1000)::bigint, (SELECT count(*) FROM deliveries "
+    "WHERE source = $1 AND route = $2 AND status = 'running' AND locked_until > "
+    "clock_timestamp()) FROM routes WHERE source = $1 AND route = $2";
 
 // Locks route $1/$2's row. It is read by a statement after this one, whose snapshot then sees
 // what the claim that held the lock before committed.
 constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
 
-// Claims the oldest due delivery of route $1/$2 (or one whose lease ran out), $3 the lease in
-// seconds. Rows locked by another transaction are skipped, jobs as well as deliveries: a claim
-// never waits on them, and so never in the opposite order of a change that locked the job first.
+// Claims the oldest due delivery of route $1/$2, $3 the lease in seconds. Rows locked by
+// another transaction are skipped, jobs as well as deliveries: a claim never waits on them, and
+// so never in the opposite order of a change that locked the job first.
 constexpr const char* kClaimOne = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d
   JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
-  WHERE d.source = $1 AND d.route = $2
-    AND ((d.status IN ('queued', 'retrying') AND d.run_at <= now())
-         OR (d.status = 'running' AND d.locked_until < now() AND d.attempts < d.max_attempts))
+  WHERE d.source = $1 AND d.route = $2 AND d.status IN ('queued', 'retrying')
+    AND d.run_at <= now()
   ORDER BY d.run_at LIMIT 1
   FOR UPDATE OF d, j SKIP LOCKED)
 UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
@@ -72,25 +72,29 @@ UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
 FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
 RETURNING )sql";
 
-// A lease that ran out on the last allowed attempt of route $1/$2 ends its delivery: no attempt
-// is left.
-constexpr const char* kExpireLast = R"sql(
+// Attempts of route $1/$2 whose lease ran out (their worker died, or lost the database) end
+// without an outcome: the delivery waits again, or is dead when that was its last allowed
+// attempt. Whatever the route's state: a paused route's deliveries do not stay running.
+constexpr const char* kExpire = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d
   JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
-  WHERE d.source = $1 AND d.route = $2 AND d.status = 'running' AND d.locked_until < now()
-    AND d.attempts >= d.max_attempts
+  WHERE d.source = $1 AND d.route = $2 AND d.status = 'running'
+    AND d.locked_until < clock_timestamp()
   FOR UPDATE OF d, j SKIP LOCKED)
-UPDATE deliveries d SET status = 'dead', lease_token = NULL, locked_until = NULL,
-  updated_at = now(), last_error = 'the lease of the last attempt ran out'
+UPDATE deliveries d SET
+  status = CASE WHEN d.attempts >= d.max_attempts THEN 'dead' ELSE 'retrying' END,
+  last_error = 'the lease of attempt ' || d.attempts || ' ran out before its outcome was recorded',
+  lease_token = NULL, locked_until = NULL, run_at = now(), updated_at = now()
 FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
 RETURNING d.project_id, d.job_id::text)sql";
 
 // Route $1/$2's breaker after an attempt: $3 it succeeded, $4 it was answered 410 Gone, $5 the
 // failures in a row that open it, $6 its cooldown in ms. An operator's pause stays; a success
-// closes it; a 410 pauses it; a failure counts, and opens it at the threshold or again after
-// a failed probe. Returns the state before and after, and the reason. A success on a healthy
-// route changes nothing, and so neither writes nor locks its row.
+// closes it; a 410 pauses it; a failure counts, and opens it at the threshold, or again when it
+// was the probe (the cooldown had passed: an attempt begun before the route opened, ending in
+// its cooldown, only counts). Returns the state before and after, and the reason. A success on a
+// healthy route changes nothing, and so neither writes nor locks its row.
 constexpr const char* kBreaker = R"sql(
 WITH old AS (SELECT state FROM routes WHERE source = $1 AND route = $2
              AND (NOT $3 OR failures <> 0 OR state = 'open') FOR UPDATE)
@@ -104,13 +108,17 @@ UPDATE routes r SET
   reason = CASE WHEN r.state = 'paused' THEN r.reason
                 WHEN $4 THEN 'the destination answered 410 Gone'
                 WHEN $3 THEN NULL
-                WHEN r.state = 'open' THEN 'the probe failed'
-                WHEN r.failures + 1 >= $5 THEN (r.failures + 1) || ' failed attempts in a row'
+                WHEN r.state = 'open' AND r.opened_until <= clock_timestamp()
+                  THEN 'the probe failed'
+                WHEN r.state = 'closed' AND r.failures + 1 >= $5
+                  THEN (r.failures + 1) || ' failed attempts in a row'
                 ELSE r.reason END,
-  opened_until = CASE WHEN r.state <> 'paused' AND NOT $3 AND NOT $4
-                           AND (r.state = 'open' OR r.failures + 1 >= $5)
-                      THEN now() + $6::bigint * interval '1 millisecond'
-                      WHEN $3 THEN NULL ELSE r.opened_until END,
+  opened_until = CASE WHEN $3 THEN NULL
+                      WHEN r.state = 'paused' OR $4 THEN r.opened_until
+                      WHEN (r.state = 'open' AND r.opened_until <= clock_timestamp())
+                           OR (r.state = 'closed' AND r.failures + 1 >= $5)
+                        THEN clock_timestamp() + $6::bigint * interval '1 millisecond'
+                      ELSE r.opened_until END,
   updated_at = now()
 FROM old WHERE r.source = $1 AND r.route = $2
 RETURNING old.state, r.state, r.reason)sql";
@@ -134,27 +142,30 @@ Claim Store::claim_delivery(const std::string& source, const config::Route& rout
       }
       row = tx.exec_params(kRouteRow, source, route.name);
     }
+    std::set<std::pair<std::string, std::string>> touched;
+    for (const auto& r : tx.exec_params(kExpire, source, route.name)) {
+      touched.emplace(r[0].as<std::string>(), r[1].as<std::string>());
+    }
     std::string state = row[0][0].as<std::string>();
     auto probe_in = std::chrono::milliseconds(row[0][1].as<std::int64_t>());
     auto pace_in = std::chrono::milliseconds(row[0][2].as<std::int64_t>());
     auto running = row[0][3].as<std::int64_t>();
-    if (state == "paused") return out;
+    bool may = state != "paused";
     if (state == "open") {
       // One probe at a time, after the cooldown.
       if (probe_in.count() > 0) out.retry_in = probe_in;
-      if (probe_in.count() > 0 || running > 0) return out;
+      may = probe_in.count() == 0 && running == 0;
     }
-    if (route.max_in_flight > 0 && running >= route.max_in_flight) return out;
-    if (route.max_per_second > 0 && pace_in.count() > 0) {
+    if (route.max_in_flight > 0 && running >= route.max_in_flight) may = false;
+    if (may && route.max_per_second > 0 && pace_in.count() > 0) {
       out.retry_in = pace_in;
-      return out;
+      may = false;
     }
-    std::set<std::pair<std::string, std::string>> touched;
-    for (const auto& r : tx.exec_params(kExpireLast, source, route.name)) {
-      touched.emplace(r[0].as<std::string>(), r[1].as<std::string>());
+    pqxx::result claimed;
+    if (may) {
+      claimed = tx.exec_params(std::string(kClaimOne) + kDeliveryColumns, source, route.name,
+                               lease_seconds);
     }
-    pqxx::result claimed = tx.exec_params(std::string(kClaimOne) + kDeliveryColumns, source,
-                                          route.name, lease_seconds);
     if (!claimed.empty()) {
       Push push;
       push.delivery = read_delivery(claimed[0]);
@@ -162,8 +173,8 @@ Claim Store::claim_delivery(const std::string& source, const config::Route& rout
       if (route.max_per_second > 0) {
         // Attempts begin evenly spaced: the next one no sooner than 1/max_per_second after.
         tx.exec_params(
-            "UPDATE routes SET next_at = greatest(next_at, now()) + $3::bigint * interval '1 "
-            "microsecond' WHERE source = $1 AND route = $2",
+            "UPDATE routes SET next_at = greatest(next_at, clock_timestamp()) + $3::bigint * "
+            "interval '1 microsecond' WHERE source = $1 AND route = $2",
             source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
       }
       out.push = std::move(push);

@@ -32,6 +32,11 @@ constexpr std::optional<Status> parse_status(std::string_view label) {
   return std::nullopt;
 }
 
+// Succeeded, dead or cancelled: nothing more happens unless someone asks.
+constexpr bool ended(Status status) {
+  return status == Status::kSucceeded || status == Status::kDead || status == Status::kCancelled;
+}
+
 // "queued, running, ..., cancelled": the choices, for a message that lists them.
 inline std::string status_names() {
   std::string out;

@@ -11,7 +11,7 @@ namespace flare::jobs {
 namespace {
 
 // The parameters every replay statement shares, $1 to $8: project, source, route, provider,
-// types, since, before, statuses.
+// types, since, before (Unix microseconds), statuses.
 struct Params {
   Params(const std::string& project_id, const config::Source& s, const config::Route& r,
          const ReplayFilter& filter)
@@ -27,30 +27,41 @@ struct Params {
     statuses = array.str();
   }
   std::string project, source, route, provider, types;
-  std::optional<std::string> since, before;
+  std::optional<std::int64_t> since, before;
   std::string statuses;
 };
 
-// The source's pushed events the filter picks, with no delivery to the route under way.
+// The source's pushed events the filter picks whose delivery to the route, if any, has ended:
+// one waiting or under way is left alone. $9: a job id to pick after.
 std::string picked() {
-  return "SELECT j.project_id, j.id FROM jobs j WHERE j.project_id = $1 AND j.source = $2 AND "
-         "j.pushed AND " +
+  return "SELECT j.project_id, j.id FROM jobs j WHERE j.project_id = $1 AND j.id > $9::uuid "
+         "AND j.source = $2 AND j.pushed AND " +
          takes("j.type", "$4", "$5") +
-         " AND ($6::timestamptz IS NULL OR j.created_at >= $6::timestamptz) AND "
-         "($7::timestamptz IS NULL OR j.created_at < $7::timestamptz) AND NOT EXISTS (SELECT "
+         " AND ($6::bigint IS NULL OR j.created_at >= 'epoch'::timestamptz + $6::bigint * "
+         "interval '1 microsecond') AND ($7::bigint IS NULL OR j.created_at < "
+         "'epoch'::timestamptz + $7::bigint * interval '1 microsecond') AND NOT EXISTS (SELECT "
          "FROM deliveries d WHERE d.project_id = j.project_id AND d.job_id = j.id AND d.route = "
-         "$3 AND d.status = 'running') AND (cardinality($8::text[]) = 0 OR EXISTS (SELECT FROM "
-         "deliveries d WHERE d.project_id = j.project_id AND d.job_id = j.id AND d.route = $3 "
-         "AND d.status = ANY($8::text[])))";
+         "$3 AND d.status IN ('queued', 'retrying', 'running')) AND (cardinality($8::text[]) = "
+         "0 OR EXISTS (SELECT FROM deliveries d WHERE d.project_id = j.project_id AND d.job_id = "
+         "j.id AND d.route = $3 AND d.status = ANY($8::text[])))";
 }
 
-template <class Tx>
-std::int64_t count(Tx& tx, const Params& p) {
+constexpr const char* kFirstId = "00000000-0000-0000-0000-000000000000";
+
+std::int64_t count(pqxx::work& tx, const Params& p) {
   return tx
       .exec_params("SELECT count(*) FROM (" + picked() + ") x", p.project, p.source, p.route,
-                   p.provider, p.types, p.since, p.before, pqxx::binarystring(p.statuses))[0][0]
-      .template as<std::int64_t>();
+                   p.provider, p.types, p.since, p.before, pqxx::binarystring(p.statuses),
+                   kFirstId)[0][0]
+      .as<std::int64_t>();
 }
+
+// A batch's jobs: $1 the project, $2 their ids (an array).
+const std::string kSummariseBatch = summarise("d.project_id = $1 AND d.job_id = ANY($2::uuid[])");
+
+// Replays and their cancels go in batches of this many jobs, a transaction each: short enough
+// that the attempts they hold up (waiting on a job's lock) never come near a statement timeout.
+constexpr int kBatch = 1000;
 
 // A replay with its deliveries counted by status: $1 project, $2 id.
 constexpr const char* kReplay = R"sql(
@@ -84,10 +95,6 @@ std::optional<Replay> read_replay(pqxx::work& tx, const std::string& project,
   return out;
 }
 
-const std::string kSummariseReplay = summarise(
-    "(d.project_id, d.job_id) IN (SELECT project_id, job_id FROM deliveries WHERE replay_id = "
-    "$1::uuid)");
-
 }  // namespace
 
 std::int64_t Store::count_replay(const std::string& project, const config::Source& source,
@@ -101,34 +108,46 @@ std::optional<Replay> Store::start_replay(const std::string& project, const conf
                                           std::int64_t max_events) {
   Params p(project, source, route, filter);
   const std::string id = new_job_id();  // time-ordered, as the replays are listed
-  return db_->run("replay", [&](pqxx::work& tx) -> std::optional<Replay> {
-    if (count(tx, p) > max_events) return std::nullopt;
-    // The jobs first, then their deliveries: the lock order of every delivery's change.
-    std::int64_t total =
-        tx.exec_params(
-              "WITH picked AS (" + picked() +
-                  " ORDER BY j.id FOR UPDATE OF j), upserted AS (INSERT INTO deliveries "
-                  "(project_id, job_id, route, source, attempt_allowance, max_attempts, run_at, "
-                  "replay_id) SELECT project_id, id, $3, $2, $9, $9, now(), $10::uuid FROM "
-                  "picked ON CONFLICT (project_id, job_id, route) DO UPDATE SET status = "
-                  "'queued', run_at = now(), completed_at = NULL, lease_token = NULL, "
-                  "locked_until = NULL, max_attempts = deliveries.attempts + "
-                  "deliveries.attempt_allowance, replay_id = EXCLUDED.replay_id, updated_at = "
-                  "now() WHERE deliveries.status <> 'running' RETURNING 1) SELECT count(*) FROM "
-                  "upserted",
-              p.project, p.source, p.route, p.provider, p.types, p.since, p.before,
-              pqxx::binarystring(p.statuses), route.retry.max_attempts, id)[0][0]
-            .as<std::int64_t>();
-    tx.exec_params(kSummariseReplay, id);
+  bool started = db_->run("replay", [&](pqxx::work& tx) {
+    if (count(tx, p) > max_events) return false;
     tx.exec_params(
         "INSERT INTO replays (id, project_id, source, route, total) VALUES ($1::uuid, $2, $3, "
-        "$4, $5)",
-        id, project, source.name, route.name, total);
-    tx.exec("NOTIFY " + std::string(kWakeChannel));
-    std::optional<Replay> out = read_replay(tx, project, id);
+        "$4, 0)",
+        id, project, source.name, route.name);
     tx.commit();
-    return out;
+    return true;
   });
+  if (!started) return std::nullopt;
+  // The jobs first, then their deliveries: the lock order of every delivery's change. Each
+  // batch's jobs are picked after the last one of the batch before, by the primary key.
+  const std::string batch =
+      "WITH picked AS (" + picked() + " ORDER BY j.id LIMIT " + std::to_string(kBatch) +
+      " FOR UPDATE OF j), upserted AS (INSERT INTO deliveries (project_id, job_id, route, "
+      "source, attempt_allowance, max_attempts, run_at, replay_id) SELECT project_id, id, $3, "
+      "$2, $10, $10, now(), $11::uuid FROM picked ON CONFLICT (project_id, job_id, route) DO "
+      "UPDATE SET status = 'queued', run_at = now(), completed_at = NULL, max_attempts = "
+      "deliveries.attempts + deliveries.attempt_allowance, replay_id = EXCLUDED.replay_id, "
+      "updated_at = now() RETURNING job_id) SELECT (SELECT id::text FROM picked ORDER BY id DESC "
+      "LIMIT 1), (SELECT "
+      "array_agg(job_id)::text FROM upserted), (SELECT count(*) FROM upserted)";
+  std::string after = kFirstId;
+  for (;;) {
+    bool more = db_->run("replay", [&](pqxx::work& tx) {
+      pqxx::result r = tx.exec_params(batch, p.project, p.source, p.route, p.provider, p.types,
+                                      p.since, p.before, pqxx::binarystring(p.statuses), after,
+                                      route.retry.max_attempts, id);
+      if (r[0][0].is_null()) return false;
+      after = r[0][0].as<std::string>();
+      if (!r[0][1].is_null()) tx.exec_params(kSummariseBatch, project, r[0][1].as<std::string>());
+      tx.exec_params("UPDATE replays SET total = total + $2 WHERE id = $1::uuid", id,
+                     r[0][2].as<std::int64_t>());
+      tx.exec("NOTIFY " + std::string(kWakeChannel));
+      tx.commit();
+      return true;
+    });
+    if (!more) break;
+  }
+  return replay(project, id);
 }
 
 std::optional<Replay> Store::replay(const std::string& project, const std::string& id) {
@@ -136,24 +155,36 @@ std::optional<Replay> Store::replay(const std::string& project, const std::strin
 }
 
 std::optional<Replay> Store::cancel_replay(const std::string& project, const std::string& id) {
-  return db_->run("cancel replay", [&](pqxx::work& tx) -> std::optional<Replay> {
-    pqxx::result found = tx.exec_params(
+  bool found = db_->run("cancel replay", [&](pqxx::work& tx) {
+    pqxx::result r = tx.exec_params(
         "UPDATE replays SET cancelled = true WHERE project_id = $1 AND id = $2::uuid RETURNING 1",
         project, id);
-    if (found.empty()) return std::nullopt;
-    tx.exec_params(
-        "SELECT FROM jobs WHERE (project_id, id) IN (SELECT project_id, job_id FROM deliveries "
-        "WHERE replay_id = $1::uuid AND status IN ('queued', 'retrying')) ORDER BY id FOR UPDATE",
-        id);
-    tx.exec_params(
-        "UPDATE deliveries SET status = 'cancelled', updated_at = now() WHERE replay_id = "
-        "$1::uuid AND status IN ('queued', 'retrying')",
-        id);
-    tx.exec_params(kSummariseReplay, id);
-    std::optional<Replay> out = read_replay(tx, project, id);
     tx.commit();
-    return out;
+    return !r.empty();
   });
+  if (!found) return std::nullopt;
+  // A batch at a time: its jobs locked first, then only their deliveries changed, and only
+  // their summaries written.
+  const std::string batch =
+      "WITH locked AS (SELECT j.project_id, j.id FROM jobs j WHERE (j.project_id, j.id) IN "
+      "(SELECT project_id, job_id FROM deliveries WHERE replay_id = $1::uuid AND status IN "
+      "('queued', 'retrying')) ORDER BY j.id LIMIT " +
+      std::to_string(kBatch) +
+      " FOR UPDATE OF j), cancelled AS (UPDATE deliveries d SET status = 'cancelled', "
+      "updated_at = now() FROM locked l WHERE d.project_id = l.project_id AND d.job_id = l.id "
+      "AND d.replay_id = $1::uuid AND d.status IN ('queued', 'retrying') RETURNING d.job_id) "
+      "SELECT array_agg(job_id)::text FROM cancelled";
+  for (;;) {
+    bool more = db_->run("cancel replay", [&](pqxx::work& tx) {
+      pqxx::result r = tx.exec_params(batch, id);
+      if (r[0][0].is_null()) return false;
+      tx.exec_params(kSummariseBatch, project, r[0][0].as<std::string>());
+      tx.commit();
+      return true;
+    });
+    if (!more) break;
+  }
+  return replay(project, id);
 }
 
 }  // namespace flare::jobs

@@ -84,11 +84,12 @@ struct RouteState {
 // Which events of a source a replay sends again to one of its routes; an empty field does not
 // narrow.
 struct ReplayFilter {
-  std::vector<std::string> types;     // event types and PREFIX.*, as a route's types
-  std::optional<std::string> since;   // RFC 3339: received at or after
-  std::optional<std::string> before;  // RFC 3339: received before
-  // The status of the event's delivery to the route. Without it, events the route has no
-  // delivery of (it did not take them when they came) are replayed too.
+  std::vector<std::string> types;      // event types and PREFIX.*, as a route's types
+  std::optional<std::int64_t> since;   // Unix microseconds: received at or after
+  std::optional<std::int64_t> before;  // Unix microseconds: received before
+  // The status, succeeded, dead or cancelled, of the event's delivery to the route. Without it,
+  // events the route has no delivery of (it did not take them when they came) are replayed
+  // too. An event whose delivery to the route waits or runs is never replayed: it is on its way.
   std::vector<Status> statuses;
 };
 
@@ -190,8 +191,8 @@ class Store {
   std::int64_t count_replay(const std::string& project, const config::Source& source,
                             const config::Route& route, const ReplayFilter& filter);
   // Sends them again: each gets a delivery to the route (a new one, or its own back to queued
-  // with its allowance of attempts again), paced by the route. Deliveries running now are left
-  // to finish. nullopt when more than `max_events` match.
+  // with its allowance of attempts again), paced by the route; a thousand events a transaction.
+  // nullopt when more than `max_events` match.
   std::optional<Replay> start_replay(const std::string& project, const config::Source& source,
                                      const config::Route& route, const ReplayFilter& filter,
                                      std::int64_t max_events);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include "jobs/retry.hpp"
@@ -10,6 +11,10 @@
 
 namespace flare::jobs {
 namespace {
+
+// How often the listener looks for jobs of a source with routes that no route has. The look
+// scans the jobs waiting for pull workers (an index of them): not at every poll.
+constexpr std::chrono::seconds kAdoptEvery{60};
 
 // A wait for a route's pace or breaker, up to a quarter longer at random: the workers of several
 // processes, held back together, do not wake in the same order every time, and each gets its
@@ -58,7 +63,7 @@ void Workers::wait(std::uint64_t seen, std::chrono::milliseconds timeout) {
 
 void Workers::listen(const std::string& database_url) {
   Store store(database_url);
-  bool adopted = false;
+  std::optional<std::chrono::steady_clock::time_point> adopted;
   for (;;) {
     {
       std::lock_guard lock(mutex_);
@@ -68,14 +73,16 @@ void Workers::listen(const std::string& database_url) {
     bool listening = false;
     if (reachability_.may_try()) {
       try {
-        // Once, first: jobs that wait for no route yet (stored before their source had routes).
-        for (const config::Source* s : options_.sources) {
-          if (adopted) break;
-          if (int n = store.adopt(*s)) {
-            spdlog::info("workers: {} waiting jobs of source {} given to its routes", n, s->name);
+        // Jobs of a source with routes that no route has: stored before it had routes, or by a
+        // process that runs without them; or pulled, then retried. First, then now and then.
+        if (!adopted || std::chrono::steady_clock::now() - *adopted >= kAdoptEvery) {
+          for (const config::Source* s : options_.sources) {
+            if (int n = store.adopt(*s)) {
+              spdlog::info("workers: {} waiting jobs of source {} given to its routes", n, s->name);
+            }
           }
+          adopted = std::chrono::steady_clock::now();
         }
-        adopted = true;
         woken = store.wait_for_jobs(options_.poll_interval);
         listening = true;
         reachability_.answered();

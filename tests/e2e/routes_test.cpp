@@ -49,6 +49,18 @@ std::string delivered(const std::string& id, const std::string& route, int attem
          " attempt=" + std::to_string(attempt) + " outcome=" + outcome;
 }
 
+// Asks `done` every 50 ms until it is true; false after 15 s. For a state only the database
+// shows.
+template <class Done>
+bool eventually(Done done) {
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+       std::chrono::steady_clock::now() < until;) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 std::set<std::string> event_types(Receiver& receiver) {
   std::set<std::string> out;
   for (const Received& r : receiver.requests()) out.insert(r.header("flare-event-type"));
@@ -511,9 +523,13 @@ TEST(Routes, ReplayOfAPausedRouteWaitsAndIsCancelled) {
   }
   ASSERT_EQ(request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/pause", kAuth).status,
             200);
+  // An event that waits for the paused route is on its way already: a replay leaves it alone,
+  // and cancelling the replay does not cancel it.
+  std::string waiting = send(gateway, "evt_r_cancel_waiting", "invoice.paid").json("job_id");
   Response started =
       request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/replays", kAuth, "{}");
   ASSERT_EQ(started.status, 202) << started.body;
+  EXPECT_NE(started.body.find("\"total\":3"), std::string::npos) << started.body;
   EXPECT_NE(started.body.find("\"waiting\":3"), std::string::npos) << started.body;
   EXPECT_EQ(started.json("status"), "running");
   TempFile file(config);
@@ -527,16 +543,59 @@ TEST(Routes, ReplayOfAPausedRouteWaitsAndIsCancelled) {
   ASSERT_EQ(
       request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/resume", kAuth).status,
       200);
-  // A job whose only delivery was cancelled is cancelled; nothing is sent again.
+  // A job whose only delivery was cancelled is cancelled; nothing is sent again but the event
+  // that waited.
   EXPECT_STREQ(job_view(gateway, ids[0])["status"].GetString(), "cancelled");
+  ASSERT_TRUE(gateway.wait_for_output(delivered(waiting, "warehouse", 1, "succeeded"),
+                                      std::chrono::seconds(10)));
   std::string next = send(gateway, "evt_r_cancel_after", "invoice.paid").json("job_id");
   ASSERT_TRUE(gateway.wait_for_output(delivered(next, "warehouse", 1, "succeeded"),
                                       std::chrono::seconds(10)));
-  EXPECT_EQ(receiver.requests().size(), 4u);
-  Response bad = request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/replays", kAuth,
-                              R"({"since":"yesterday"})");
-  EXPECT_EQ(bad.status, 400);
-  EXPECT_NE(bad.body.find("\"field\":\"since\""), std::string::npos) << bad.body;
+  EXPECT_EQ(receiver.requests().size(), 5u);
+  for (const auto& [body, field] :
+       std::vector<std::pair<std::string, std::string>>{{R"({"since":"yesterday"})", "since"},
+                                                        {R"({"statuses":["queued"]})", "statuses"},
+                                                        {R"({"types":["in*voice"]})", "types"},
+                                                        {R"({"dry_run":1})", "dry_run"},
+                                                        {R"({"typo":true})", "typo"}}) {
+    Response bad =
+        request_once(gateway.port(), "POST", "/v1/routes/routed/warehouse/replays", kAuth, body);
+    EXPECT_EQ(bad.status, 400) << body;
+    EXPECT_NE(bad.body.find("\"field\":\"" + field + "\""), std::string::npos) << bad.body;
+  }
+}
+
+// A worker killed mid-attempt while its route is then paused: the attempt's lease runs out and
+// the delivery waits again (retrying), so the job is not left running and can be cancelled;
+// nothing is sent while the route is paused.
+TEST(Routes, AnAttemptWhoseLeaseRanOutWaitsAgainOnAPausedRoute) {
+  TestDatabase db;
+  Receiver receiver([](Receiver& self, const Received&, std::size_t) {
+    self.hold();
+    return Answer{200};
+  });
+  std::string config = routed_config(db.url(), route("held", receiver.port()));
+  std::string id;
+  {
+    Gateway first(config);
+    id = send(first, "evt_r_lease", "invoice.paid").json("job_id");
+    ASSERT_TRUE(receiver.wait_for(1, std::chrono::seconds(10)));
+    ASSERT_EQ(request_once(first.port(), "POST", "/v1/routes/routed/held/pause", kAuth).status,
+              200);
+    first.kill_hard();
+  }
+  receiver.release();
+  Gateway second(config);
+  // The lease (3 s) runs out; the next claim for the route, made every poll, ends it.
+  ASSERT_TRUE(eventually([&] {
+    return std::string(job_view(second, id)["status"].GetString()) == "retrying";
+  })) << second.output();
+  rapidjson::Document view = job_view(second, id);
+  EXPECT_STREQ(delivery_of(view, "held")["last_error"].GetString(),
+               "the lease of attempt 1 ran out before its outcome was recorded");
+  EXPECT_EQ(receiver.requests().size(), 1u);
+  EXPECT_EQ(request_once(second.port(), "POST", "/v1/jobs/" + id + "/cancel", kAuth).status, 200);
+  EXPECT_STREQ(job_view(second, id)["status"].GetString(), "cancelled");
 }
 
 }  // namespace
