@@ -6,6 +6,7 @@
 
 #include <charconv>
 
+#include "jobs/enqueue.hpp"
 #include "jobs/retry.hpp"
 #include "providers/hmac.hpp"
 #include "text/text.hpp"
@@ -728,13 +729,20 @@ ApiPlan Api::route_action(const config::Project& project, const ApiCall& call,
     return plan;
   }
   plan.work = [p, source, route, filter](jobs::Store& store) {
-    std::optional<jobs::Replay> started =
-        store.start_replay(p, *source, *route, filter, kMaxReplayEvents);
-    if (!started) {
-      return invalid("filter", "matches more than " + std::to_string(kMaxReplayEvents) +
-                                   " events: narrow it (a dry run counts them)");
+    std::string replay = jobs::new_job_id();
+    try {
+      if (!store.start_replay(replay, p, *source, *route, filter, kMaxReplayEvents)) {
+        return invalid("filter", "matches more than " + std::to_string(kMaxReplayEvents) +
+                                     " events: narrow it (a dry run counts them)");
+      }
+    } catch (const jobs::Unavailable&) {
+      // Whatever batches committed are the replay's: its id lets the client see them.
+      return error(Outcome::kUnavailable,
+                   "the database failed during the replay: GET /v1/replays/" + replay +
+                       " shows what it took, if anything",
+                   {{"replay_id", replay}});
     }
-    return replay_reply(started, Outcome::kAccepted);
+    return replay_reply(store.replay(p, replay), Outcome::kAccepted);
   };
   return plan;
 }

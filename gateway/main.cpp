@@ -22,6 +22,7 @@
 #include "gateway/sign.hpp"
 #include "gateway/terminal.hpp"
 #include "jobs/committer.hpp"
+#include "jobs/enqueue.hpp"
 #include "jobs/pool.hpp"
 #include "jobs/store.hpp"
 #include "jobs/worker.hpp"
@@ -422,14 +423,19 @@ int replay_command(const std::vector<std::string>& args) {
               << " events would be sent again to " << source->name << "." << route->name << "\n";
     return 0;
   }
-  std::optional<flare::jobs::Replay> r =
-      store.start_replay(source->project, *source, *route, filter, kMaxReplayEvents);
-  if (!r) {
-    std::cerr << "flare-gateway: more than " << kMaxReplayEvents
-              << " events match: narrow the filter (--dry-run counts them)\n";
-    return kExitFailure;
+  std::string id = flare::jobs::new_job_id();
+  try {
+    if (!store.start_replay(id, source->project, *source, *route, filter, kMaxReplayEvents)) {
+      std::cerr << "flare-gateway: more than " << kMaxReplayEvents
+                << " events match: narrow the filter (--dry-run counts them)\n";
+      return kExitFailure;
+    }
+  } catch (const flare::jobs::Unavailable&) {
+    std::cerr << "flare-gateway: the database failed during replay " << id
+              << ": 'replay show' shows what it took, if anything\n";
+    throw;
   }
-  std::cout << flare::gateway::replay_text(*r);
+  std::cout << flare::gateway::replay_text(*store.replay(source->project, id));
   return 0;
 }
 

@@ -36,10 +36,12 @@ Delivery read_delivery(const pqxx::row& r) {
   return d;
 }
 
-// The delivery as claimed by `lease_token`: $1 project, $2 job, $3 route, $4 token.
+// The delivery as claimed by `lease_token`: $1 project, $2 job, $3 route, $4 token. Running, or
+// already ended by its lease running out (kExpire keeps the token): no later claim took it, so
+// the attempt's outcome is still the latest word on it.
 constexpr const char* kHeld =
-    "project_id = $1 AND job_id = $2::uuid AND route = $3 AND status = 'running' AND "
-    "lease_token = $4::uuid";
+    "project_id = $1 AND job_id = $2::uuid AND route = $3 AND lease_token = $4::uuid AND status "
+    "IN ('running', 'retrying', 'dead')";
 
 // Route $1/$2's state; the waits until its probe and its next attempt may begin, in ms (0: now);
 // and its attempts in flight. Times are the clock's, not the transaction's start: a claim may
@@ -63,18 +65,20 @@ WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d
   JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
   WHERE d.source = $1 AND d.route = $2 AND d.status IN ('queued', 'retrying')
-    AND d.run_at <= now()
+    AND d.run_at <= clock_timestamp()
   ORDER BY d.run_at LIMIT 1
   FOR UPDATE OF d, j SKIP LOCKED)
 UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
   lease_token = gen_random_uuid(), updated_at = now(),
-  locked_until = now() + make_interval(secs => $3::double precision)
+  locked_until = clock_timestamp() + make_interval(secs => $3::double precision)
 FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
 RETURNING )sql";
 
 // Attempts of route $1/$2 whose lease ran out (their worker died, or lost the database) end
 // without an outcome: the delivery waits again, or is dead when that was its last allowed
-// attempt. Whatever the route's state: a paused route's deliveries do not stay running.
+// attempt. Whatever the route's state: a paused route's deliveries do not stay running. The
+// lease token stays: a worker that was only slow still records its outcome, unless a new claim
+// has taken the delivery since.
 constexpr const char* kExpire = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d
@@ -85,7 +89,7 @@ WITH x AS (
 UPDATE deliveries d SET
   status = CASE WHEN d.attempts >= d.max_attempts THEN 'dead' ELSE 'retrying' END,
   last_error = 'the lease of attempt ' || d.attempts || ' ran out before its outcome was recorded',
-  lease_token = NULL, locked_until = NULL, run_at = now(), updated_at = now()
+  locked_until = NULL, run_at = now(), updated_at = now()
 FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
 RETURNING d.project_id, d.job_id::text)sql";
 

@@ -10,6 +10,9 @@
 namespace flare::jobs {
 namespace {
 
+constexpr const char* kFirstId = "00000000-0000-0000-0000-000000000000";
+constexpr const char* kLastId = "ffffffff-ffff-ffff-ffff-ffffffffffff";
+
 // The parameters every replay statement shares, $1 to $8: project, source, route, provider,
 // types, since, before (Unix microseconds), statuses.
 struct Params {
@@ -29,13 +32,15 @@ struct Params {
   std::string project, source, route, provider, types;
   std::optional<std::int64_t> since, before;
   std::string statuses;
+  std::string newest = kLastId;  // the newest job a replay takes
 };
 
 // The source's pushed events the filter picks whose delivery to the route, if any, has ended:
-// one waiting or under way is left alone. $9: a job id to pick after.
+// one waiting or under way is left alone. $9 and $10: job ids to pick after and up to (the
+// newest when the replay began: what comes later is not the replay's).
 std::string picked() {
   return "SELECT j.project_id, j.id FROM jobs j WHERE j.project_id = $1 AND j.id > $9::uuid "
-         "AND j.source = $2 AND j.pushed AND " +
+         "AND j.id <= $10::uuid AND j.source = $2 AND j.pushed AND " +
          takes("j.type", "$4", "$5") +
          " AND ($6::bigint IS NULL OR j.created_at >= 'epoch'::timestamptz + $6::bigint * "
          "interval '1 microsecond') AND ($7::bigint IS NULL OR j.created_at < "
@@ -46,13 +51,11 @@ std::string picked() {
          "j.id AND d.route = $3 AND d.status = ANY($8::text[])))";
 }
 
-constexpr const char* kFirstId = "00000000-0000-0000-0000-000000000000";
-
 std::int64_t count(pqxx::work& tx, const Params& p) {
   return tx
       .exec_params("SELECT count(*) FROM (" + picked() + ") x", p.project, p.source, p.route,
-                   p.provider, p.types, p.since, p.before, pqxx::binarystring(p.statuses),
-                   kFirstId)[0][0]
+                   p.provider, p.types, p.since, p.before, pqxx::binarystring(p.statuses), kFirstId,
+                   p.newest)[0][0]
       .as<std::int64_t>();
 }
 
@@ -103,12 +106,14 @@ std::int64_t Store::count_replay(const std::string& project, const config::Sourc
   return db_->run("count replay", [&](pqxx::work& tx) { return count(tx, p); });
 }
 
-std::optional<Replay> Store::start_replay(const std::string& project, const config::Source& source,
-                                          const config::Route& route, const ReplayFilter& filter,
-                                          std::int64_t max_events) {
+bool Store::start_replay(const std::string& id, const std::string& project,
+                         const config::Source& source, const config::Route& route,
+                         const ReplayFilter& filter, std::int64_t max_events) {
   Params p(project, source, route, filter);
-  const std::string id = new_job_id();  // time-ordered, as the replays are listed
   bool started = db_->run("replay", [&](pqxx::work& tx) {
+    pqxx::result newest = tx.exec_params(
+        "SELECT id::text FROM jobs WHERE project_id = $1 ORDER BY id DESC LIMIT 1", project);
+    p.newest = newest.empty() ? kFirstId : newest[0][0].as<std::string>();
     if (count(tx, p) > max_events) return false;
     tx.exec_params(
         "INSERT INTO replays (id, project_id, source, route, total) VALUES ($1::uuid, $2, $3, "
@@ -117,37 +122,39 @@ std::optional<Replay> Store::start_replay(const std::string& project, const conf
     tx.commit();
     return true;
   });
-  if (!started) return std::nullopt;
+  if (!started) return false;
   // The jobs first, then their deliveries: the lock order of every delivery's change. Each
   // batch's jobs are picked after the last one of the batch before, by the primary key.
   const std::string batch =
       "WITH picked AS (" + picked() + " ORDER BY j.id LIMIT " + std::to_string(kBatch) +
       " FOR UPDATE OF j), upserted AS (INSERT INTO deliveries (project_id, job_id, route, "
       "source, attempt_allowance, max_attempts, run_at, replay_id) SELECT project_id, id, $3, "
-      "$2, $10, $10, now(), $11::uuid FROM picked ON CONFLICT (project_id, job_id, route) DO "
+      "$2, $11, $11, now(), $12::uuid FROM picked ON CONFLICT (project_id, job_id, route) DO "
       "UPDATE SET status = 'queued', run_at = now(), completed_at = NULL, max_attempts = "
       "deliveries.attempts + deliveries.attempt_allowance, replay_id = EXCLUDED.replay_id, "
-      "updated_at = now() RETURNING job_id) SELECT (SELECT id::text FROM picked ORDER BY id DESC "
+      "updated_at = now() WHERE deliveries.status IN ('succeeded', 'dead', 'cancelled') "
+      "RETURNING job_id) SELECT (SELECT id::text FROM picked ORDER BY id DESC "
       "LIMIT 1), (SELECT "
       "array_agg(job_id)::text FROM upserted), (SELECT count(*) FROM upserted)";
+  // The last job a batch took, once it committed: a batch tried again (after a connection broke)
+  // starts where the one before it ended.
   std::string after = kFirstId;
   for (;;) {
-    bool more = db_->run("replay", [&](pqxx::work& tx) {
+    std::optional<std::string> last = db_->run("replay", [&](pqxx::work& tx) {
       pqxx::result r = tx.exec_params(batch, p.project, p.source, p.route, p.provider, p.types,
                                       p.since, p.before, pqxx::binarystring(p.statuses), after,
-                                      route.retry.max_attempts, id);
-      if (r[0][0].is_null()) return false;
-      after = r[0][0].as<std::string>();
+                                      p.newest, route.retry.max_attempts, id);
+      if (r[0][0].is_null()) return std::optional<std::string>();
       if (!r[0][1].is_null()) tx.exec_params(kSummariseBatch, project, r[0][1].as<std::string>());
       tx.exec_params("UPDATE replays SET total = total + $2 WHERE id = $1::uuid", id,
                      r[0][2].as<std::int64_t>());
       tx.exec("NOTIFY " + std::string(kWakeChannel));
       tx.commit();
-      return true;
+      return std::optional<std::string>(r[0][0].as<std::string>());
     });
-    if (!more) break;
+    if (!last) return true;
+    after = *last;
   }
-  return replay(project, id);
 }
 
 std::optional<Replay> Store::replay(const std::string& project, const std::string& id) {
@@ -173,12 +180,12 @@ std::optional<Replay> Store::cancel_replay(const std::string& project, const std
       " FOR UPDATE OF j), cancelled AS (UPDATE deliveries d SET status = 'cancelled', "
       "updated_at = now() FROM locked l WHERE d.project_id = l.project_id AND d.job_id = l.id "
       "AND d.replay_id = $1::uuid AND d.status IN ('queued', 'retrying') RETURNING d.job_id) "
-      "SELECT array_agg(job_id)::text FROM cancelled";
+      "SELECT (SELECT count(*) FROM locked), (SELECT array_agg(job_id)::text FROM cancelled)";
   for (;;) {
     bool more = db_->run("cancel replay", [&](pqxx::work& tx) {
       pqxx::result r = tx.exec_params(batch, id);
-      if (r[0][0].is_null()) return false;
-      tx.exec_params(kSummariseBatch, project, r[0][0].as<std::string>());
+      if (r[0][0].as<std::int64_t>() == 0) return false;
+      if (!r[0][1].is_null()) tx.exec_params(kSummariseBatch, project, r[0][1].as<std::string>());
       tx.commit();
       return true;
     });

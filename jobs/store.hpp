@@ -190,12 +190,14 @@ class Store {
   // How many of `source`'s events in `project` a replay to `route` would send again.
   std::int64_t count_replay(const std::string& project, const config::Source& source,
                             const config::Route& route, const ReplayFilter& filter);
-  // Sends them again: each gets a delivery to the route (a new one, or its own back to queued
-  // with its allowance of attempts again), paced by the route; a thousand events a transaction.
-  // nullopt when more than `max_events` match.
-  std::optional<Replay> start_replay(const std::string& project, const config::Source& source,
-                                     const config::Route& route, const ReplayFilter& filter,
-                                     std::int64_t max_events);
+  // Sends them again as replay `id` (a new job id: time-ordered): each gets a delivery to the
+  // route (a new one, or its ended one back to queued with its allowance of attempts again),
+  // paced by the route; a thousand events a transaction, the replay's row first. False when
+  // more than `max_events` match. Throws as the store does; the replay then holds what was
+  // taken before.
+  bool start_replay(const std::string& id, const std::string& project, const config::Source& source,
+                    const config::Route& route, const ReplayFilter& filter,
+                    std::int64_t max_events);
   std::optional<Replay> replay(const std::string& project, const std::string& id);
   // Its deliveries still waiting are cancelled; those under way finish.
   std::optional<Replay> cancel_replay(const std::string& project, const std::string& id);
