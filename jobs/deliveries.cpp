@@ -43,37 +43,6 @@ constexpr const char* kHeld =
     "project_id = $1 AND job_id = $2::uuid AND route = $3 AND lease_token = $4::uuid AND status "
     "IN ('running', 'retrying', 'dead')";
 
-// Route $1/$2's state; the waits until its probe and its next attempt may begin, in ms (0: now);
-// and its attempts in flight. Times are the clock's, not the transaction's start: a claim may
-// have waited for the route's lock since.
-constexpr const char* kRouteRow =
-    "SELECT state, ceil(greatest(0, extract(epoch FROM opened_until) - extract(epoch FROM "
-    "clock_timestamp())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM next_at) - "
-    "extract(epoch FROM clock_timestamp())) * 1000)::bigint, (SELECT count(*) FROM deliveries "
-    "WHERE source = $1 AND route = $2 AND status = 'running' AND locked_until > "
-    "clock_timestamp()) FROM routes WHERE source = $1 AND route = $2";
-
-// Locks route $1/$2's row. It is read by a statement after this one, whose snapshot then sees
-// what the claim that held the lock before committed.
-constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
-
-// Claims the oldest due delivery of route $1/$2, $3 the lease in seconds. Rows locked by
-// another transaction are skipped, jobs as well as deliveries: a claim never waits on them, and
-// so never in the opposite order of a change that locked the job first.
-constexpr const char* kClaimOne = R"sql(
-WITH x AS (
-  SELECT d.project_id, d.job_id, d.route FROM deliveries d
-  JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
-  WHERE d.source = $1 AND d.route = $2 AND d.status IN ('queued', 'retrying')
-    AND d.run_at <= clock_timestamp()
-  ORDER BY d.run_at LIMIT 1
-  FOR UPDATE OF d, j SKIP LOCKED)
-UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
-  lease_token = gen_random_uuid(), updated_at = now(),
-  locked_until = clock_timestamp() + make_interval(secs => $3::double precision)
-FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
-RETURNING )sql";
-
 // Attempts of route $1/$2 whose lease ran out (their worker died, or lost the database) end
 // without an outcome: the delivery waits again, or is dead when that was its last allowed
 // attempt. Whatever the route's state: a paused route's deliveries do not stay running. The
@@ -92,6 +61,54 @@ UPDATE deliveries d SET
   locked_until = NULL, run_at = now(), updated_at = now()
 FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
 RETURNING d.project_id, d.job_id::text)sql";
+
+// Ends route $1/$2's attempts whose lease ran out (kExpire), then gives the route's state (NULL
+// when it has no row yet); the waits until its probe and its next attempt may begin, in ms (0:
+// now); its attempts in flight; and the jobs whose attempt ended, as arrays of projects and ids.
+// Times are the clock's, not the transaction's start: a claim may have waited for the route's
+// lock since.
+std::string route_row() {
+  return std::string("WITH expired AS (") + kExpire +
+         ") SELECT r.state, ceil(greatest(0, extract(epoch FROM r.opened_until) - extract(epoch "
+         "FROM clock_timestamp())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM "
+         "r.next_at) - extract(epoch FROM clock_timestamp())) * 1000)::bigint, (SELECT count(*) "
+         "FROM deliveries WHERE source = $1 AND route = $2 AND status = 'running' AND "
+         "locked_until > clock_timestamp()), (SELECT array_agg(project_id)::text FROM expired), "
+         "(SELECT array_agg(job_id)::text FROM expired) FROM (SELECT) one LEFT JOIN routes r ON "
+         "r.source = $1 AND r.route = $2";
+}
+
+// Jobs $1 (projects) and $2 (ids), arrays as text, summed up.
+const std::string kSummariseSet =
+    summarise("(d.project_id, d.job_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))");
+
+// Locks route $1/$2's row. It is read by a statement after this one, whose snapshot then sees
+// what the claim that held the lock before committed.
+constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
+
+// Claims the oldest due delivery of route $1/$2, $3 the lease in seconds, and sums its job up:
+// running, one attempt more (kSummarise's rule, known without reading the deliveries again).
+// Rows locked by another transaction are skipped, jobs as well as deliveries: a claim never
+// waits on them, and so never in the opposite order of a change that locked the job first.
+constexpr const char* kClaimOne = R"sql(
+WITH x AS (
+  SELECT d.project_id, d.job_id, d.route FROM deliveries d
+  JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
+  WHERE d.source = $1 AND d.route = $2 AND d.status IN ('queued', 'retrying')
+    AND d.run_at <= clock_timestamp()
+  ORDER BY d.run_at LIMIT 1
+  FOR UPDATE OF d, j SKIP LOCKED),
+claimed AS (
+  UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
+    lease_token = gen_random_uuid(), updated_at = now(),
+    locked_until = clock_timestamp() + make_interval(secs => $3::double precision)
+  FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
+  RETURNING d.*),
+summed AS (
+  UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, completed_at = NULL,
+    updated_at = now()
+  FROM x WHERE j.project_id = x.project_id AND j.id = x.job_id)
+SELECT )sql";
 
 // Route $1/$2's breaker after an attempt: $3 it succeeded, $4 it was answered 410 Gone, $5 the
 // failures in a row that open it, $6 its cooldown in ms. An operator's pause stays; a success
@@ -136,20 +153,24 @@ Claim Store::claim_delivery(const std::string& source, const config::Route& rout
     // Only a route whose attempts are counted, or that is not closed, is locked: the claims of
     // an unpaced, healthy route do not wait on each other.
     bool paced = route.max_in_flight > 0 || route.max_per_second > 0;
+    static const std::string kRouteRow = route_row();
     pqxx::result row;
-    if (!paced) row = tx.exec_params(kRouteRow, source, route.name);
-    if (paced || row.empty() || row[0][0].as<std::string>() != "closed") {
+    // The attempts whose lease ran out that this transaction ended.
+    std::vector<std::pair<std::string, std::string>> expired;
+    auto read_row = [&] {
+      row = tx.exec_params(kRouteRow, source, route.name);
+      if (!row[0][4].is_null()) expired.emplace_back(row[0][4].c_str(), row[0][5].c_str());
+    };
+    if (!paced) read_row();
+    if (paced || row[0][0].is_null() || row[0][0].as<std::string>() != "closed") {
       if (tx.exec_params(kLockRoute, source, route.name).empty()) {
         tx.exec_params("INSERT INTO routes (source, route) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                        source, route.name);
         tx.exec_params(kLockRoute, source, route.name);
       }
-      row = tx.exec_params(kRouteRow, source, route.name);
+      read_row();
     }
-    std::set<std::pair<std::string, std::string>> touched;
-    for (const auto& r : tx.exec_params(kExpire, source, route.name)) {
-      touched.emplace(r[0].as<std::string>(), r[1].as<std::string>());
-    }
+    for (const auto& [projects, ids] : expired) tx.exec_params(kSummariseSet, projects, ids);
     std::string state = row[0][0].as<std::string>();
     auto probe_in = std::chrono::milliseconds(row[0][1].as<std::int64_t>());
     auto pace_in = std::chrono::milliseconds(row[0][2].as<std::int64_t>());
@@ -167,13 +188,13 @@ Claim Store::claim_delivery(const std::string& source, const config::Route& rout
     }
     pqxx::result claimed;
     if (may) {
-      claimed = tx.exec_params(std::string(kClaimOne) + kDeliveryColumns, source, route.name,
-                               lease_seconds);
+      static const std::string kClaim =
+          std::string(kClaimOne) + kDeliveryColumns + " FROM claimed d";
+      claimed = tx.exec_params(kClaim, source, route.name, lease_seconds);
     }
     if (!claimed.empty()) {
       Push push;
       push.delivery = read_delivery(claimed[0]);
-      touched.emplace(push.delivery.project_id, push.delivery.job_id);
       if (route.max_per_second > 0) {
         // Attempts begin evenly spaced: the next one no sooner than 1/max_per_second after.
         tx.exec_params(
@@ -183,7 +204,6 @@ Claim Store::claim_delivery(const std::string& source, const config::Route& rout
       }
       out.push = std::move(push);
     }
-    for (const auto& [project, id] : touched) tx.exec_params(kSummarise, project, id);
     if (out.push) {
       out.push->job =
           read_job(tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"),
