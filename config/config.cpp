@@ -343,6 +343,26 @@ void read_database(Reader& r, const YAML::Node& node, Database& db) {
   }
 }
 
+// The required name under `key` of `node`: 1 to 100 of A-Z a-z 0-9 _ - ., not among `seen`
+// (else "duplicate <what> "<name>"<scope>").
+std::string read_name(Reader& r, const YAML::Node& node, const std::string& path, const char* key,
+                      std::set<std::string>& seen, const char* what, const char* scope = "") {
+  std::string at = path + "." + key;
+  const YAML::Node n = node[key];
+  if (!n) {
+    r.error(node, at, "required");
+    return {};
+  }
+  std::optional<std::string> text = r.string(n, at);
+  if (!text) return {};
+  if (!valid_name(*text)) {
+    r.error(n, at, "expected 1 to 100 of A-Z a-z 0-9 _ - .");
+  } else if (!seen.insert(*text).second) {
+    r.error(n, at, std::string("duplicate ") + what + " \"" + *text + "\"" + scope);
+  }
+  return *text;
+}
+
 void read_projects(Reader& r, const YAML::Node& node, std::vector<Project>& projects) {
   if (!node.IsSequence()) {
     r.error(node, "projects", "expected a list");
@@ -354,18 +374,7 @@ void read_projects(Reader& r, const YAML::Node& node, std::vector<Project>& proj
     std::string path = "projects[" + std::to_string(i) + "]";
     if (!r.map(p, path, {"id", "api_keys"})) continue;
     Project project;
-    if (const YAML::Node n = p["id"]) {
-      if (auto text = r.string(n, path + ".id")) {
-        if (!valid_name(*text)) {
-          r.error(n, path + ".id", "expected 1 to 100 of A-Z a-z 0-9 _ - .");
-        } else if (!ids.insert(*text).second) {
-          r.error(n, path + ".id", "duplicate project id \"" + *text + "\"");
-        }
-        project.id = *text;
-      }
-    } else {
-      r.error(p, path + ".id", "required");
-    }
+    project.id = read_name(r, p, path, "id", ids, "project id");
     if (const YAML::Node keys = p["api_keys"]) {
       if (!keys.IsSequence()) {
         r.error(keys, path + ".api_keys", "expected a list");
@@ -565,18 +574,7 @@ void read_routes(Reader& r, const YAML::Node& node, const std::string& path, con
     }
     Route route;
     route.retry = retry;
-    if (const YAML::Node name = n["name"]) {
-      if (auto text = r.string(name, at + ".name")) {
-        if (!valid_name(*text)) {
-          r.error(name, at + ".name", "expected 1 to 100 of A-Z a-z 0-9 _ - .");
-        } else if (!names.insert(*text).second) {
-          r.error(name, at + ".name", "duplicate route name \"" + *text + "\" in this source");
-        }
-        route.name = *text;
-      }
-    } else {
-      r.error(n, at + ".name", "required");
-    }
+    route.name = read_name(r, n, at, "name", names, "route name", " in this source");
     read_endpoint(r, n, at, route);
     if (const YAML::Node types = n["types"]) read_types(r, types, at + ".types", route.types);
     if (const YAML::Node own = n["retry"]) read_retry(r, own, at + ".retry", route.retry);
@@ -814,18 +812,7 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     }
     Source source;
     source.max_body_bytes = server.max_body_bytes;
-    if (const YAML::Node n = s["name"]) {
-      if (auto text = r.string(n, path + ".name")) {
-        if (!valid_name(*text)) {
-          r.error(n, path + ".name", "expected 1 to 100 of A-Z a-z 0-9 _ - .");
-        } else if (!names.insert(*text).second) {
-          r.error(n, path + ".name", "duplicate source name \"" + *text + "\"");
-        }
-        source.name = *text;
-      }
-    } else {
-      r.error(s, path + ".name", "required");
-    }
+    source.name = read_name(r, s, path, "name", names, "source name");
     if (const YAML::Node n = s["provider"]) {
       if (auto text = r.string(n, path + ".provider")) {
         static constexpr std::string_view kProviders[] = {"stripe",  "github", "standard",

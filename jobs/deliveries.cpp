@@ -352,27 +352,21 @@ std::vector<RouteState> Store::route_states(const std::vector<RouteId>& routes) 
   return db_->run("route states", [&](pqxx::work& tx) { return jobs::route_states(tx, routes); });
 }
 
-RouteState Store::pause_route(const RouteId& route) {
-  return db_->run("pause route", [&](pqxx::work& tx) {
-    tx.exec_params(
-        "INSERT INTO routes (source, route, state, reason) VALUES ($1, $2, 'paused', 'paused by "
-        "an operator') ON CONFLICT (source, route) DO UPDATE SET state = 'paused', reason = "
-        "'paused by an operator', updated_at = now()",
-        route.source, route.route);
-    RouteState out = jobs::route_states(tx, {route}).at(0);
-    tx.commit();
-    return out;
-  });
-}
+RouteState Store::pause_route(const RouteId& route) { return operate_route(route, true); }
 
-RouteState Store::resume_route(const RouteId& route) {
-  return db_->run("resume route", [&](pqxx::work& tx) {
+RouteState Store::resume_route(const RouteId& route) { return operate_route(route, false); }
+
+RouteState Store::operate_route(const RouteId& route, bool pause) {
+  return db_->run(pause ? "pause route" : "resume route", [&](pqxx::work& tx) {
+    // A resumed route's breaker is closed too, and its waiting deliveries due at once.
     tx.exec_params(
-        "INSERT INTO routes (source, route) VALUES ($1, $2) ON CONFLICT (source, route) DO "
-        "UPDATE SET state = 'closed', reason = NULL, failures = 0, opened_until = NULL, "
-        "updated_at = now()",
-        route.source, route.route);
-    tx.exec("NOTIFY " + std::string(kWakeChannel));
+        "INSERT INTO routes (source, route, state, reason) VALUES ($1, $2, $3, $4) ON CONFLICT "
+        "(source, route) DO UPDATE SET state = $3, reason = $4, updated_at = now(), failures = "
+        "CASE WHEN $3 = 'closed' THEN 0 ELSE routes.failures END, opened_until = CASE WHEN $3 = "
+        "'closed' THEN NULL ELSE routes.opened_until END",
+        route.source, route.route, pause ? "paused" : "closed",
+        pause ? std::optional<std::string>("paused by an operator") : std::nullopt);
+    if (!pause) tx.exec("NOTIFY " + std::string(kWakeChannel));
     RouteState out = jobs::route_states(tx, {route}).at(0);
     tx.commit();
     return out;

@@ -220,6 +220,8 @@ class Store {
   static int latest_version();
 
  private:
+  RouteState operate_route(const RouteId& route, bool pause);
+
   std::unique_ptr<Database> db_;
 };
 
