@@ -363,7 +363,55 @@ std::string read_name(Reader& r, const YAML::Node& node, const std::string& path
   return *text;
 }
 
-void read_projects(Reader& r, const YAML::Node& node, std::vector<Project>& projects) {
+// A `retention` block over `inherited`, key by key; a key set to null means for ever. With
+// `pruning` (the top level's block), the keys of how pruning runs too.
+void read_retention(Reader& r, const YAML::Node& node, const std::string& path,
+                    Retention& retention, Pruning* pruning) {
+  if (pruning != nullptr) {
+    if (!r.map(node, path,
+               {"payload_days", "dead_payload_days", "delete_days", "interval_seconds",
+                "batch_size"})) {
+      return;
+    }
+    if (const YAML::Node n = node["interval_seconds"]) {
+      if (auto v = r.integer(n, path + ".interval_seconds", 10, 86'400)) {
+        pruning->interval = std::chrono::seconds(*v);
+      }
+    }
+    if (const YAML::Node n = node["batch_size"]) {
+      if (auto v = r.integer(n, path + ".batch_size", 1, 10'000)) {
+        pruning->batch_size = static_cast<int>(*v);
+      }
+    }
+  } else if (!r.map(node, path, {"payload_days", "dead_payload_days", "delete_days"})) {
+    return;
+  }
+  for (auto [key, days] : {std::pair{"payload_days", &retention.payload_days},
+                           std::pair{"dead_payload_days", &retention.dead_payload_days},
+                           std::pair{"delete_days", &retention.delete_days}}) {
+    const YAML::Node n = node[key];
+    if (!n) continue;
+    if (n.IsNull()) {
+      days->reset();
+    } else if (auto v = r.integer(n, path + "." + key, 0, 36'500)) {
+      *days = static_cast<int>(*v);
+    }
+  }
+  // Deleting a row removes its payload too: a shorter payload period would never apply.
+  if (retention.delete_days) {
+    for (auto [key, days] : {std::pair{"payload_days", retention.payload_days},
+                             std::pair{"dead_payload_days", retention.dead_payload_days}}) {
+      if (days && *days > *retention.delete_days) {
+        r.error(node, path,
+                "delete_days (" + std::to_string(*retention.delete_days) + ") must be at least " +
+                    key + " (" + std::to_string(*days) + ")");
+      }
+    }
+  }
+}
+
+void read_projects(Reader& r, const YAML::Node& node, const Retention& retention,
+                   std::vector<Project>& projects) {
   if (!node.IsSequence()) {
     r.error(node, "projects", "expected a list");
     return;
@@ -372,9 +420,13 @@ void read_projects(Reader& r, const YAML::Node& node, std::vector<Project>& proj
   for (std::size_t i = 0; i < node.size(); ++i) {
     const YAML::Node p = node[i];
     std::string path = "projects[" + std::to_string(i) + "]";
-    if (!r.map(p, path, {"id", "api_keys"})) continue;
+    if (!r.map(p, path, {"id", "api_keys", "retention"})) continue;
     Project project;
     project.id = read_name(r, p, path, "id", ids, "project id");
+    project.retention = retention;
+    if (const YAML::Node n = p["retention"]) {
+      read_retention(r, n, path + ".retention", project.retention, nullptr);
+    }
     if (const YAML::Node keys = p["api_keys"]) {
       if (!keys.IsSequence()) {
         r.error(keys, path + ".api_keys", "expected a list");
@@ -807,7 +859,7 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     if (!r.map(s, path,
                {"name", "provider", "project", "secrets", "tolerance_seconds", "max_body_bytes",
                 "key_template", "job_type", "event_id_header", "hmac", "destination", "routes",
-                "retry"})) {
+                "retry", "retention"})) {
       continue;
     }
     Source source;
@@ -830,9 +882,13 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
     }
     if (const YAML::Node n = s["project"]) {
       if (auto text = r.string(n, path + ".project")) {
-        bool found = false;
-        for (const Project& p : projects) found = found || p.id == *text;
-        if (!found) r.error(n, path + ".project", "unknown project \"" + *text + "\"");
+        auto project = std::find_if(projects.begin(), projects.end(),
+                                    [&](const Project& p) { return p.id == *text; });
+        if (project == projects.end()) {
+          r.error(n, path + ".project", "unknown project \"" + *text + "\"");
+        } else {
+          source.retention = project->retention;
+        }
         source.project = *text;
       }
     } else {
@@ -892,6 +948,9 @@ void read_sources(Reader& r, const YAML::Node& node, const Server& server,
       }
     }
     if (const YAML::Node n = s["retry"]) read_retry(r, n, path + ".retry", source.retry);
+    if (const YAML::Node n = s["retention"]) {
+      read_retention(r, n, path + ".retention", source.retention, nullptr);
+    }
     if (const YAML::Node n = s["routes"]) {
       if (s["destination"]) r.error(n, path + ".routes", "a source has routes or a destination");
       read_routes(r, n, path + ".routes", source.retry, source.routes);
@@ -950,6 +1009,13 @@ bool valid_type_pattern(std::string_view pattern) {
          exact.find('*') == std::string_view::npos;
 }
 
+bool Config::prunes() const {
+  return std::any_of(projects.begin(), projects.end(),
+                     [](const Project& p) { return p.retention.prunes(); }) ||
+         std::any_of(sources.begin(), sources.end(),
+                     [](const Source& s) { return s.retention.prunes(); });
+}
+
 bool Route::takes(std::string_view event_type) const {
   if (types.empty()) return true;
   for (std::string_view t : types) {
@@ -994,14 +1060,19 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
     r.error(e.mark, "", e.msg);
     throw Error(r.errors().front());
   }
-  if (r.map(root, "", {"server", "database", "projects", "sources", "workers"})) {
+  if (r.map(root, "", {"server", "database", "retention", "projects", "sources", "workers"})) {
     if (const YAML::Node n = root["server"]) read_server(r, n, config.server);
     if (const YAML::Node n = root["database"]) {
       read_database(r, n, config.database);
     } else {
       r.error(root, "database", "required");
     }
-    if (const YAML::Node n = root["projects"]) read_projects(r, n, config.projects);
+    if (const YAML::Node n = root["retention"]) {
+      read_retention(r, n, "retention", config.retention, &config.pruning);
+    }
+    if (const YAML::Node n = root["projects"]) {
+      read_projects(r, n, config.retention, config.projects);
+    }
     if (const YAML::Node n = root["sources"]) {
       read_sources(r, n, config.server, config.projects, config.sources);
     }

@@ -58,9 +58,31 @@ struct Database {
   bool auto_migrate = true;
 };
 
+// How long an ended job keeps what it holds (docs/operations.md, "Retention"): a number of
+// days, or nullopt for ever.
+struct Retention {
+  // Succeeded and cancelled jobs: their payload and the answers their attempts recorded, counted
+  // from when the job ended. The row and its idempotency key stay.
+  std::optional<int> payload_days;
+  std::optional<int> dead_payload_days;  // the same for dead jobs
+  // Whole rows of ended jobs, their keys with them, counted from when the job was stored.
+  std::optional<int> delete_days;
+
+  bool prunes() const { return payload_days || dead_payload_days || delete_days; }
+  bool operator==(const Retention&) const = default;
+};
+
+// How the gateway applies retention: a pass every `interval`, in transactions of `batch_size`
+// jobs.
+struct Pruning {
+  std::chrono::seconds interval{600};
+  int batch_size = 1000;
+};
+
 struct Project {
   std::string id;
   std::vector<std::array<std::uint8_t, 32>> api_key_sha256;
+  Retention retention;  // its own keys, else the top level's
 };
 
 struct Retry {
@@ -173,6 +195,7 @@ struct Source {
   // Empty: the source's jobs are pulled (SPEC §5). `destination:` is read as one route named
   // "default".
   std::vector<Route> routes;
+  Retention retention;  // its own keys, else its project's
 };
 
 struct Workers {
@@ -186,9 +209,14 @@ struct Workers {
 struct Config {
   Server server;
   Database database;
+  Retention retention;  // the default of every project
+  Pruning pruning;
   std::vector<Project> projects;
   std::vector<Source> sources;
   Workers workers;
+
+  // Whether any project or source has a retention: the gateway then prunes.
+  bool prunes() const;
 };
 
 // Every problem found in a file, one "FILE:LINE:COLUMN: path: message" per line.

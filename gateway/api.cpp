@@ -80,11 +80,17 @@ void write_job_members(Writer& w, const jobs::Job& job, bool claimed) {
   w.Int(job.priority);
   string(w, "idempotency_key");
   optional(w, job.idempotency_key);
-  // The stored bytes are shown as JSON when they are JSON, else as base64.
+  // The stored bytes are shown as JSON when they are JSON, else as base64; a pruned job has
+  // none.
   rapidjson::Document parsed;
-  parsed.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(
-      job.payload.data(), job.payload.size());
-  if (!parsed.HasParseError()) {
+  if (!job.pruned_at) {
+    parsed.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(
+        job.payload.data(), job.payload.size());
+  }
+  if (job.pruned_at) {
+    string(w, "payload");
+    w.Null();
+  } else if (!parsed.HasParseError()) {
     string(w, "payload");
     w.RawValue(job.payload.data(), job.payload.size(), parsed.GetType());
   } else {
@@ -111,6 +117,8 @@ void write_job_members(Writer& w, const jobs::Job& job, bool claimed) {
   optional(w, job.locked_until);
   string(w, "pushed");
   w.Bool(job.pushed);
+  string(w, "pruned_at");
+  optional(w, job.pruned_at);
   if (claimed) {
     string(w, "attempt");
     w.Int(job.attempts);
@@ -207,6 +215,9 @@ Reply changed_reply(const jobs::Changed& c) {
                    {{"status", jobs::to_string(c.job->status)}});
     case jobs::Change::kLeaseLost:
       return error(Outcome::kLeaseLost, {}, {{"status", jobs::to_string(c.job->status)}});
+    case jobs::Change::kPruned:
+      return error(Outcome::kPayloadPruned, "the payload was removed at " + *c.job->pruned_at,
+                   {{"pruned_at", *c.job->pruned_at}});
   }
   return error(Outcome::kInternal);
 }

@@ -24,6 +24,7 @@
 #include "jobs/committer.hpp"
 #include "jobs/enqueue.hpp"
 #include "jobs/pool.hpp"
+#include "jobs/prune.hpp"
 #include "jobs/store.hpp"
 #include "jobs/worker.hpp"
 #include "text/text.hpp"
@@ -70,6 +71,10 @@ Usage:
                                        route. --dry-run counts them. At most 100,000.
   flare-gateway replay show|cancel --config FILE ID
                                        A replay's progress; cancel its waiting deliveries.
+  flare-gateway prune --config FILE [--dry-run]
+                                       Apply the retention now, one pass, as serve does
+                                       every retention.interval_seconds; print what it
+                                       removed. --dry-run counts what it would remove.
   flare-gateway sign --config FILE --source NAME [--body FILE]
                                        Print a curl command that sends a correctly signed
                                        delivery (a sample event unless --body) to source NAME.
@@ -188,9 +193,15 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   if (workers_enabled && config.workers.enabled && !pushed_sources(config).empty()) {
     workers = start_workers(config, &metrics);
   }
+  std::unique_ptr<flare::jobs::Pruner> pruner;
+  if (config.prunes()) {
+    pruner = std::make_unique<flare::jobs::Pruner>(
+        config.database.url, flare::jobs::prune_scopes(config), config.pruning, &metrics);
+  }
   std::thread signals([&] {
     wait_for_stop_signal(stop, [&server] { server.reload_tls(); });
     server.stop();
+    if (pruner) pruner->stop();
     if (workers) workers->stop(config.server.drain_timeout);
   });
   server.run();
@@ -297,6 +308,11 @@ int jobs_command(const std::vector<std::string>& args) {
     return 0;
   }
   flare::jobs::Changed changed = store.retry(job->project_id, id);
+  if (changed.change == flare::jobs::Change::kPruned) {
+    std::cerr << "flare-gateway: job " << id << "'s payload was removed by retention at "
+              << *changed.job->pruned_at << ": it cannot run again\n";
+    return kExitFailure;
+  }
   if (changed.change != flare::jobs::Change::kDone) {
     std::cerr << "flare-gateway: job " << id << " is "
               << flare::jobs::to_string(changed.job->status)
@@ -305,6 +321,26 @@ int jobs_command(const std::vector<std::string>& args) {
   }
   std::cout << "job " << id << " is " << flare::jobs::to_string(changed.job->status)
             << " again, due now\n";
+  return 0;
+}
+
+int prune_command(const std::vector<std::string>& args) {
+  auto opts = options(args, {"--config"}, {"--dry-run"});
+  if (!opts || !opts->count("--config")) return usage_error("prune needs --config FILE");
+  flare::config::Config config = flare::config::load(opts->at("--config"));
+  std::vector<flare::jobs::PruneScope> scopes = flare::jobs::prune_scopes(config);
+  if (scopes.empty()) {
+    std::cout << "no project or source has a retention: nothing is pruned\n";
+    return 0;
+  }
+  bool dry_run = opts->count("--dry-run") > 0;
+  flare::jobs::Store store(config.database.url);
+  auto pruned = store.prune(scopes, config.pruning.batch_size, dry_run, [] { return false; });
+  if (!pruned) {
+    std::cerr << "flare-gateway: another gateway process is pruning now; try again later\n";
+    return kExitFailure;
+  }
+  std::cout << flare::gateway::prune_report(scopes, *pruned, dry_run);
   return 0;
 }
 
@@ -491,9 +527,10 @@ int run(const std::vector<std::string>& args) {
     if (command == "worker") return worker(config, stop);
     return migrate(config);
   }
-  if (command == "jobs" || command == "routes" || command == "replay") {
+  if (command == "jobs" || command == "routes" || command == "replay" || command == "prune") {
     try {
       if (command == "routes") return routes_command(args);
+      if (command == "prune") return prune_command(args);
       if (command == "replay") return replay_command(args);
       return jobs_command(args);
     } catch (const flare::jobs::Unavailable& e) {

@@ -100,13 +100,11 @@ bool Metrics::start_jobs_refresh() {
   return true;
 }
 
-void Metrics::jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts,
+void Metrics::jobs_counted(const jobs::QueueHealth& health,
                            const std::vector<jobs::RouteState>& routes) {
   std::lock_guard lock(mutex_);
   route_states_ = routes;
-  jobs_.clear();
-  for (jobs::Status status : jobs::kStatuses) jobs_[jobs::to_string(status)] = 0;
-  for (auto [status, count] : counts) jobs_[jobs::to_string(status)] = count;
+  health_ = health;
   jobs_read_ = std::chrono::steady_clock::now();
   jobs_refreshing_ = false;
 }
@@ -121,6 +119,11 @@ void Metrics::timed_out(Timeout timeout) {
 }
 
 void Metrics::committed(std::size_t jobs) { batch_sizes_.observe(static_cast<double>(jobs)); }
+
+void Metrics::pruned(std::int64_t payloads, std::int64_t rows) {
+  pruned_payloads_.fetch_add(payloads, std::memory_order_relaxed);
+  pruned_rows_.fetch_add(rows, std::memory_order_relaxed);
+}
 
 void Metrics::database_error() { db_errors_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -153,12 +156,35 @@ std::string Metrics::render() const {
   durations_.render(out, "flare_http_request_duration_seconds");
   header(out, "flare_enqueue_batch_size", "histogram", "Jobs stored per enqueue transaction.");
   batch_sizes_.render(out, "flare_enqueue_batch_size");
-  header(out, "flare_jobs", "gauge",
-         "Jobs by status, read from the database at most every 5 seconds.");
-  for (const auto& [status, n] : jobs_) {
-    out.append("flare_jobs{status=\"").append(status).append("\"} ").append(std::to_string(n));
-    out.append("\n");
+  // Read from the database at most every kJobsMaxAge, with the routes' states.
+  header(out, "flare_queue_depth", "gauge",
+         "Jobs of pull workers and deliveries of push workers, by status.");
+  for (auto [kind, counts] : {std::pair{"pull", &health_.pull}, std::pair{"push", &health_.push}}) {
+    for (std::size_t i = 0; i < counts->size(); ++i) {
+      out.append("flare_queue_depth{kind=\"").append(kind).append("\",status=\"");
+      out.append(jobs::to_string(jobs::kQueueStatuses[i])).append("\"} ");
+      out.append(std::to_string((*counts)[i])).append("\n");
+    }
   }
+  header(out, "flare_queue_oldest_due_seconds", "gauge",
+         "How long the longest-due job (pull) or delivery (push) has been due; 0: none is.");
+  out.append("flare_queue_oldest_due_seconds{kind=\"pull\"} ")
+      .append(std::to_string(health_.pull_oldest_due_seconds))
+      .append("\nflare_queue_oldest_due_seconds{kind=\"push\"} ")
+      .append(std::to_string(health_.push_oldest_due_seconds))
+      .append("\n");
+  header(out, "flare_dead_jobs", "gauge", "Dead jobs whose payload is kept, every project.");
+  out += "flare_dead_jobs " + std::to_string(health_.dead) + "\n";
+  header(out, "flare_table_dead_tuples", "gauge",
+         "Dead tuples of the queue's tables, as autovacuum counts them.");
+  for (const auto& [table, n] : health_.dead_tuples) {
+    out.append("flare_table_dead_tuples{table=\"").append(label(table)).append("\"} ");
+    out.append(std::to_string(n)).append("\n");
+  }
+  header(out, "flare_oldest_transaction_seconds", "gauge",
+         "Age of the oldest transaction holding back vacuum, any session of the database.");
+  out += "flare_oldest_transaction_seconds " +
+         std::to_string(health_.oldest_transaction_seconds) + "\n";
   auto route_labels = [](std::string_view source, std::string_view route) {
     std::string labels = "source=\"";
     labels.append(label(source)).append("\",route=\"").append(label(route)).append("\"");
@@ -208,6 +234,10 @@ std::string Metrics::render() const {
     out.append("flare_timeouts_total{reason=\"").append(timeout_name(static_cast<Timeout>(i)));
     out.append("\"} ").append(std::to_string(timeouts_[i].load())).append("\n");
   }
+  header(out, "flare_pruned_total", "counter",
+         "What retention removed in this process: payloads emptied, rows deleted.");
+  out += "flare_pruned_total{what=\"payloads\"} " + std::to_string(pruned_payloads_.load()) +
+         "\nflare_pruned_total{what=\"rows\"} " + std::to_string(pruned_rows_.load()) + "\n";
   header(out, "flare_db_errors_total", "counter",
          "Contacts with the database that failed: unreachable, restarting, timed out.");
   out += "flare_db_errors_total " + std::to_string(db_errors_.load()) + "\n";

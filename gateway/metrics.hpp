@@ -64,8 +64,7 @@ class Metrics final : public jobs::Observer {
   // True when the job counts are older than kJobsMaxAge and nobody refreshes them yet: the
   // caller then does, and hands the result to jobs_counted (or jobs_count_failed).
   bool start_jobs_refresh();
-  void jobs_counted(const std::vector<std::pair<jobs::Status, std::int64_t>>& counts,
-                    const std::vector<jobs::RouteState>& routes);
+  void jobs_counted(const jobs::QueueHealth& health, const std::vector<jobs::RouteState>& routes);
   void jobs_count_failed();
 
   // A connection closed on a timer.
@@ -78,6 +77,7 @@ class Metrics final : public jobs::Observer {
   void database_unreachable(std::string_view group) override;
   void attempted(std::string_view source, std::string_view route, std::string_view outcome,
                  std::chrono::milliseconds took) override;
+  void pruned(std::int64_t payloads, std::int64_t rows) override;
 
  private:
   // What this process's push workers saw of one route.
@@ -92,7 +92,7 @@ class Metrics final : public jobs::Observer {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Route>> routes_;
   std::vector<jobs::RouteState> route_states_;        // as last read, with the job counts
   std::map<std::string, std::uint64_t> unreachable_;  // by group
-  std::map<std::string_view, std::int64_t> jobs_;     // status → count, as last read
+  jobs::QueueHealth health_;                          // as last read
   std::chrono::steady_clock::time_point jobs_read_{};
   bool jobs_refreshing_ = false;
 
@@ -100,6 +100,8 @@ class Metrics final : public jobs::Observer {
   Histogram<10> batch_sizes_;
   std::atomic<std::uint64_t> db_errors_{0};
   std::array<std::atomic<std::uint64_t>, kTimeouts> timeouts_{};
+  std::atomic<std::int64_t> pruned_payloads_{0};
+  std::atomic<std::int64_t> pruned_rows_{0};
 };
 
 }  // namespace flare::gateway

@@ -39,6 +39,7 @@ enum class Outcome {
   kIdempotencyConflict,
   kLeaseLost,
   kInvalidStatus,
+  kPayloadPruned,
 };
 
 }  // namespace flare::gateway

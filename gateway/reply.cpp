@@ -108,6 +108,9 @@ Row row(Outcome outcome) {
       return {409, "lease_lost", "this lease token is not the job's current lease"};
     case Outcome::kInvalidStatus:
       return {409, "invalid_status", "the job's status does not allow this"};
+    case Outcome::kPayloadPruned:
+      return {409, "payload_pruned",
+              "retention removed the job's payload: it cannot run again"};
   }
   return {500, "internal_error", "unexpected outcome"};
 }

@@ -244,8 +244,8 @@ class Session : public Connection {
       for (const config::Route& r : source.config->routes) routes.push_back({name, r.name});
     }
     context_.pool.submit(
-        [&m, answer, routes = std::move(routes)](jobs::Store& store) {
-          m.jobs_counted(store.count_by_status(), store.route_states(routes));
+        [&m, answer, routes = std::move(routes), &projects = context_.projects](jobs::Store& store) {
+          m.jobs_counted(store.queue_health(projects), store.route_states(routes));
           answer();
         },
         [&m, answer](jobs::Outcome) {

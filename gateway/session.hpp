@@ -79,10 +79,13 @@ struct Context {
         committer(c),
         pool(p),
         metrics(m),
-        bodies(config.server.body_memory_bytes) {}
+        bodies(config.server.body_memory_bytes) {
+    for (const config::Project& project : config.projects) projects.push_back(project.id);
+  }
 
   const config::Server& server;
   const Sources sources;
+  std::vector<std::string> projects;  // their ids
   const Api api;
   jobs::Committer& committer;
   jobs::Pool& pool;

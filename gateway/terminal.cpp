@@ -38,6 +38,25 @@ std::string join(const std::vector<std::string>& p) {
   return out;
 }
 
+// Rows of ASCII cells in columns two spaces apart.
+template <std::size_t N>
+std::string aligned(const std::vector<std::array<std::string, N>>& rows) {
+  std::array<std::size_t, N> width{};
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < N; ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < N; ++c) {
+      line += row[c];
+      if (c + 1 < N) line += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string jobs_table(const std::vector<jobs::Job>& jobs) {
@@ -125,7 +144,9 @@ std::string job_details(const jobs::JobView& view) {
   visible.erase(std::remove_if(visible.begin(), visible.end(),
                                [](char c) { return c == '\n' || c == '\r' || c == '\t'; }),
                 visible.end());
-  if (text::printable_utf8_length(visible)) {
+  if (j.pruned_at) {
+    out += "payload: removed by retention at " + *j.pruned_at + "\n";
+  } else if (text::printable_utf8_length(visible)) {
     out += "payload (" + std::to_string(j.payload.size()) + " bytes):\n" + j.payload + "\n";
   } else {
     out += "payload: " + std::to_string(j.payload.size()) + " bytes, not printable text\n";
@@ -143,20 +164,26 @@ std::string routes_table(const std::vector<jobs::RouteState>& routes) {
                     std::to_string(r.waiting), std::to_string(r.running),
                     r.reason ? join(cell(*r.reason, 60)) : "-"});
   }
-  std::array<std::size_t, 6> width{};
-  for (const auto& row : rows) {
-    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  return aligned(rows);
+}
+
+std::string prune_report(const std::vector<jobs::PruneScope>& scopes,
+                         const std::vector<jobs::Pruned>& pruned, bool dry_run) {
+  std::vector<std::array<std::string, 5>> rows = {
+      {"PROJECT", "SOURCES", "PAYLOADS", "DEAD PAYLOADS", "ROWS"}};
+  std::int64_t payloads = 0, rows_deleted = 0;
+  for (std::size_t i = 0; i < scopes.size(); ++i) {
+    std::string sources;
+    for (const std::string& s : scopes[i].sources) sources.append(sources.empty() ? "" : ",").append(s);
+    if (scopes[i].others) sources = sources.empty() ? "all" : "all but " + sources;
+    rows.push_back({scopes[i].project, sources, std::to_string(pruned[i].payloads),
+                    std::to_string(pruned[i].dead_payloads), std::to_string(pruned[i].rows)});
+    payloads += pruned[i].payloads + pruned[i].dead_payloads;
+    rows_deleted += pruned[i].rows;
   }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      line += row[c];
-      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
-    }
-    out += line + "\n";
-  }
-  return out;
+  return aligned(rows) + (dry_run ? "would empty " : "emptied ") + std::to_string(payloads) +
+         " payloads and " + (dry_run ? "delete " : "deleted ") + std::to_string(rows_deleted) +
+         " jobs\n";
 }
 
 std::string replay_text(const jobs::Replay& r) {

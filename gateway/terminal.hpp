@@ -22,6 +22,10 @@ std::string job_details(const jobs::JobView& view);
 // flight.
 std::string routes_table(const std::vector<jobs::RouteState>& routes);
 
+// What a pass of retention removed (or, `dry_run`, would remove) by scope, and in all.
+std::string prune_report(const std::vector<jobs::PruneScope>& scopes,
+                         const std::vector<jobs::Pruned>& pruned, bool dry_run);
+
 // A replay's target, status and progress, a line each.
 std::string replay_text(const jobs::Replay& replay);
 

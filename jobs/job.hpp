@@ -108,6 +108,9 @@ struct Job {
   // Pushed by its source's routes: its status, attempts, run_at and last_error summarise its
   // deliveries (docs/delivery.md), and pull workers never claim it.
   bool pushed = false;
+  // When retention removed its payload (then empty) and its attempts' answers: it can no
+  // longer run.
+  std::optional<std::string> pruned_at;
 };
 
 // One route's delivery of a pushed job: its own status, attempts, due time and last error.

@@ -14,7 +14,7 @@ const char* const kJobColumns =
     "id::text, project_id, idempotency_key, type, status, attempts, max_attempts, priority, "
     "payload, content_type, source, event_id, last_error, lease_token::text, " FLARE_TS(
         "created_at") ", " FLARE_TS("updated_at") ", " FLARE_TS("run_at") ", " FLARE_TS(
-        "completed_at") ", " FLARE_TS("locked_until") ", pushed";
+        "completed_at") ", " FLARE_TS("locked_until") ", pushed, " FLARE_TS("pruned_at");
 
 std::optional<std::string> nullable(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
@@ -43,6 +43,7 @@ Job read_job(const pqxx::row& r) {
   job.completed_at = nullable(r[17]);
   job.locked_until = nullable(r[18]);
   job.pushed = r[19].as<bool>();
+  job.pruned_at = nullable(r[20]);
   return job;
 }
 
@@ -147,6 +148,7 @@ Changed operate(Database& db, const char* what, const std::string& project, cons
     if (std::find(from.begin(), from.end(), job.status) == from.end()) {
       return Changed{Change::kWrongStatus, job};
     }
+    if (job.pruned_at) return Changed{Change::kPruned, job};
     if (job.pushed) {
       tx.exec_params("UPDATE deliveries SET " + set +
                          " WHERE project_id = $1 AND job_id = $2::uuid AND " + which,
@@ -307,11 +309,52 @@ Changed Store::release(const std::string& project, const std::string& id,
                 project, id, token);
 }
 
-std::vector<std::pair<Status, std::int64_t>> Store::count_by_status() {
-  return db_->run("count", [&](pqxx::work& tx) {
-    std::vector<std::pair<Status, std::int64_t>> out;
-    for (const auto& row : tx.exec("SELECT status, count(*) FROM jobs GROUP BY status")) {
-      out.emplace_back(status_of(row[0].c_str()), row[1].as<std::int64_t>());
+QueueHealth Store::queue_health(const std::vector<std::string>& projects) {
+  return db_->run("queue health", [&](pqxx::work& tx) {
+    QueueHealth out;
+    // Each condition is the predicate of a partial index: ix_jobs_claim and ix_jobs_lease,
+    // ix_deliveries_due and ix_deliveries_running, ix_jobs_ended.
+    pqxx::row r = tx.exec_params1(R"sql(
+SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
+          AND status = 'queued'),
+       (SELECT count(*) FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
+          AND status = 'retrying'),
+       (SELECT count(*) FROM jobs WHERE status = 'running' AND NOT pushed),
+       (SELECT count(*) FROM deliveries WHERE status IN ('queued', 'retrying')
+          AND status = 'queued'),
+       (SELECT count(*) FROM deliveries WHERE status IN ('queued', 'retrying')
+          AND status = 'retrying'),
+       (SELECT count(*) FROM deliveries WHERE status = 'running'),
+       (SELECT extract(epoch FROM now() - min(run_at)) FROM jobs
+          WHERE status IN ('queued', 'retrying') AND NOT pushed AND run_at <= now()),
+       (SELECT extract(epoch FROM now() - min(run_at)) FROM deliveries
+          WHERE status IN ('queued', 'retrying') AND run_at <= now()),
+       (SELECT count(*) FROM jobs WHERE project_id = ANY(string_to_array($1, E'\n'))
+          AND status = 'dead' AND pruned_at IS NULL),
+       (SELECT greatest(0, extract(epoch FROM now() - least(
+          (SELECT min(xact_start) FROM pg_stat_activity
+            WHERE backend_xmin IS NOT NULL OR backend_xid IS NOT NULL),
+          (SELECT min(prepared) FROM pg_prepared_xacts)))))
+)sql",
+                                  joined_types(projects));
+    for (std::size_t i = 0; i < 3; ++i) {
+      out.pull[i] = r[static_cast<int>(i)].as<std::int64_t>();
+      out.push[i] = r[static_cast<int>(i + 3)].as<std::int64_t>();
+    }
+    out.pull_oldest_due_seconds = r[6].is_null() ? 0 : r[6].as<double>();
+    out.push_oldest_due_seconds = r[7].is_null() ? 0 : r[7].as<double>();
+    out.dead = r[8].as<std::int64_t>();
+    out.oldest_transaction_seconds = r[9].is_null() ? 0 : r[9].as<double>();
+    // A partitioned table's figures are its partitions' together.
+    for (const auto& row : tx.exec(R"sql(
+SELECT coalesce(p.relname, s.relname) AS name, sum(s.n_dead_tup)::bigint
+FROM pg_stat_user_tables s
+LEFT JOIN pg_inherits i ON i.inhrelid = s.relid
+LEFT JOIN pg_class p ON p.oid = i.inhparent
+WHERE coalesce(p.relname, s.relname) IN ('jobs', 'deliveries', 'attempts')
+  AND s.schemaname = current_schema()
+GROUP BY 1 ORDER BY 1)sql")) {
+      out.dead_tuples.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
     }
     return out;
   });

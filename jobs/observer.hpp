@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace flare::jobs {
@@ -22,6 +23,8 @@ class Observer {
   // lease_lost or released.
   virtual void attempted(std::string_view source, std::string_view route, std::string_view outcome,
                          std::chrono::milliseconds took) = 0;
+  // A pass of retention emptied `payloads` jobs' payloads and deleted `rows` jobs.
+  virtual void pruned(std::int64_t payloads, std::int64_t rows) = 0;
 };
 
 }  // namespace flare::jobs

@@ -40,7 +40,7 @@ struct Params {
 // newest when the replay began: what comes later is not the replay's).
 std::string picked() {
   return "SELECT j.project_id, j.id FROM jobs j WHERE j.project_id = $1 AND j.id > $9::uuid "
-         "AND j.id <= $10::uuid AND j.source = $2 AND j.pushed AND " +
+         "AND j.id <= $10::uuid AND j.source = $2 AND j.pushed AND j.pruned_at IS NULL AND " +
          takes("j.type", "$4", "$5") +
          " AND ($6::bigint IS NULL OR j.created_at >= 'epoch'::timestamptz + $6::bigint * "
          "interval '1 microsecond') AND ($7::bigint IS NULL OR j.created_at < "

@@ -3,6 +3,7 @@
 // pipelined enqueues are pipeline.hpp's; together the two are all that speaks to the database.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -108,6 +109,42 @@ struct Replay {
   std::string created_at;
 };
 
+// The jobs of one project that one retention applies to: those of `sources`, or, with `others`,
+// those of every other source and of none (the jobs API's).
+struct PruneScope {
+  std::string project;
+  std::vector<std::string> sources;
+  bool others = false;
+  config::Retention retention;
+};
+
+// What a pass of retention removed, or would remove, in one scope.
+struct Pruned {
+  std::int64_t payloads = 0;       // of succeeded and cancelled jobs
+  std::int64_t dead_payloads = 0;  // of dead jobs
+  std::int64_t rows = 0;           // whole jobs, their keys with them
+};
+
+// What an operator watches the queue and its tables by (docs/operations.md). Each figure is read
+// from a partial index or a statistics view, so reading them costs what the queue holds, never
+// the history behind it.
+struct QueueHealth {
+  // Jobs of pull workers and deliveries of push workers: queued, retrying and running.
+  std::array<std::int64_t, 3> pull{};
+  std::array<std::int64_t, 3> push{};
+  // How long the longest-due job (pull) and delivery (push) has been due; 0: none is.
+  double pull_oldest_due_seconds = 0;
+  double push_oldest_due_seconds = 0;
+  std::int64_t dead = 0;  // dead jobs whose payload is kept, of the projects asked for
+  // Dead tuples by table (jobs, deliveries, attempts), as autovacuum counts them.
+  std::vector<std::pair<std::string, std::int64_t>> dead_tuples;
+  // The age of the oldest open or prepared transaction that holds back vacuum's horizon.
+  double oldest_transaction_seconds = 0;
+};
+// The statuses of QueueHealth::pull and push, in order.
+inline constexpr std::array<Status, 3> kQueueStatuses = {Status::kQueued, Status::kRetrying,
+                                                         Status::kRunning};
+
 // How an attempt's record changed its route's breaker.
 struct Recorded {
   bool held = false;   // the delivery's lease still held: its outcome is recorded too
@@ -116,7 +153,7 @@ struct Recorded {
   std::optional<std::string> reason;  // after: why it is open or paused
 };
 
-enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost };
+enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost, kPruned };
 
 struct Changed {
   Change change;
@@ -206,12 +243,19 @@ class Store {
   // routes (as pulled jobs, or by a version without routes). Returns how many it took.
   int adopt(const config::Source& source);
 
+  // One pass of retention over `scopes` (whole rows first, then payloads), `batch_size` jobs a
+  // transaction, under the pruning lock that one gateway process at a time holds: nullopt when
+  // another process held it. Ends early, with what it did, when `stopping` says so between
+  // transactions. `dry_run`: counts what the pass would remove, and removes nothing.
+  std::optional<std::vector<Pruned>> prune(const std::vector<PruneScope>& scopes, int batch_size,
+                                           bool dry_run, const std::function<bool()>& stopping);
+
   // Waits until an enqueue commits anywhere (LISTEN/NOTIFY) or `timeout` passes; true when
   // woken. Use a Store of its own: the connection stays in LISTEN.
   bool wait_for_jobs(std::chrono::milliseconds timeout);
 
-  // How many jobs each status has, over every project (statuses with none are absent).
-  std::vector<std::pair<Status, std::int64_t>> count_by_status();
+  // `projects`: those whose dead jobs are counted.
+  QueueHealth queue_health(const std::vector<std::string>& projects);
 
   // Applies every pending migration under an advisory lock; returns how many it applied.
   int migrate();

@@ -65,11 +65,11 @@ TEST(Migrations, ApplyOnceThenNothing) {
                       "AND collation_name IS NOT NULL AND column_name IN ('project_id', "
                       "'idempotency_key')"),
             "idempotency_key C, project_id C");
-  // Every index an enqueue writes: the listing is served by the primary key (job ids are
-  // time-ordered), not an index of its own.
+  // Every index of the table: the listing is served by the primary key (job ids are
+  // time-ordered), not an index of its own, and only jobs that end write ix_jobs_ended.
   EXPECT_EQ(db.scalar("SELECT string_agg(indexname, ', ' ORDER BY indexname) FROM pg_indexes "
                       "WHERE tablename = 'jobs'"),
-            "ix_jobs_claim, ix_jobs_idempotency, ix_jobs_lease, jobs_pkey");
+            "ix_jobs_claim, ix_jobs_ended, ix_jobs_idempotency, ix_jobs_lease, jobs_pkey");
 }
 
 TEST_F(StoreTest, NewThenDuplicate) {

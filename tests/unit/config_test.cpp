@@ -140,6 +140,43 @@ TEST(Config, Workers) {
       "flare.yaml:2:31: workers.retry.max_ms: must be at least base_ms");
 }
 
+TEST(Config, RetentionIsInheritedKeyByKeyAndNullMeansForEver) {
+  Config c = parse_ok(R"(database: { url: x }
+retention: { payload_days: 30, dead_payload_days: 90, interval_seconds: 60, batch_size: 500 }
+projects:
+  - { id: shop, retention: { payload_days: 7, delete_days: 365 } }
+  - { id: other }
+sources:
+  - { name: a, provider: github, project: shop, secrets: [s] }
+  - { name: b, provider: github, project: shop, secrets: [s], retention: { dead_payload_days: ~ } }
+)");
+  EXPECT_EQ(c.pruning.interval.count(), 60);
+  EXPECT_EQ(c.pruning.batch_size, 500);
+  EXPECT_EQ(c.projects[0].retention, (Retention{7, 90, 365}));
+  EXPECT_EQ(c.projects[1].retention, (Retention{30, 90, std::nullopt}));
+  EXPECT_EQ(c.sources[0].retention, c.projects[0].retention);
+  EXPECT_EQ(c.sources[1].retention, (Retention{7, std::nullopt, 365}));
+  EXPECT_TRUE(c.prunes());
+  Config none = parse_ok("database: { url: x }\nprojects: [{ id: p }]\n");
+  EXPECT_FALSE(none.prunes());
+  EXPECT_EQ(none.pruning.interval.count(), 600);
+  EXPECT_EQ(none.pruning.batch_size, 1000);
+}
+
+TEST(Config, RetentionRefusesWhatItCannotDo) {
+  EXPECT_EQ(errors_of("database: { url: x }\nretention: { payload_days: -1, delete_days: 5, "
+                      "batch_size: 0, keep: 1 }\n"),
+            "flare.yaml:2:63: retention.keep: unknown key\n"
+            "flare.yaml:2:60: retention.batch_size: expected an integer from 1 to 10000\n"
+            "flare.yaml:2:28: retention.payload_days: expected an integer from 0 to 36500");
+  EXPECT_EQ(
+      errors_of("database: { url: x }\nretention: { delete_days: 10 }\nprojects:\n"
+                "  - { id: p, retention: { dead_payload_days: 30, interval_seconds: 60 } }\n"),
+      "flare.yaml:4:50: projects[0].retention.interval_seconds: unknown key\n"
+      "flare.yaml:4:25: projects[0].retention: delete_days (10) must be at least "
+      "dead_payload_days (30)");
+}
+
 TEST(Config, DestinationIsOneRouteThatTakesEveryEvent) {
   std::string base = "database: { url: x }\nprojects: [{ id: p }]\nsources:\n";
   // "whsec_" + base64 of 24 bytes, as Standard Webhooks secrets are made.

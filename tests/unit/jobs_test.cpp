@@ -110,6 +110,7 @@ struct Counts final : Observer {
   void database_unreachable(std::string_view) override { ++outages; }
   void attempted(std::string_view, std::string_view, std::string_view,
                  std::chrono::milliseconds) override {}
+  void pruned(std::int64_t, std::int64_t) override {}
   int errors = 0;
   int outages = 0;
 };
