@@ -374,7 +374,7 @@ void read_retention(Reader& r, const YAML::Node& node, const std::string& path,
       return;
     }
     if (const YAML::Node n = node["interval_seconds"]) {
-      if (auto v = r.integer(n, path + ".interval_seconds", 10, 86'400)) {
+      if (auto v = r.integer(n, path + ".interval_seconds", 1, 86'400)) {
         pruning->interval = std::chrono::seconds(*v);
       }
     }

@@ -74,10 +74,17 @@ TEST(Metrics, ValidAndCountingKnownTraffic) {
   EXPECT_EQ(sample(m, R"(flare_route_attempts_in_flight{source="pushed",route="default"})"), 0);
   EXPECT_EQ(sample(m, R"(flare_route_state{source="pushed",route="default",state="closed"})"), 1);
   EXPECT_EQ(sample(m, R"(flare_route_state{source="pushed",route="default",state="open"})"), 0);
-  // Three jobs stored: two stripe ones still queued (no destination), one delivered.
-  EXPECT_EQ(sample(m, R"(flare_jobs{status="queued"})"), 2);
-  EXPECT_EQ(sample(m, R"(flare_jobs{status="succeeded"})"), 1);
-  EXPECT_EQ(sample(m, R"(flare_jobs{status="dead"})"), 0);
+  // Three jobs stored: two stripe ones waiting for a pull worker, one delivered.
+  EXPECT_EQ(sample(m, R"(flare_queue_depth{kind="pull",status="queued"})"), 2);
+  EXPECT_EQ(sample(m, R"(flare_queue_depth{kind="pull",status="running"})"), 0);
+  EXPECT_EQ(sample(m, R"(flare_queue_depth{kind="push",status="queued"})"), 0);
+  EXPECT_EQ(sample(m, R"(flare_queue_depth{kind="push",status="running"})"), 0);
+  EXPECT_GE(sample(m, R"(flare_queue_oldest_due_seconds{kind="pull"})"), 0);
+  EXPECT_EQ(sample(m, R"(flare_queue_oldest_due_seconds{kind="push"})"), 0);
+  EXPECT_EQ(sample(m, "flare_dead_jobs"), 0);
+  EXPECT_GE(sample(m, R"(flare_table_dead_tuples{table="jobs"})"), 0);
+  EXPECT_GE(sample(m, "flare_oldest_transaction_seconds"), 0);
+  EXPECT_EQ(sample(m, R"(flare_pruned_total{what="payloads"})"), 0);
   // Four enqueues reached the committer (the duplicate included), in at most four batches.
   double batches = sample(m, "flare_enqueue_batch_size_count");
   EXPECT_GE(batches, 1);
@@ -92,7 +99,7 @@ TEST(Metrics, ValidAndCountingKnownTraffic) {
   // The next scrape, within 5 seconds, reuses the counts: the scrape itself is now counted.
   std::string again = scrape(gateway);
   EXPECT_EQ(sample(again, "flare_http_request_duration_seconds_count"), 8);
-  EXPECT_EQ(sample(again, R"(flare_jobs{status="queued"})"), 2);
+  EXPECT_EQ(sample(again, R"(flare_queue_depth{kind="pull",status="queued"})"), 2);
 }
 
 }  // namespace
