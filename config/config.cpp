@@ -321,7 +321,10 @@ void read_server(Reader& r, const YAML::Node& node, Server& server) {
 }
 
 void read_database(Reader& r, const YAML::Node& node, Database& db) {
-  if (!r.map(node, "database", {"url", "pool_size", "committer_lanes", "auto_migrate"})) return;
+  if (!r.map(node, "database",
+             {"url", "pool_size", "committer_lanes", "auto_migrate", "partitions"})) {
+    return;
+  }
   if (const YAML::Node n = node["url"]) {
     if (auto text = r.string(n, "database.url")) {
       if (text->empty()) r.error(n, "database.url", "must not be empty");
@@ -340,6 +343,9 @@ void read_database(Reader& r, const YAML::Node& node, Database& db) {
   }
   if (const YAML::Node n = node["auto_migrate"]) {
     if (auto v = r.boolean(n, "database.auto_migrate")) db.auto_migrate = *v;
+  }
+  if (const YAML::Node n = node["partitions"]) {
+    if (auto v = r.integer(n, "database.partitions", 0, 256)) db.partitions = static_cast<int>(*v);
   }
 }
 

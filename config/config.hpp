@@ -56,6 +56,9 @@ struct Database {
   int pool_size = 4;
   int committer_lanes = 1;
   bool auto_migrate = true;
+  // 0: the jobs table is one table; else it is hash-partitioned by project into this many,
+  // when the first migration creates it (an existing table keeps its layout).
+  int partitions = 0;
 };
 
 // How long an ended job keeps what it holds (docs/operations.md, "Retention"): a number of

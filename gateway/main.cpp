@@ -184,6 +184,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   flare::gateway::Metrics metrics;
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
+  options.partitions = config.database.partitions;
   options.observer = &metrics;
   options.lanes = config.database.committer_lanes;
   flare::jobs::Committer committer(config.database.url, options);
@@ -226,7 +227,7 @@ int worker(const flare::config::Config& config, const sigset_t& stop) {
 
 int migrate(const flare::config::Config& config) {
   flare::jobs::Store store(config.database.url);
-  int applied = store.migrate();
+  int applied = store.migrate(config.database.partitions);
   std::cout << "applied " << applied << " migration(s); schema at version "
             << store.schema_version() << "\n";
   return 0;

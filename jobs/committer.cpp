@@ -179,7 +179,7 @@ void Committer::check_health(Lane& lane) {
   std::optional<Unavailable> unavailable;
   try {
     if (options_.auto_migrate && lane.store.schema_version() < Store::latest_version()) {
-      lane.store.migrate();
+      lane.store.migrate(options_.partitions);
     }
     int version = lane.store.schema_version();
     // Migrations only add (or drop an index an older binary can do without), so a newer schema

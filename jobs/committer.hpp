@@ -33,6 +33,7 @@ struct Result {
 
 struct CommitterOptions {
   bool auto_migrate = true;
+  int partitions = 0;                      // the jobs table's, when migrating creates it
   int lanes = 1;                           // committer threads, each with its own connections
   std::size_t max_batch = 512;             // jobs in one batch
   std::size_t max_batch_bytes = 64 << 20;  // payload bytes in one batch (one job may pass)

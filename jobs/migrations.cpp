@@ -21,10 +21,51 @@ constexpr Migration kMigrations[] = {
 // Concurrent gateways serialise their migrations on this lock; the value is arbitrary.
 constexpr long long kMigrationLock = 0x666c617265;  // "flare"
 
+// Remakes the new, empty jobs table as `partitions` hash partitions by project: the same
+// columns, checks, defaults and indexes (by the same names, so that later migrations name them
+// alike), each partition with the table's storage settings, and the deliveries' foreign key
+// pointing at it again. Every unique index leads with project_id, as partitioning requires.
+std::string partition(int partitions) {
+  return R"sql(
+DO $$
+DECLARE
+  indexes text[];
+  options text[];
+  fk text;
+  def text;
+BEGIN
+  SELECT array_agg(pg_get_indexdef(indexrelid)) INTO indexes FROM pg_index
+    WHERE indrelid = 'jobs'::regclass AND NOT indisprimary;
+  SELECT reloptions INTO options FROM pg_class WHERE oid = 'jobs'::regclass;
+  SELECT conname INTO fk FROM pg_constraint
+    WHERE conrelid = 'deliveries'::regclass AND confrelid = 'jobs'::regclass;
+  EXECUTE format('ALTER TABLE deliveries DROP CONSTRAINT %I', fk);
+  ALTER TABLE jobs RENAME TO jobs_plain;
+  CREATE TABLE jobs (LIKE jobs_plain INCLUDING DEFAULTS INCLUDING CONSTRAINTS
+    INCLUDING COMPRESSION INCLUDING STORAGE) PARTITION BY HASH (project_id);
+  DROP TABLE jobs_plain;
+  ALTER TABLE jobs ADD PRIMARY KEY (project_id, id);
+  FOREACH def IN ARRAY indexes LOOP
+    EXECUTE def;
+  END LOOP;
+  FOR i IN 0..)sql" +
+         std::to_string(partitions - 1) + R"sql( LOOP
+    EXECUTE format('CREATE TABLE %I PARTITION OF jobs FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
+                   'jobs_p' || i, )sql" +
+         std::to_string(partitions) + R"sql(, i);
+    IF options IS NOT NULL THEN
+      EXECUTE format('ALTER TABLE %I SET (%s)', 'jobs_p' || i, array_to_string(options, ', '));
+    END IF;
+  END LOOP;
+  ALTER TABLE deliveries ADD FOREIGN KEY (project_id, job_id) REFERENCES jobs ON DELETE CASCADE;
+END
+$$)sql";
+}
+
 }  // namespace
 
-int Store::migrate() {
-  return db_->run("migrate", [](pqxx::work& tx) {
+int Store::migrate(int partitions) {
+  return db_->run("migrate", [partitions](pqxx::work& tx) {
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLock);
     tx.exec(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -40,6 +81,17 @@ int Store::migrate() {
                      m.name);
       spdlog::info("applied migration {} ({})", m.version, m.name);
       ++applied;
+    }
+    bool partitioned = tx.exec("SELECT relkind = 'p' FROM pg_class WHERE oid = 'jobs'::regclass")
+                           [0][0]
+                               .as<bool>();
+    if (current == 0 && partitions > 0) {
+      tx.exec(partition(partitions));
+      spdlog::info("the jobs table is hash-partitioned by project into {} partitions", partitions);
+    } else if (partitions > 0 && !partitioned) {
+      spdlog::warn(
+          "database.partitions applies when the schema is created: the jobs table stays one "
+          "table (docs/scaling.md says how to move it)");
     }
     tx.commit();
     return applied;

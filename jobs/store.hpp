@@ -257,8 +257,10 @@ class Store {
   // `projects`: those whose dead jobs are counted.
   QueueHealth queue_health(const std::vector<std::string>& projects);
 
-  // Applies every pending migration under an advisory lock; returns how many it applied.
-  int migrate();
+  // Applies every pending migration under an advisory lock; returns how many it applied. When
+  // they create the schema and `partitions` is more than 0, the jobs table is then made
+  // hash-partitioned by project into that many partitions (docs/scaling.md).
+  int migrate(int partitions = 0);
   // The schema version in the database (0 before the first migration) and the binary's own.
   int schema_version();
   static int latest_version();

@@ -11,6 +11,13 @@
 namespace flare::jobs {
 namespace {
 
+// Migrating to the layout the test command asks for.
+CommitterOptions test_options() {
+  CommitterOptions options;
+  options.partitions = test::partitions();
+  return options;
+}
+
 NewJob job(const std::string& key, int max_attempts = 5) {
   NewJob j;
   j.project_id = "shop";
@@ -64,7 +71,7 @@ Result submit_one(Committer& c, NewJob j) {
 
 TEST(Committer, MigratesAndCommitsOne) {
   test::TestDatabase db;
-  Committer c(db.url(), CommitterOptions{});
+  Committer c(db.url(), test_options());
   Result r = submit_one(c, job("k1"));
   EXPECT_EQ(r.outcome, Outcome::kCreated);
   EXPECT_TRUE(c.ready());
@@ -76,7 +83,7 @@ TEST(Committer, MigratesAndCommitsOne) {
 // batches: one sent behind the first on the pipeline, and one with all the rest.
 TEST(Committer, GathersWhatWaitsInTwoBatches) {
   test::TestDatabase db;
-  CommitterOptions one_lane;
+  CommitterOptions one_lane = test_options();
   one_lane.lanes = 1;  // what is waiting goes to one lane, not two
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
@@ -112,7 +119,7 @@ TEST(Committer, GathersWhatWaitsInTwoBatches) {
 // One job the database refuses (here: max_attempts outside its CHECK) fails alone.
 TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
   test::TestDatabase db;
-  CommitterOptions one_lane;
+  CommitterOptions one_lane = test_options();
   one_lane.lanes = 1;  // the bad job shares a batch with a good one, whichever way they split
   Committer c(db.url(), one_lane);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
@@ -138,7 +145,7 @@ TEST(Committer, OneRefusedJobDoesNotFailTheBatch) {
 // own lane: the next job is committed by the other lane meanwhile.
 TEST(Committer, LanesCommitIndependently) {
   test::TestDatabase db;
-  CommitterOptions two_lanes;
+  CommitterOptions two_lanes = test_options();
   two_lanes.lanes = 2;
   Committer c(db.url(), two_lanes);
   ASSERT_EQ(submit_one(c, job("warm-up")).outcome, Outcome::kCreated);
@@ -163,7 +170,7 @@ TEST(Committer, LanesCommitIndependently) {
 
 TEST(Committer, SurvivesDatabaseRestart) {
   test::TestDatabase db;
-  Committer c(db.url(), CommitterOptions{});
+  Committer c(db.url(), test_options());
   Result before = submit_one(c, job("before"));
   ASSERT_EQ(before.outcome, Outcome::kCreated);
 
@@ -184,7 +191,7 @@ TEST(Committer, StopCompletesWhatWasSubmitted) {
   test::TestDatabase db;
   Results results(20);
   {
-    Committer c(db.url(), CommitterOptions{});
+    Committer c(db.url(), test_options());
     for (std::size_t i = 0; i < 20; ++i)
       c.submit(job(std::string("stop-").append(std::to_string(i))), results.slot(i));
     c.stop();

@@ -7,6 +7,7 @@
 
 #include "jobs/store.hpp"
 #include "support/database.hpp"
+#include "support/env.hpp"
 
 namespace flare::jobs {
 namespace {
@@ -44,7 +45,7 @@ class RetentionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = std::make_unique<Store>(db_.url());
-    store_->migrate();
+    store_->migrate(test::partitions());
   }
 
   // Enqueues `key` and takes it to `end` (succeeded or dead) through a pull worker's lease.

@@ -9,6 +9,7 @@
 
 #include "jobs/pipeline.hpp"
 #include "support/database.hpp"
+#include "support/env.hpp"
 
 namespace flare::jobs {
 namespace {
@@ -30,7 +31,7 @@ class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = std::make_unique<Store>(db_.url());
-    store_->migrate();
+    store_->migrate(test::partitions());
   }
   test::TestDatabase db_;
   std::unique_ptr<Store> store_;
@@ -54,10 +55,12 @@ TEST(Migrations, ApplyOnceThenNothing) {
   test::TestDatabase db;
   Store store(db.url());
   EXPECT_EQ(store.schema_version(), 0);
-  EXPECT_EQ(store.migrate(), Store::latest_version());
+  EXPECT_EQ(store.migrate(test::partitions()), Store::latest_version());
   EXPECT_EQ(store.migrate(), 0);
   EXPECT_EQ(store.schema_version(), Store::latest_version());
-  EXPECT_EQ(db.scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_jobs_idempotency'"),
+  // (A partitioned table's index reads "ON ONLY" the parent.)
+  EXPECT_EQ(db.scalar("SELECT replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes WHERE "
+                      "indexname = 'ix_jobs_idempotency'"),
             "CREATE UNIQUE INDEX ix_jobs_idempotency ON public.jobs USING btree (project_id, "
             "idempotency_key) WHERE (idempotency_key IS NOT NULL)");
   EXPECT_EQ(db.scalar("SELECT string_agg(column_name || ' ' || collation_name, ', ' ORDER BY "
@@ -70,6 +73,37 @@ TEST(Migrations, ApplyOnceThenNothing) {
   EXPECT_EQ(db.scalar("SELECT string_agg(indexname, ', ' ORDER BY indexname) FROM pg_indexes "
                       "WHERE tablename = 'jobs'"),
             "ix_jobs_claim, ix_jobs_ended, ix_jobs_idempotency, ix_jobs_lease, jobs_pkey");
+}
+
+TEST(Migrations, PartitionedByProjectWithTheSameIndexesAndKeys) {
+  test::TestDatabase db;
+  Store store(db.url());
+  EXPECT_EQ(store.migrate(4), Store::latest_version());
+  EXPECT_EQ(db.scalar("SELECT relkind FROM pg_class WHERE oid = 'jobs'::regclass"), "p");
+  // Four partitions, each vacuumed as the plain table is.
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                      "WHERE i.inhparent = 'jobs'::regclass AND "
+                      "'autovacuum_vacuum_threshold=20000' = ANY(c.reloptions)"),
+            "4");
+  // The indexes by the names later migrations use, and the deliveries' foreign key.
+  EXPECT_EQ(db.scalar("SELECT string_agg(indexname, ', ' ORDER BY indexname) FROM pg_indexes "
+                      "WHERE tablename = 'jobs'"),
+            "ix_jobs_claim, ix_jobs_ended, ix_jobs_idempotency, ix_jobs_lease, jobs_pkey");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_constraint WHERE conrelid = "
+                      "'deliveries'::regclass AND confrelid = 'jobs'::regclass"),
+            "1");
+  EXPECT_EQ(db.scalar("SELECT collation_name FROM information_schema.columns WHERE table_name = "
+                      "'jobs' AND column_name = 'idempotency_key'"),
+            "C");
+  // A key is one job in every partition's worth of projects.
+  for (const std::string project : {"a", "b", "c", "d", "e"}) {
+    NewJob j = job("webhook:evt_1", project);
+    EXPECT_TRUE(store.enqueue({j})[0].created);
+    EXPECT_FALSE(store.enqueue({j})[0].created);
+  }
+  EXPECT_EQ(db.scalar("SELECT count(DISTINCT tableoid) > 1 FROM jobs"), "t");
+  // Migrating again leaves the layout alone.
+  EXPECT_EQ(store.migrate(4), 0);
 }
 
 TEST_F(StoreTest, NewThenDuplicate) {

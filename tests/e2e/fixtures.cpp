@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "providers/hmac.hpp"
+#include "support/env.hpp"
 
 namespace flare::test {
 
@@ -72,9 +73,8 @@ std::string gateway_config(const std::string& database_url, const std::string& s
   read_timeout_ms: 5000
   trusted_proxies: ["127.0.0.1/32"]
 )" + server_extra +
-         R"(database:
-  url: ")" +
-         database_url + R"("
+         "database:\n  partitions: " + std::to_string(partitions()) + "\n  url: \"" + database_url +
+         R"("
 projects:
   - id: shop
     api_keys: [{ sha256: "0c21e3e42e4e7f8e5804de6e2b86484e5248f6ccae2e4f8bfe962f2f0f621006" }]

@@ -18,6 +18,13 @@ inline std::string require_env(const char* name) {
   return value;
 }
 
+// How many partitions the tests ask the jobs table to have (database.partitions): set
+// FLARE_TEST_PARTITIONS to run them against the partitioned layout; 0, the plain one, without.
+inline int partitions() {
+  const char* value = std::getenv("FLARE_TEST_PARTITIONS");
+  return value == nullptr ? 0 : std::stoi(value);
+}
+
 // "stop"s (a fast shutdown), "crash"es (an immediate one: no checkpoint, recovery from the WAL at
 // the next start) or "start"s the test PostgreSQL server; throws when the command fails.
 inline void postgres(const char* action) {
