@@ -1,0 +1,235 @@
+// The stored-history and held-transaction parts of `bench/run --history`, against a database
+// the script prepared (empty, or filled with finished jobs):
+// - drain URL EVENTS: EVENTS webhooks of 2-4 KB stored by a gateway without workers (8 clients),
+//   then pushed by a `worker` process to one route whose receiver answers 200 at once; from the
+//   first delivery to the last. Prints "DRAIN events=N deliveries=D seconds=S".
+// - held URL BEFORE HELD AFTER RATE: a gateway receives RATE webhooks a second, half pushed to a
+//   route, half pulled by a worker through the jobs API (claim 10, complete each); for HELD
+//   seconds after the first BEFORE a REPEATABLE READ transaction stays open on another
+//   connection, then AFTER seconds more. Every 10 s prints "HELD phase=P t=S webhooks=N
+//   deliveries=N claimed=N claim_p50_ms=X claim_p99_ms=X pull_queued=N push_queued=N
+//   dead_tuples=N oldest_tx_s=X", and at the end "HELDSUM phase=P ..." per phase.
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e/fixtures.hpp"
+#include "support/receiver.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using flare::test::HttpClient;
+
+// A Stripe event of 2-4 KB, as providers send them: the size varies with the id.
+std::string event_body(const std::string& id, std::size_t n) {
+  std::string pad(2000 + (n * 7919) % 2000, 'x');
+  for (std::size_t i = 0; i < pad.size(); i += 7) pad[i] = static_cast<char>('a' + (n + i) % 26);
+  return R"({"id":")" + id + R"(","object":"event","type":"invoice.paid","data":{"object":)" +
+         R"({"amount":1200,"description":")" + pad + R"("}}})";
+}
+
+// A Stripe source of project shop; with `port`, pushed to one route there.
+std::string source(const std::string& name, std::uint16_t port = 0) {
+  std::string out = "  - name: " + name + "\n    provider: stripe\n    project: shop\n" +
+                    "    secrets: [\"" + flare::test::kStripeSecret + "\"]\n";
+  if (port == 0) return out;
+  return out + "    routes:\n      - { name: r, url: \"http://127.0.0.1:" + std::to_string(port) +
+         "/\", secret: \"" + flare::test::kDestinationSecret + "\", timeout_ms: 10000 }\n";
+}
+
+flare::test::Receiver::Handler counting(std::atomic<std::int64_t>& count) {
+  return [&count](flare::test::Receiver&, const flare::test::Received&, std::size_t) {
+    count.fetch_add(1);
+    return flare::test::Answer{};
+  };
+}
+
+bool post(HttpClient& client, const std::string& source, const std::string& id, std::size_t n) {
+  std::string body = event_body(id, n);
+  int status =
+      client.request("POST", "/webhooks/" + source, flare::test::stripe_headers(body), body).status;
+  return status == 202 || status == 200;
+}
+
+int drain(const std::string& url, int events) {
+  std::atomic<std::int64_t> delivered{0};
+  flare::test::Receiver receiver(counting(delivered));
+  std::string config = flare::test::gateway_config(url) + source("fanned", receiver.port());
+  {
+    flare::test::Gateway ingest(config, {"serve", "--no-workers"});
+    std::vector<std::thread> clients;
+    std::atomic<bool> failed{false};
+    for (int c = 0; c < 8; ++c) {
+      clients.emplace_back([&, c] {
+        HttpClient client(ingest.port());
+        for (int i = c; i < events; i += 8) {
+          if (!post(client, "fanned", "evt_drain_" + std::to_string(i), i)) failed = true;
+        }
+      });
+    }
+    for (auto& t : clients) t.join();
+    if (failed) return 1;
+  }
+  flare::test::Gateway worker(config, {"worker"});
+  if (!receiver.wait_for(static_cast<std::size_t>(events), std::chrono::seconds(600))) return 1;
+  std::vector<flare::test::Received> got = receiver.requests();
+  auto [first, last] = std::minmax_element(
+      got.begin(), got.end(), [](const auto& a, const auto& b) { return a.at < b.at; });
+  std::printf("DRAIN events=%d deliveries=%zu seconds=%.3f\n", events, got.size(),
+              std::chrono::duration<double>(last->at - first->at).count());
+  return 0;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+}
+
+// What the threads count, read and reset by the sampler.
+struct Window {
+  std::mutex mutex;
+  std::int64_t webhooks = 0;
+  std::int64_t claimed = 0;
+  std::vector<double> claim_ms;
+};
+
+int held(const std::string& url, int before, int held_for, int after, int rate) {
+  std::atomic<std::int64_t> delivered{0};
+  flare::test::Receiver receiver(counting(delivered));
+  std::string config =
+      flare::test::gateway_config(url) + source("pushed", receiver.port()) + source("pulled");
+  flare::test::Gateway gateway(config);
+  std::atomic<bool> stop{false};
+  Window window;
+
+  std::thread sender([&] {
+    HttpClient client(gateway.port());
+    auto next = Clock::now();
+    for (std::size_t n = 0; !stop; ++n) {
+      std::this_thread::sleep_until(next);
+      next += std::chrono::microseconds(1'000'000 / rate);
+      if (post(client, n % 2 ? "pushed" : "pulled", "evt_held_" + std::to_string(n), n)) {
+        std::lock_guard lock(window.mutex);
+        ++window.webhooks;
+      }
+    }
+  });
+  std::thread puller([&] {
+    HttpClient client(gateway.port());
+    const flare::test::HeaderList auth = {{"Authorization", "Bearer " + flare::test::kShopKey}};
+    while (!stop) {
+      auto began = Clock::now();
+      flare::test::Response r =
+          client.request("POST", "/v1/jobs/claim", auth, R"({"max":10,"lease_seconds":60})");
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - began).count();
+      rapidjson::Document doc;
+      doc.Parse(r.body.c_str());
+      if (r.status != 200 || !doc.IsObject() || !doc.HasMember("jobs")) continue;
+      const auto& jobs = doc["jobs"].GetArray();
+      for (const auto& job : jobs) {
+        client.request("POST", std::string("/v1/jobs/") + job["id"].GetString() + "/complete",
+                       auth,
+                       std::string(R"({"lease_token":")") + job["lease_token"].GetString() + "\"}");
+      }
+      {
+        std::lock_guard lock(window.mutex);
+        window.claimed += jobs.Size();
+        window.claim_ms.push_back(ms);
+      }
+      if (jobs.Empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+
+  struct Phase {
+    const char* name;
+    int seconds;
+  };
+  const Phase phases[] = {{"before", before}, {"held", held_for}, {"after", after}};
+  std::unique_ptr<pqxx::connection> holder;
+  std::unique_ptr<pqxx::work> snapshot;
+  int t = 0;
+  std::int64_t last_delivered = 0;
+  for (const Phase& phase : phases) {
+    if (std::string(phase.name) == "held") {
+      holder = std::make_unique<pqxx::connection>(url);
+      snapshot = std::make_unique<pqxx::work>(*holder);
+      snapshot->exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+      snapshot->exec("SELECT count(*) FROM routes");  // takes the snapshot
+    } else if (snapshot) {
+      snapshot->abort();
+      snapshot.reset();
+      holder.reset();
+    }
+    std::int64_t sum_webhooks = 0, sum_deliveries = 0, sum_claimed = 0;
+    std::vector<double> all_ms;
+    for (int s = 0; s < phase.seconds; s += 10) {
+      int step = std::min(10, phase.seconds - s);
+      std::this_thread::sleep_for(std::chrono::seconds(step));
+      t += step;
+      Window w;
+      {
+        std::lock_guard lock(window.mutex);
+        std::swap(w.webhooks, window.webhooks);
+        std::swap(w.claimed, window.claimed);
+        std::swap(w.claim_ms, window.claim_ms);
+      }
+      std::int64_t now_delivered = delivered.load();
+      std::string m = flare::test::request_once(gateway.port(), "GET", "/metrics").body;
+      std::printf(
+          "HELD phase=%s t=%d webhooks=%lld deliveries=%lld claimed=%lld claim_p50_ms=%.2f "
+          "claim_p99_ms=%.2f pull_queued=%.0f push_queued=%.0f dead_tuples=%.0f "
+          "oldest_tx_s=%.0f\n",
+          phase.name, t, static_cast<long long>(w.webhooks),
+          static_cast<long long>(now_delivered - last_delivered),
+          static_cast<long long>(w.claimed), percentile(w.claim_ms, 0.5),
+          percentile(w.claim_ms, 0.99),
+          flare::test::sample(m, R"(flare_queue_depth{kind="pull",status="queued"})"),
+          flare::test::sample(m, R"(flare_queue_depth{kind="push",status="queued"})"),
+          flare::test::sample(m, R"(flare_table_dead_tuples{table="jobs"})"),
+          flare::test::sample(m, "flare_oldest_transaction_seconds"));
+      std::fflush(stdout);
+      sum_webhooks += w.webhooks;
+      sum_deliveries += now_delivered - last_delivered;
+      sum_claimed += w.claimed;
+      all_ms.insert(all_ms.end(), w.claim_ms.begin(), w.claim_ms.end());
+      last_delivered = now_delivered;
+    }
+    std::printf(
+        "HELDSUM phase=%s seconds=%d webhooks_per_s=%.0f deliveries_per_s=%.0f claimed_per_s=%.0f "
+        "claim_p50_ms=%.2f claim_p99_ms=%.2f\n",
+        phase.name, phase.seconds, static_cast<double>(sum_webhooks) / phase.seconds,
+        static_cast<double>(sum_deliveries) / phase.seconds,
+        static_cast<double>(sum_claimed) / phase.seconds, percentile(all_ms, 0.5),
+        percentile(all_ms, 0.99));
+    std::fflush(stdout);
+  }
+  stop = true;
+  sender.join();
+  puller.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 3 && args[0] == "drain") return drain(args[1], std::stoi(args[2]));
+  if (args.size() == 6 && args[0] == "held") {
+    return held(args[1], std::stoi(args[2]), std::stoi(args[3]), std::stoi(args[4]),
+                std::stoi(args[5]));
+  }
+  std::fprintf(stderr,
+               "usage: history drain URL EVENTS | held URL BEFORE HELD AFTER RATE\n");
+  return 2;
+}
