@@ -3,8 +3,8 @@
 // - drain URL EVENTS: EVENTS webhooks of 2-4 KB stored by a gateway without workers (8 clients),
 //   then pushed by a `worker` process to one route whose receiver answers 200 at once; from the
 //   first delivery to the last. Prints "DRAIN events=N deliveries=D seconds=S".
-// - held URL BEFORE HELD AFTER RATE: a gateway receives RATE webhooks a second, half pushed to a
-//   route, half pulled by a worker through the jobs API (claim 10, complete each); for HELD
+// - held URL BEFORE HELD AFTER RATE: a gateway receives RATE webhooks a second (8 clients), half
+//   pushed to a route, half pulled by a worker through the jobs API (claim 10, complete each); for HELD
 //   seconds after the first BEFORE a REPEATABLE READ transaction stays open on another
 //   connection, then AFTER seconds more. Every 10 s prints "HELD phase=P t=S webhooks=N
 //   deliveries=N claimed=N claim_p50_ms=X claim_p99_ms=X pull_queued=N push_queued=N
@@ -113,18 +113,23 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
   std::atomic<bool> stop{false};
   Window window;
 
-  std::thread sender([&] {
-    HttpClient client(gateway.port());
-    auto next = Clock::now();
-    for (std::size_t n = 0; !stop; ++n) {
-      std::this_thread::sleep_until(next);
-      next += std::chrono::microseconds(1'000'000 / rate);
-      if (post(client, n % 2 ? "pushed" : "pulled", "evt_held_" + std::to_string(n), n)) {
-        std::lock_guard lock(window.mutex);
-        ++window.webhooks;
+  // Eight senders, each an eighth of the rate: one waits for each commit in turn.
+  constexpr int kSenders = 8;
+  std::vector<std::thread> senders;
+  for (int s = 0; s < kSenders; ++s) {
+    senders.emplace_back([&, s] {
+      HttpClient client(gateway.port());
+      auto next = Clock::now();
+      for (std::size_t n = static_cast<std::size_t>(s); !stop; n += kSenders) {
+        std::this_thread::sleep_until(next);
+        next += std::chrono::microseconds(1'000'000 * kSenders / rate);
+        if (post(client, n % 2 ? "pushed" : "pulled", "evt_held_" + std::to_string(n), n)) {
+          std::lock_guard lock(window.mutex);
+          ++window.webhooks;
+        }
       }
-    }
-  });
+    });
+  }
   std::thread puller([&] {
     HttpClient client(gateway.port());
     const flare::test::HeaderList auth = {{"Authorization", "Bearer " + flare::test::kShopKey}};
@@ -215,7 +220,7 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
     std::fflush(stdout);
   }
   stop = true;
-  sender.join();
+  for (auto& s : senders) s.join();
   puller.join();
   return 0;
 }

@@ -5,10 +5,10 @@
 # partitions), each empty and filled with ROWS finished webhook jobs, every one pushed to a route
 # with its delivery and its attempt, as months of traffic leave them: the newest tenth ended
 # within the last 30 days and keeps its 2-4 KB payload, the rest ended up to 200 days ago and
-# were pruned. Against each, in this one run: ingestion (wrk, as bench/run measures it) and a
-# push drain (bench/history drain). Then, on the filled plain table, ingestion while the gateway
-# prunes, and a REPEATABLE READ transaction held open while webhooks come and go
-# (bench/history held).
+# were pruned. First, on the filled plain table, a REPEATABLE READ transaction held open while
+# webhooks come and go (bench/history held); then against each database, in this one run:
+# ingestion (wrk, as bench/run measures it) and a push drain (bench/history drain); last,
+# ingestion into the filled plain table while the gateway prunes.
 ROWS=${BENCH_HISTORY_ROWS:-20000000}
 DRAIN_EVENTS=20000
 HELD_PHASES="60 120 60"
@@ -64,39 +64,41 @@ table_bytes() {  # table_bytes DATABASE
 }
 
 fill_database() {  # fill_database DATABASE: ROWS jobs; records the bytes per million
-  local from=1 began=$SECONDS pruned_bytes
+  local from=1 began=$SECONDS pruned_bytes n
   while [ $from -le $((ROWS - RECENT)) ]; do
-    fill "$1" $from $(( CHUNK < ROWS - RECENT - from + 1 ? CHUNK : ROWS - RECENT - from + 1 )) pruned
-    from=$((from + CHUNK))
+    n=$(( CHUNK < ROWS - RECENT - from + 1 ? CHUNK : ROWS - RECENT - from + 1 ))
+    fill "$1" $from $n pruned
+    from=$((from + n))
   done
   pruned_bytes=$(table_bytes "$1")
   while [ $from -le "$ROWS" ]; do
-    fill "$1" $from $(( CHUNK < ROWS - from + 1 ? CHUNK : ROWS - from + 1 )) payload
-    from=$((from + CHUNK))
+    n=$(( CHUNK < ROWS - from + 1 ? CHUNK : ROWS - from + 1 ))
+    fill "$1" $from $n payload
+    from=$((from + n))
   done
   psql_ -d "$1" -c "VACUUM ANALYZE jobs" -c "VACUUM ANALYZE deliveries" -c "VACUUM ANALYZE attempts"
   psql_ -c CHECKPOINT
   local all
   all=$(table_bytes "$1")
-  record "fill-$1" "seconds=$((SECONDS - began)) pruned_mb_per_million=$(calc "$pruned_bytes / ($ROWS - $RECENT) / 1.048576")" \
-    "payload_mb_per_million=$(calc "($all - $pruned_bytes) / $RECENT / 1.048576")" \
-    "total_gb=$(calc "$all / 1073741824")"
+  record "fill-$1" "seconds=$((SECONDS - began)) pruned_mb_per_million=$(calc "$pruned_bytes / ($ROWS - $RECENT) / 1.048576") payload_mb_per_million=$(calc "($all - $pruned_bytes) / $RECENT / 1.048576") total_gb=$(calc "$all / 1073741824")"
 }
 
 # Ingestion, as bench/run measures the gateway, RUNS times against DATABASE.
 ingest() {  # ingest DATABASE LABEL [CONFIG_EXTRA]
-  history_config "$1" "${3:-}" > "$WORK/$2.yaml"
-  "$BIN" serve --config "$WORK/$2.yaml" > "$WORK/$2.log" 2>&1 &
-  local gw=$! run line
+  local db=$1 label=$2 run line stored
+  history_config "$db" "${3:-}" > "$WORK/$label.yaml"
+  "$BIN" serve --config "$WORK/$label.yaml" > "$WORK/$label.log" 2>&1 &
+  local gw=$!
   PIDS+=("$gw")
   wait_for_port "$GATEWAY_PORT"
   for run in $(seq "$RUNS"); do
-    line=$(drive "$GATEWAY_PORT" /webhooks/stripe "$2$run" mixed "" "$gw")
-    set -- $(rows_of "$1" "$2$run")
-    record "$2" "$line rows=$1 distinct=$2"
+    line=$(drive "$GATEWAY_PORT" /webhooks/stripe "$label$run" mixed "" "$gw")
+    stored=($(rows_of "$db" "$label$run"))
+    record "$label" "$line rows=${stored[0]} distinct=${stored[1]}"
   done
   kill -TERM "$gw"
   wait "$gw" || true
+  set -- "$db" "$label"
   record "$2-pruned" "payloads=$(sed -n 's/.*retention: emptied \([0-9]*\) payloads.*/\1/p' "$WORK/$2.log" | awk '{n += $1} END {print n + 0}')"
   psql_ -c CHECKPOINT
 }
@@ -126,6 +128,11 @@ done
 fill_database plainfull
 fill_database partfull
 
+echo "==> plainfull: a REPEATABLE READ transaction held open (phases $HELD_PHASES s, $HELD_RATE webhooks/s)"
+FLARE_BINARY="$BIN" "$HISTORY_BIN" held "host=$WORK dbname=plainfull user=postgres" \
+  $HELD_PHASES "$HELD_RATE" > "$WORK/held.out"
+psql_ -c CHECKPOINT
+
 for db in plain plainfull part partfull; do
   echo "==> $db: ingestion and a drain of $DRAIN_EVENTS events"
   ingest $db "h$db"
@@ -135,9 +142,6 @@ done
 echo "==> plainfull: ingestion while the gateway prunes (payload_days: 1)"
 ingest plainfull hprune "retention: { payload_days: 1, interval_seconds: 10 }"
 
-echo "==> plainfull: a REPEATABLE READ transaction held open (phases $HELD_PHASES s, $HELD_RATE webhooks/s)"
-FLARE_BINARY="$BIN" "$HISTORY_BIN" held "host=$WORK dbname=plainfull user=postgres" \
-  $HELD_PHASES "$HELD_RATE" > "$WORK/held.out"
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); PostgreSQL $(psql_ -c 'SHOW server_version'), fsync on, synchronous_commit on, shared_buffers $(psql_ -c 'SHOW shared_buffers')"

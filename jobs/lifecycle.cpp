@@ -239,11 +239,19 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
             " AND status = 'running' AND locked_until < now() AND attempts >= "
             "max_attempts",
         scope.project, types, sources);
+    // Due jobs and jobs whose lease ran out, each found by its own partial index in the order
+    // the claim takes them (ix_jobs_claim, ix_jobs_lease): as one condition with OR, the
+    // planner read and sorted every waiting job of the project, 0.6 s with 270,000 waiting.
     pqxx::result r = tx.exec_params(
-        "WITH due AS (SELECT project_id AS due_project, id AS due_id FROM jobs WHERE " + in_scope +
-            " AND ((status IN ('queued', 'retrying') AND run_at <= now()) OR (status = "
-            "'running' AND locked_until < now())) ORDER BY priority DESC, run_at LIMIT $4 FOR "
-            "UPDATE SKIP LOCKED) " +
+        "WITH waiting AS (SELECT project_id, id, priority, run_at FROM jobs WHERE " + in_scope +
+            " AND status IN ('queued', 'retrying') AND run_at <= now() ORDER BY priority DESC, "
+            "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), expired AS (SELECT project_id, id, "
+            "priority, run_at FROM jobs WHERE " +
+            in_scope +
+            " AND status = 'running' AND locked_until < now() ORDER BY locked_until LIMIT $4 FOR "
+            "UPDATE SKIP LOCKED), due AS (SELECT project_id AS due_project, id AS due_id FROM "
+            "(SELECT * FROM waiting UNION ALL SELECT * FROM expired) both_kinds ORDER BY "
+            "priority DESC, run_at LIMIT $4) " +
             update_job("status = 'running', attempts = attempts + 1, lease_token = "
                        "gen_random_uuid(), locked_until = now() + make_interval(secs => "
                        "$5::double precision), updated_at = now() FROM due WHERE project_id = "
