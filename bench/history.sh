@@ -36,7 +36,7 @@ CREATE TEMP TABLE chunk AS
 SELECT g, t,
        (left(h, 8) || '-' || substr(h, 9, 4) || '-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid AS id
 FROM generate_series($2, $2 + $3 - 1) g,
-     LATERAL (SELECT now() - interval '200 days' + (interval '200 days' * g / $ROWS) AS t) x,
+     LATERAL (SELECT now() - interval '200 days' + (interval '200 days' * (g::float8 / $ROWS)) AS t) x,
      LATERAL (SELECT lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') AS h) y;
 INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source, event_id,
                   status, attempts, max_attempts, attempt_allowance, run_at, created_at,
