@@ -91,27 +91,27 @@ void Metrics::request(const std::string* source, std::string_view outcome,
   ++webhooks_[{*source, outcome}];
 }
 
-bool Metrics::start_jobs_refresh() {
+bool Metrics::start_readings_refresh() {
   std::lock_guard lock(mutex_);
-  if (jobs_refreshing_ || std::chrono::steady_clock::now() - jobs_read_ < kJobsMaxAge) {
+  if (refreshing_readings_ || std::chrono::steady_clock::now() - readings_at_ < kReadingsMaxAge) {
     return false;
   }
-  jobs_refreshing_ = true;
+  refreshing_readings_ = true;
   return true;
 }
 
-void Metrics::jobs_counted(const jobs::QueueHealth& health,
-                           const std::vector<jobs::RouteState>& routes) {
+void Metrics::readings_taken(const jobs::QueueHealth& health,
+                             const std::vector<jobs::RouteState>& routes) {
   std::lock_guard lock(mutex_);
   route_states_ = routes;
   health_ = health;
-  jobs_read_ = std::chrono::steady_clock::now();
-  jobs_refreshing_ = false;
+  readings_at_ = std::chrono::steady_clock::now();
+  refreshing_readings_ = false;
 }
 
-void Metrics::jobs_count_failed() {
+void Metrics::readings_failed() {
   std::lock_guard lock(mutex_);
-  jobs_refreshing_ = false;
+  refreshing_readings_ = false;
 }
 
 void Metrics::timed_out(Timeout timeout) {
@@ -156,7 +156,7 @@ std::string Metrics::render() const {
   durations_.render(out, "flare_http_request_duration_seconds");
   header(out, "flare_enqueue_batch_size", "histogram", "Jobs stored per enqueue transaction.");
   batch_sizes_.render(out, "flare_enqueue_batch_size");
-  // Read from the database at most every kJobsMaxAge, with the routes' states.
+  // Read from the database at most every kReadingsMaxAge, with the routes' states.
   header(out, "flare_queue_depth", "gauge",
          "Jobs of pull workers and deliveries of push workers, by status.");
   for (auto [kind, counts] : {std::pair{"pull", &health_.pull}, std::pair{"push", &health_.push}}) {
@@ -173,7 +173,8 @@ std::string Metrics::render() const {
       .append("\nflare_queue_oldest_due_seconds{kind=\"push\"} ")
       .append(std::to_string(health_.push_oldest_due_seconds))
       .append("\n");
-  header(out, "flare_dead_jobs", "gauge", "Dead jobs whose payload is kept, every project.");
+  header(out, "flare_dead_jobs", "gauge",
+         "Dead jobs whose payload is kept, every configured project.");
   out += "flare_dead_jobs " + std::to_string(health_.dead) + "\n";
   header(out, "flare_table_dead_tuples", "gauge",
          "Dead tuples of the queue's tables, as autovacuum counts them.");
@@ -182,9 +183,10 @@ std::string Metrics::render() const {
     out.append(std::to_string(n)).append("\n");
   }
   header(out, "flare_oldest_transaction_seconds", "gauge",
-         "Age of the oldest transaction holding back vacuum, any session of the database.");
-  out += "flare_oldest_transaction_seconds " +
-         std::to_string(health_.oldest_transaction_seconds) + "\n";
+         "Age of the oldest transaction of a client session of this database: vacuum keeps "
+         "what it may still see.");
+  out += "flare_oldest_transaction_seconds " + std::to_string(health_.oldest_transaction_seconds) +
+         "\n";
   auto route_labels = [](std::string_view source, std::string_view route) {
     std::string labels = "source=\"";
     labels.append(label(source)).append("\",route=\"").append(label(route)).append("\"");
@@ -207,13 +209,13 @@ std::string Metrics::render() const {
                         route_labels(key.first, key.second));
   }
   header(out, "flare_route_deliveries_waiting", "gauge",
-         "Deliveries queued or retrying, by route, read with the job counts.");
+         "Deliveries queued or retrying, by route, read with the queue.");
   for (const jobs::RouteState& s : route_states_) {
     out.append("flare_route_deliveries_waiting{").append(route_labels(s.source, s.route));
     out.append("} ").append(std::to_string(s.waiting)).append("\n");
   }
   header(out, "flare_route_attempts_in_flight", "gauge",
-         "Push attempts under way over every process, by route, read with the job counts.");
+         "Push attempts under way over every process, by route, read with the queue.");
   for (const jobs::RouteState& s : route_states_) {
     out.append("flare_route_attempts_in_flight{").append(route_labels(s.source, s.route));
     out.append("} ").append(std::to_string(s.running)).append("\n");

@@ -50,8 +50,9 @@ std::string_view timeout_name(Timeout timeout);
 
 class Metrics final : public jobs::Observer {
  public:
-  // How long the job counts of flare_jobs may be reused before the next scrape refreshes them.
-  static constexpr std::chrono::seconds kJobsMaxAge{5};
+  // How long the readings from the database (the queue's, the tables', the routes') may be
+  // reused before the next scrape refreshes them.
+  static constexpr std::chrono::seconds kReadingsMaxAge{5};
 
   Metrics();
 
@@ -61,11 +62,11 @@ class Metrics final : public jobs::Observer {
   void request(const std::string* source, std::string_view outcome,
                std::chrono::steady_clock::duration took);
 
-  // True when the job counts are older than kJobsMaxAge and nobody refreshes them yet: the
-  // caller then does, and hands the result to jobs_counted (or jobs_count_failed).
-  bool start_jobs_refresh();
-  void jobs_counted(const jobs::QueueHealth& health, const std::vector<jobs::RouteState>& routes);
-  void jobs_count_failed();
+  // True when the readings are older than kReadingsMaxAge and nobody refreshes them yet: the
+  // caller then does, and hands the result to readings_taken (or readings_failed).
+  bool start_readings_refresh();
+  void readings_taken(const jobs::QueueHealth& health, const std::vector<jobs::RouteState>& routes);
+  void readings_failed();
 
   // A connection closed on a timer.
   void timed_out(Timeout timeout);
@@ -90,11 +91,11 @@ class Metrics final : public jobs::Observer {
   mutable std::mutex mutex_;
   std::map<std::pair<std::string_view, std::string_view>, std::uint64_t> webhooks_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Route>> routes_;
-  std::vector<jobs::RouteState> route_states_;        // as last read, with the job counts
+  std::vector<jobs::RouteState> route_states_;        // as last read, with the queue
   std::map<std::string, std::uint64_t> unreachable_;  // by group
   jobs::QueueHealth health_;                          // as last read
-  std::chrono::steady_clock::time_point jobs_read_{};
-  bool jobs_refreshing_ = false;
+  std::chrono::steady_clock::time_point readings_at_{};
+  bool refreshing_readings_ = false;
 
   Histogram<14> durations_;
   Histogram<10> batch_sizes_;

@@ -230,11 +230,11 @@ class Session : public Connection {
     }
   }
 
-  // Answers with the metrics; when the job counts are due for a refresh, after reading them on
-  // the database pool (never on this thread), or after failing to.
+  // Answers with the metrics; when the readings from the database are due for a refresh, after
+  // reading them on the database pool (never on this thread), or after failing to.
   void scrape() {
     Metrics& m = context_.metrics;
-    if (!m.start_jobs_refresh()) return respond(metrics_reply());
+    if (!m.start_readings_refresh()) return respond(metrics_reply());
     auto self = derived().shared_from_this();
     auto answer = [self] {
       self->loop_.mailbox.post([self] { self->respond(self->metrics_reply()); });
@@ -244,12 +244,13 @@ class Session : public Connection {
       for (const config::Route& r : source.config->routes) routes.push_back({name, r.name});
     }
     context_.pool.submit(
-        [&m, answer, routes = std::move(routes), &projects = context_.projects](jobs::Store& store) {
-          m.jobs_counted(store.queue_health(projects), store.route_states(routes));
+        [&m, answer, routes = std::move(routes),
+         &projects = context_.projects](jobs::Store& store) {
+          m.readings_taken(store.queue_health(projects), store.route_states(routes));
           answer();
         },
         [&m, answer](jobs::Outcome) {
-          m.jobs_count_failed();
+          m.readings_failed();
           answer();
         });
   }

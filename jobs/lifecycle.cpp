@@ -239,17 +239,21 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
             " AND status = 'running' AND locked_until < now() AND attempts >= "
             "max_attempts",
         scope.project, types, sources);
-    // Due jobs and jobs whose lease ran out, each found by its own partial index in the order
-    // the claim takes them (ix_jobs_claim, ix_jobs_lease): as one condition with OR, the
-    // planner read and sorted every waiting job of the project, 0.6 s with 270,000 waiting.
+    // Due jobs and jobs whose lease ran out, each found by its own partial index
+    // (ix_jobs_claim, ix_jobs_lease), at most `max` of each, locked as they are found so that
+    // concurrent claims take the next ones; the best `max` of the two are claimed and the rest
+    // go back when the transaction ends (leases run out rarely: usually none). As one condition
+    // with OR, the planner read and sorted every waiting job of the project: 96 ms with 300,000
+    // waiting on an idle server, 0.6 s a claim under load.
     pqxx::result r = tx.exec_params(
         "WITH waiting AS (SELECT project_id, id, priority, run_at FROM jobs WHERE " + in_scope +
             " AND status IN ('queued', 'retrying') AND run_at <= now() ORDER BY priority DESC, "
             "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), expired AS (SELECT project_id, id, "
             "priority, run_at FROM jobs WHERE " +
             in_scope +
-            " AND status = 'running' AND locked_until < now() ORDER BY locked_until LIMIT $4 FOR "
-            "UPDATE SKIP LOCKED), due AS (SELECT project_id AS due_project, id AS due_id FROM "
+            " AND status = 'running' AND locked_until < now() ORDER BY priority DESC, run_at "
+            "LIMIT $4 FOR UPDATE SKIP LOCKED), due AS (SELECT project_id AS due_project, id AS "
+            "due_id FROM "
             "(SELECT * FROM waiting UNION ALL SELECT * FROM expired) both_kinds ORDER BY "
             "priority DESC, run_at LIMIT $4) " +
             update_job("status = 'running', attempts = attempts + 1, lease_token = "
@@ -341,7 +345,8 @@ SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued', 'retrying') AND NOT
           AND status = 'dead' AND pruned_at IS NULL),
        (SELECT greatest(0, extract(epoch FROM now() - least(
           (SELECT min(xact_start) FROM pg_stat_activity
-            WHERE backend_xmin IS NOT NULL OR backend_xid IS NOT NULL),
+            WHERE datname = current_database() AND backend_type = 'client backend'
+              AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)),
           (SELECT min(prepared) FROM pg_prepared_xacts)))))
 )sql",
                                   joined_types(projects));

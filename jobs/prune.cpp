@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "jobs/database.hpp"
@@ -48,10 +49,13 @@ std::string joined(const std::vector<std::string>& names) {
 std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& scopes,
                                                 int batch_size, bool dry_run,
                                                 const std::function<bool()>& stopping) {
+  // Walks the ids in order from $6, the last one the previous batch deleted: what a batch
+  // passed over and kept (a job still waiting, another source's) is not read again in the pass.
   const std::string kDelete = "WITH picked AS (SELECT j.project_id, j.id FROM jobs j WHERE " +
                               stored_before() +
-                              " ORDER BY j.id LIMIT $5 FOR UPDATE SKIP LOCKED) DELETE FROM jobs "
-                              "j USING picked p WHERE j.project_id = p.project_id AND j.id = p.id";
+                              " AND j.id > $6::uuid ORDER BY j.id LIMIT $5 FOR UPDATE SKIP "
+                              "LOCKED) DELETE FROM jobs j USING picked p WHERE j.project_id = "
+                              "p.project_id AND j.id = p.id RETURNING j.id::text";
   // The answers attempts recorded go with the payload: a destination's reply can quote it.
   const std::string kEmpty =
       "WITH picked AS (SELECT j.project_id, j.id FROM jobs j WHERE " + ended_before() +
@@ -61,24 +65,31 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
       "j.project_id = p.project_id AND j.id = p.id";
 
   std::vector<Pruned> out(scopes.size());
-  bool held = true;     // false once another process held the lock
-  bool began = false;   // a batch took the lock
+  bool held = true;    // false once another process held the lock
+  bool began = false;  // a batch took the lock
   // Runs `statement` a batch at a time until a batch comes back short. Each batch takes the
   // lock again (a session lock counts how often it is held; the pass lets go of every hold at
   // its end), so a connection opened again after a failure holds it too, or finds it taken.
-  auto batches = [&](const std::string& statement, std::int64_t& count, const auto&... args) {
+  // With `cursor`, the statement returns the ids it deleted and takes the greatest so far as
+  // its last parameter.
+  auto batches = [&](const std::string& statement, std::int64_t& count, std::string* cursor,
+                     const auto&... args) {
     while (held && !stopping()) {
+      std::string last = cursor != nullptr ? *cursor : "";
       auto done = db_->run("prune", [&](pqxx::work& tx) -> std::optional<std::int64_t> {
         if (!tx.exec_params("SELECT pg_try_advisory_lock($1)", kPruneLock)[0][0].as<bool>()) {
           return std::nullopt;
         }
-        std::int64_t n = tx.exec_params(statement, args..., batch_size).affected_rows();
+        began = true;
+        pqxx::result r = cursor != nullptr ? tx.exec_params(statement, args..., batch_size, last)
+                                           : tx.exec_params(statement, args..., batch_size);
+        for (const auto& row : r) last = std::max(last, row[0].as<std::string>());
         tx.commit();
-        return n;
+        return r.affected_rows();
       });
       held = done.has_value();
-      began = began || held;
       if (!held) return;
+      if (cursor != nullptr) *cursor = last;
       count += *done;
       if (*done < batch_size) return;
     }
@@ -89,6 +100,7 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
           .template as<std::int64_t>();
     });
   };
+  // Also after a failed statement: a session lock outlives the transaction that took it.
   auto release = [&] {
     if (!began) return;
     try {
@@ -119,9 +131,11 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
           counted(ended_before(), *step.count, s.project, sources, s.others, *step.days,
                   step.status);
         } else if (step.status == nullptr) {
-          batches(kDelete, *step.count, s.project, sources, s.others, *step.days);
+          std::string cursor = "00000000-0000-0000-0000-000000000000";
+          batches(kDelete, *step.count, &cursor, s.project, sources, s.others, *step.days);
         } else {
-          batches(kEmpty, *step.count, s.project, sources, s.others, *step.days, step.status);
+          batches(kEmpty, *step.count, nullptr, s.project, sources, s.others, *step.days,
+                  step.status);
         }
       }
     }

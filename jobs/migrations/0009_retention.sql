@@ -4,7 +4,8 @@ ALTER TABLE jobs ADD COLUMN pruned_at timestamptz;
 
 -- Pruning finds the ended jobs that still hold a payload by status and by when they ended
 -- (updated_at, which pruning leaves alone), never reading those already pruned: a pass costs
--- what it prunes, not the history behind it.
+-- what it prunes, not the history behind it. Building it holds writes to jobs back on a large
+-- table: about a second per million ended jobs on two cores.
 CREATE INDEX ix_jobs_ended ON jobs (project_id, status, updated_at)
   WHERE pruned_at IS NULL AND status IN ('succeeded', 'cancelled', 'dead');
 

@@ -106,6 +106,29 @@ TEST(Migrations, PartitionedByProjectWithTheSameIndexesAndKeys) {
   EXPECT_EQ(store.migrate(4), 0);
 }
 
+TEST_F(StoreTest, ClaimTakesTheBestOfDueJobsAndExpiredLeasesByPriority) {
+  NewJob low = job("k:low"), expired = job("k:expired"), high = job("k:high");
+  expired.priority = 5;
+  high.priority = 10;
+  std::string low_id = store_->enqueue({low})[0].job_id;
+  std::string expired_id = store_->enqueue({expired})[0].job_id;
+  std::string high_id = store_->enqueue({high})[0].job_id;
+  db_.query(
+      "UPDATE jobs SET status = 'running', attempts = 1, lease_token = gen_random_uuid(), "
+      "locked_until = now() - interval '1 second' WHERE id = '" +
+      expired_id + "'");
+  std::vector<Job> first = store_->claim({"shop", {}, {}}, 2, 60);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].id, high_id);
+  EXPECT_EQ(first[1].id, expired_id);
+  EXPECT_EQ(first[1].attempts, 2) << "the expired attempt counts";
+  // What the first claim found and did not take is free at once.
+  std::vector<Job> second = store_->claim({"shop", {}, {}}, 5, 60);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].id, low_id);
+  EXPECT_TRUE(store_->claim({"shop", {}, {}}, 5, 60).empty());
+}
+
 TEST_F(StoreTest, NewThenDuplicate) {
   auto first = store_->enqueue({job("webhook:evt_1")});
   ASSERT_EQ(first.size(), 1u);

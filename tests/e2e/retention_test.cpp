@@ -89,12 +89,12 @@ TEST(Retention, PruneEmptiesPayloadsAndTheKeyStillAnswersRedeliveries) {
   EXPECT_NE(nothing.output.find("emptied 0 payloads and deleted 0 jobs"), std::string::npos);
 }
 
-TEST(Retention, ServePrunesOnItsOwnAndOneProcessAtATime) {
+TEST(Retention, ServePrunesOnItsOwnOnceNoOtherProcessHoldsTheLock) {
   TestDatabase db;
   Gateway gateway(gateway_config(db.url()) + kRetention);
   TempFile config(gateway_config(db.url()) + kRetention);
   {
-    // While another process holds the lock, prune refuses and the gateway's passes wait.
+    // While another process holds the lock, prune refuses.
     pqxx::connection holder(db.url());
     pqxx::nontransaction(holder).exec(kTakePruneLock);
     std::string id = post_event(gateway.port(), "evt_retention_serve");
