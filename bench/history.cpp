@@ -4,8 +4,8 @@
 //   then pushed by a `worker` process to one route whose receiver answers 200 at once; from the
 //   first delivery to the last. Prints "DRAIN events=N deliveries=D seconds=S".
 // - held URL BEFORE HELD AFTER RATE: a gateway receives RATE webhooks a second (8 clients), half
-//   pushed to a route, half pulled by a worker through the jobs API (claim 10, complete each); for HELD
-//   seconds after the first BEFORE a REPEATABLE READ transaction stays open on another
+//   pushed to a route, half pulled by a worker through the jobs API (claim 10, complete each); for
+//   HELD seconds after the first BEFORE a REPEATABLE READ transaction stays open on another
 //   connection, then AFTER seconds more. Every 10 s prints "HELD phase=P t=S webhooks=N
 //   deliveries=N claimed=N claim_p50_ms=X claim_p99_ms=X pull_queued=N push_queued=N
 //   dead_tuples=N oldest_tx_s=X", and at the end "HELDSUM phase=P ..." per phase.
@@ -143,8 +143,7 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
       if (r.status != 200 || !doc.IsObject() || !doc.HasMember("jobs")) continue;
       const auto& jobs = doc["jobs"].GetArray();
       for (const auto& job : jobs) {
-        client.request("POST", std::string("/v1/jobs/") + job["id"].GetString() + "/complete",
-                       auth,
+        client.request("POST", std::string("/v1/jobs/") + job["id"].GetString() + "/complete", auth,
                        std::string(R"({"lease_token":")") + job["lease_token"].GetString() + "\"}");
       }
       {
@@ -196,9 +195,8 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
           "claim_p99_ms=%.2f pull_queued=%.0f push_queued=%.0f dead_tuples=%.0f "
           "oldest_tx_s=%.0f\n",
           phase.name, t, static_cast<long long>(w.webhooks),
-          static_cast<long long>(now_delivered - last_delivered),
-          static_cast<long long>(w.claimed), percentile(w.claim_ms, 0.5),
-          percentile(w.claim_ms, 0.99),
+          static_cast<long long>(now_delivered - last_delivered), static_cast<long long>(w.claimed),
+          percentile(w.claim_ms, 0.5), percentile(w.claim_ms, 0.99),
           flare::test::sample(m, R"(flare_queue_depth{kind="pull",status="queued"})"),
           flare::test::sample(m, R"(flare_queue_depth{kind="push",status="queued"})"),
           flare::test::sample(m, R"(flare_table_dead_tuples{table="jobs"})"),
@@ -234,7 +232,6 @@ int main(int argc, char** argv) {
     return held(args[1], std::stoi(args[2]), std::stoi(args[3]), std::stoi(args[4]),
                 std::stoi(args[5]));
   }
-  std::fprintf(stderr,
-               "usage: history drain URL EVENTS | held URL BEFORE HELD AFTER RATE\n");
+  std::fprintf(stderr, "usage: history drain URL EVENTS | held URL BEFORE HELD AFTER RATE\n");
   return 2;
 }

@@ -109,8 +109,7 @@ Row row(Outcome outcome) {
     case Outcome::kInvalidStatus:
       return {409, "invalid_status", "the job's status does not allow this"};
     case Outcome::kPayloadPruned:
-      return {409, "payload_pruned",
-              "retention removed the job's payload: it cannot run again"};
+      return {409, "payload_pruned", "retention removed the job's payload: it cannot run again"};
   }
   return {500, "internal_error", "unexpected outcome"};
 }

@@ -174,7 +174,8 @@ std::string prune_report(const std::vector<jobs::PruneScope>& scopes,
   std::int64_t payloads = 0, rows_deleted = 0;
   for (std::size_t i = 0; i < scopes.size(); ++i) {
     std::string sources;
-    for (const std::string& s : scopes[i].sources) sources.append(sources.empty() ? "" : ",").append(s);
+    for (const std::string& s : scopes[i].sources)
+      sources.append(sources.empty() ? "" : ",").append(s);
     if (scopes[i].others) sources = sources.empty() ? "all" : "all but " + sources;
     rows.push_back({scopes[i].project, sources, std::to_string(pruned[i].payloads),
                     std::to_string(pruned[i].dead_payloads), std::to_string(pruned[i].rows)});

@@ -64,7 +64,7 @@ class RetentionTest : public ::testing::Test {
 
   void age(const std::string& id, const std::string& column, int days) {
     db_.query("UPDATE jobs SET " + column + " = now() - interval '" + std::to_string(days) +
-               " days' WHERE id = '" + id + "'");
+              " days' WHERE id = '" + id + "'");
   }
 
   test::TestDatabase db_;
@@ -126,15 +126,16 @@ TEST_F(RetentionTest, AttemptsAnswersGoWithThePayload) {
   route.name = "orders";
   Claim claim = store_->claim_delivery("stripe", route, 60);
   ASSERT_TRUE(claim.push);
-  AttemptRecord attempt{"orders", 1, "2026-01-01T00:00:00Z", 12, 200, std::nullopt,
-                        R"({"received":"4242"})"};
-  ASSERT_TRUE(store_->record_attempt(claim.push->delivery, attempt, Status::kSucceeded,
-                                     std::chrono::milliseconds(0), config::Breaker{})
+  AttemptRecord attempt{
+      "orders", 1, "2026-01-01T00:00:00Z", 12, 200, std::nullopt, R"({"received":"4242"})"};
+  ASSERT_TRUE(store_
+                  ->record_attempt(claim.push->delivery, attempt, Status::kSucceeded,
+                                   std::chrono::milliseconds(0), config::Breaker{})
                   .held);
   age(id, "updated_at", 40);
 
-  EXPECT_EQ(store_->prune({everything({30, 90, std::nullopt})}, 1000, false, kNever)->at(0).payloads,
-            1);
+  EXPECT_EQ(
+      store_->prune({everything({30, 90, std::nullopt})}, 1000, false, kNever)->at(0).payloads, 1);
   std::optional<JobView> view = store_->view("shop", id, 10);
   ASSERT_TRUE(view);
   EXPECT_TRUE(view->job.pruned_at);
@@ -151,12 +152,12 @@ TEST_F(RetentionTest, DeletesWholeRowsStoredBeforeTheHorizonAndFreesTheirKeys) {
   std::vector<std::string> ids = {id_from_days_ago(400, 1), id_from_days_ago(400, 2),
                                   id_from_days_ago(10, 3)};
   ASSERT_TRUE(store_->enqueue(jobs, ids)[0].created);
-  db_.query("UPDATE jobs SET status = 'succeeded', created_at = now() - interval '400 days' "
-             "WHERE id IN ('" + ids[0] + "', '" + ids[2] + "')");
-  db_.query("UPDATE jobs SET created_at = now() - interval '400 days' WHERE id = '" + ids[1] +
-             "'");
-  db_.query("UPDATE jobs SET created_at = now() - interval '10 days' WHERE id = '" + ids[2] +
-             "'");
+  db_.query(
+      "UPDATE jobs SET status = 'succeeded', created_at = now() - interval '400 days' "
+      "WHERE id IN ('" +
+      ids[0] + "', '" + ids[2] + "')");
+  db_.query("UPDATE jobs SET created_at = now() - interval '400 days' WHERE id = '" + ids[1] + "'");
+  db_.query("UPDATE jobs SET created_at = now() - interval '10 days' WHERE id = '" + ids[2] + "'");
   std::vector<PruneScope> scopes = {everything({std::nullopt, std::nullopt, 365})};
 
   EXPECT_EQ(store_->prune(scopes, 1000, true, kNever)->at(0).rows, 1);
@@ -194,9 +195,10 @@ TEST_F(RetentionTest, AScopePrunesOnlyItsSources) {
 TEST_F(RetentionTest, OneProcessPrunesAtATime) {
   for (int i = 0; i < 3; ++i) {
     std::string id = store_->enqueue({job("webhook:evt_" + std::to_string(i))})[0].job_id;
-    db_.query("UPDATE jobs SET status = 'succeeded', updated_at = now() - interval '40 days' "
-               "WHERE id = '" +
-               id + "'");
+    db_.query(
+        "UPDATE jobs SET status = 'succeeded', updated_at = now() - interval '40 days' "
+        "WHERE id = '" +
+        id + "'");
   }
   std::vector<PruneScope> scopes = {everything({30, 90, std::nullopt})};
   Store other(db_.url());
