@@ -48,7 +48,7 @@ std::string joined(const std::vector<std::string>& names) {
 
 std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& scopes,
                                                 int batch_size, bool dry_run,
-                                                const std::function<bool()>& stopping) {
+                                                const Between& between) {
   // Walks the ids in order from $6, the last one the previous batch deleted: what a batch
   // passed over and kept (a job still waiting, another source's) is not read again in the pass.
   const std::string kDelete = "WITH picked AS (SELECT j.project_id, j.id FROM jobs j WHERE " +
@@ -67,6 +67,7 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
   std::vector<Pruned> out(scopes.size());
   bool held = true;    // false once another process held the lock
   bool began = false;  // a batch took the lock
+  bool going = true;   // false once `between` ended the pass
   // Runs `statement` a batch at a time until a batch comes back short. Each batch takes the
   // lock again (a session lock counts how often it is held; the pass lets go of every hold at
   // its end), so a connection opened again after a failure holds it too, or finds it taken.
@@ -74,8 +75,9 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
   // its last parameter.
   auto batches = [&](const std::string& statement, std::int64_t& count, std::string* cursor,
                      const auto&... args) {
-    while (held && !stopping()) {
+    while (held && going) {
       std::string last = cursor != nullptr ? *cursor : "";
+      auto started = std::chrono::steady_clock::now();
       auto done = db_->run("prune", [&](pqxx::work& tx) -> std::optional<std::int64_t> {
         if (!tx.exec_params("SELECT pg_try_advisory_lock($1)", kPruneLock)[0][0].as<bool>()) {
           return std::nullopt;
@@ -92,6 +94,7 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
       if (cursor != nullptr) *cursor = last;
       count += *done;
       if (*done < batch_size) return;
+      going = between(std::chrono::steady_clock::now() - started);
     }
   };
   auto counted = [&](const std::string& where, std::int64_t& count, const auto&... args) {
@@ -192,9 +195,14 @@ void Pruner::run(const std::string& database_url) {
 
 void Pruner::pass(Store& store) {
   auto began = std::chrono::steady_clock::now();
+  // Ingestion comes first: after each transaction the pass rests nineteen times as long as it
+  // took, so that it has the database a twentieth of the time at most (bench/README.md, note 44).
+  auto rest = [this](std::chrono::steady_clock::duration took) {
+    std::unique_lock lock(mutex_);
+    return !changed_.wait_for(lock, took * 19, [this] { return stopping_.load(); });
+  };
   try {
-    auto pruned =
-        store.prune(scopes_, pruning_.batch_size, false, [this] { return stopping_.load(); });
+    auto pruned = store.prune(scopes_, pruning_.batch_size, false, rest);
     if (!pruned) {
       spdlog::debug("retention: another gateway process is pruning");
       return;

@@ -245,10 +245,12 @@ class Store {
 
   // One pass of retention over `scopes` (whole rows first, then payloads), `batch_size` jobs a
   // transaction, under the pruning lock that one gateway process at a time holds: nullopt when
-  // another process held it. Ends early, with what it did, when `stopping` says so between
-  // transactions. `dry_run`: counts what the pass would remove, and removes nothing.
+  // another process held it. `between` is called after each full transaction with how long it
+  // took (the caller may rest there); when it returns false the pass ends with what it did.
+  // `dry_run`: counts what the pass would remove, and removes nothing.
+  using Between = std::function<bool(std::chrono::steady_clock::duration took)>;
   std::optional<std::vector<Pruned>> prune(const std::vector<PruneScope>& scopes, int batch_size,
-                                           bool dry_run, const std::function<bool()>& stopping);
+                                           bool dry_run, const Between& between);
 
   // Waits until an enqueue commits anywhere (LISTEN/NOTIFY) or `timeout` passes; true when
   // woken. Use a Store of its own: the connection stays in LISTEN.
