@@ -4,8 +4,8 @@
 //   then pushed by a `worker` process to one route whose receiver answers 200 at once; from the
 //   first delivery to the last. Prints "DRAIN events=N deliveries=D seconds=S".
 // - held URL BEFORE HELD AFTER RATE: a gateway receives RATE webhooks a second (8 clients), half
-//   pushed to a route, half pulled by a worker through the jobs API (claim 10, complete each); for
-//   HELD seconds after the first BEFORE a REPEATABLE READ transaction stays open on another
+//   pushed to a route, half pulled by four workers through the jobs API (claim 10, complete each);
+//   for HELD seconds after the first BEFORE a REPEATABLE READ transaction stays open on another
 //   connection, then AFTER seconds more. Every 10 s prints "HELD phase=P t=S webhooks=N
 //   deliveries=N claimed=N claim_p50_ms=X claim_p99_ms=X pull_queued=N push_queued=N
 //   dead_tuples=N oldest_tx_s=X", and at the end "HELDSUM phase=P ..." per phase.
@@ -130,30 +130,37 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
       }
     });
   }
-  std::thread puller([&] {
-    HttpClient client(gateway.port());
-    const flare::test::HeaderList auth = {{"Authorization", "Bearer " + flare::test::kShopKey}};
-    while (!stop) {
-      auto began = Clock::now();
-      flare::test::Response r =
-          client.request("POST", "/v1/jobs/claim", auth, R"({"max":10,"lease_seconds":60})");
-      double ms = std::chrono::duration<double, std::milli>(Clock::now() - began).count();
-      rapidjson::Document doc;
-      doc.Parse(r.body.c_str());
-      if (r.status != 200 || !doc.IsObject() || !doc.HasMember("jobs")) continue;
-      const auto& jobs = doc["jobs"].GetArray();
-      for (const auto& job : jobs) {
-        client.request("POST", std::string("/v1/jobs/") + job["id"].GetString() + "/complete", auth,
-                       std::string(R"({"lease_token":")") + job["lease_token"].GetString() + "\"}");
+  // Four pullers, as a customer runs several workers: one alone, claiming 10 and completing each
+  // in turn, has little more than the pulled half of the rate to give, and no backlog would drain.
+  constexpr int kPullers = 4;
+  std::vector<std::thread> pullers;
+  for (int p = 0; p < kPullers; ++p) {
+    pullers.emplace_back([&] {
+      HttpClient client(gateway.port());
+      const flare::test::HeaderList auth = {{"Authorization", "Bearer " + flare::test::kShopKey}};
+      while (!stop) {
+        auto began = Clock::now();
+        flare::test::Response r =
+            client.request("POST", "/v1/jobs/claim", auth, R"({"max":10,"lease_seconds":60})");
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - began).count();
+        rapidjson::Document doc;
+        doc.Parse(r.body.c_str());
+        if (r.status != 200 || !doc.IsObject() || !doc.HasMember("jobs")) continue;
+        const auto& jobs = doc["jobs"].GetArray();
+        for (const auto& job : jobs) {
+          client.request(
+              "POST", std::string("/v1/jobs/") + job["id"].GetString() + "/complete", auth,
+              std::string(R"({"lease_token":")") + job["lease_token"].GetString() + "\"}");
+        }
+        {
+          std::lock_guard lock(window.mutex);
+          window.claimed += jobs.Size();
+          window.claim_ms.push_back(ms);
+        }
+        if (jobs.Empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
-      {
-        std::lock_guard lock(window.mutex);
-        window.claimed += jobs.Size();
-        window.claim_ms.push_back(ms);
-      }
-      if (jobs.Empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  });
+    });
+  }
 
   struct Phase {
     const char* name;
@@ -219,7 +226,7 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
   }
   stop = true;
   for (auto& s : senders) s.join();
-  puller.join();
+  for (auto& p : pullers) p.join();
   return 0;
 }
 
