@@ -93,8 +93,8 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
       if (!held) return;
       if (cursor != nullptr) *cursor = last;
       count += *done;
-      if (*done < batch_size) return;
       going = between(std::chrono::steady_clock::now() - started);
+      if (*done < batch_size) return;
     }
   };
   auto counted = [&](const std::string& where, std::int64_t& count, const auto&... args) {

@@ -245,8 +245,8 @@ class Store {
 
   // One pass of retention over `scopes` (whole rows first, then payloads), `batch_size` jobs a
   // transaction, under the pruning lock that one gateway process at a time holds: nullopt when
-  // another process held it. `between` is called after each full transaction with how long it
-  // took (the caller may rest there); when it returns false the pass ends with what it did.
+  // another process held it. `between` is called after each transaction with how long it took
+  // (the caller may rest there); when it returns false the pass ends with what it did.
   // `dry_run`: counts what the pass would remove, and removes nothing.
   using Between = std::function<bool(std::chrono::steady_clock::duration took)>;
   std::optional<std::vector<Pruned>> prune(const std::vector<PruneScope>& scopes, int batch_size,

@@ -221,6 +221,24 @@ TEST_F(RetentionTest, OneProcessPrunesAtATime) {
   EXPECT_EQ(db_.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), "0");
 }
 
+TEST_F(RetentionTest, APassEndsWhenToldBetweenTransactionsAndLetsGoOfTheLock) {
+  for (int i = 0; i < 3; ++i) {
+    age(ended("webhook:evt_" + std::to_string(i), Status::kSucceeded), "updated_at", 40);
+  }
+  int asked = 0;
+  auto once = [&](std::chrono::steady_clock::duration took) {
+    EXPECT_GT(took.count(), 0);
+    ++asked;
+    return false;
+  };
+  auto pruned = store_->prune({everything({30, 90, std::nullopt})}, 1, false, once);
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(pruned->at(0).payloads, 1);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs WHERE pruned_at IS NOT NULL"), "1");
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), "0");
+}
+
 TEST_F(RetentionTest, QueueHealthReadsTheQueueAndWhatHoldsVacuumBack) {
   ended("webhook:evt_dead", Status::kDead);
   store_->enqueue({job("webhook:evt_1"), job("webhook:evt_2"), job("webhook:evt_3")});
