@@ -150,7 +150,7 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "stored history: $ROWS finished jobs with a delivery and an attempt each, $RECENT with 2-4 KB payloads"
 for db in plainfull partfull; do
   line=$(grep "^fill-$db " "$RESULTS")
-  echo "  $db: filled in $(field "$line" seconds) s, $(field "$line" total_gb) GiB; MiB per million events (tables and indexes): pruned $(field "$line" pruned_mb_per_million), with payload $(field "$line" payload_mb_per_million), of which indexes $(field "$line" index_mb_per_million)"
+  echo "  $db: filled in $(field "$line" seconds) s, $(field "$line" total_gb) GiB; MiB per million events (tables and indexes): pruned $(field "$line" pruned_mb_per_million), with payload $(field "$line" payload_mb_per_million); the indexes alone $(field "$line" index_mb_per_million), pruned or not"
 done
 echo
 printf '%-30s %10s %8s %9s %12s %16s\n' "layout" req/s p99_ms p99.9_ms "ratio/empty" "drain deliv/s"
