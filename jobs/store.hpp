@@ -189,7 +189,8 @@ class Store {
   Changed cancel(const std::string& project, const std::string& id);  // queued, retrying
   bool remove(const std::string& project, const std::string& id);
 
-  // Due jobs (and jobs whose lease ran out) become running under a new lease token.
+  // Due jobs become running under a new lease token; so do jobs whose lease ran out, which a
+  // Store looks for once a second (kLeaseLook), so one that ran out is taken within a second.
   std::vector<Job> claim(const ClaimScope& scope, int max, int lease_seconds);
   // Only the job's current lease token is accepted; any other is kLeaseLost.
   Changed heartbeat(const std::string& project, const std::string& id, const std::string& token,
@@ -270,7 +271,11 @@ class Store {
  private:
   RouteState operate_route(const RouteId& route, bool pause);
 
+  // How often a claim also looks for leases that ran out.
+  static constexpr std::chrono::seconds kLeaseLook{1};
+
   std::unique_ptr<Database> db_;
+  std::chrono::steady_clock::time_point leases_looked_at_{};
 };
 
 }  // namespace flare::jobs

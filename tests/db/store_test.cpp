@@ -129,6 +129,23 @@ TEST_F(StoreTest, ClaimTakesTheBestOfDueJobsAndExpiredLeasesByPriority) {
   EXPECT_TRUE(store_->claim({"shop", {}, {}}, 5, 60).empty());
 }
 
+TEST_F(StoreTest, AClaimLooksForLeasesThatRanOutOnceASecond) {
+  std::string id = store_->enqueue({job("k:leased")})[0].job_id;
+  ASSERT_EQ(store_->claim({"shop", {}, {}}, 1, 60).at(0).id, id);
+  db_.query("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = '" + id + "'");
+  auto looked = std::chrono::steady_clock::now();
+  // The claim just now looked: the next ones within the second do not.
+  EXPECT_TRUE(store_->claim({"shop", {}, {}}, 1, 60).empty());
+  std::vector<Job> again;
+  while (again.empty() && std::chrono::steady_clock::now() - looked < std::chrono::seconds(5)) {
+    again = store_->claim({"shop", {}, {}}, 1, 60);
+  }
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, id);
+  EXPECT_EQ(again[0].attempts, 2);
+  EXPECT_GE(std::chrono::steady_clock::now() - looked, std::chrono::milliseconds(900));
+}
+
 TEST_F(StoreTest, NewThenDuplicate) {
   auto first = store_->enqueue({job("webhook:evt_1")});
   ASSERT_EQ(first.size(), 1u);
