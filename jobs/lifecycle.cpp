@@ -232,9 +232,8 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
   // Leases run out rarely, yet each look walks ix_jobs_lease over the old version of every job
   // completed since the oldest open transaction began: with one held open, two thirds of a
   // claim (bench/README.md, note 45). So a connection looks once a second, not in every claim.
-  auto now = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
   const bool leases = now - leases_looked_at_ >= kLeaseLook;
-  if (leases) leases_looked_at_ = now;
   return db_->run("claim", [&](pqxx::work& tx) {
     // A lease that ran out on the last allowed attempt ends the job: no attempt is left.
     if (leases) {
@@ -260,11 +259,9 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
             "priority, run_at FROM jobs WHERE " +
             in_scope +
             " AND status = 'running' AND locked_until < now() AND $6 ORDER BY priority DESC, "
-            "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), due AS (SELECT project_id AS due_project, id "
-            "AS "
-            "due_id FROM "
-            "(SELECT * FROM waiting UNION ALL SELECT * FROM expired) both_kinds ORDER BY "
-            "priority DESC, run_at LIMIT $4) " +
+            "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), due AS (SELECT project_id AS due_project, "
+            "id AS due_id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM expired) both_kinds "
+            "ORDER BY priority DESC, run_at LIMIT $4) " +
             update_job("status = 'running', attempts = attempts + 1, lease_token = "
                        "gen_random_uuid(), locked_until = now() + make_interval(secs => "
                        "$5::double precision), updated_at = now() FROM due WHERE project_id = "
@@ -276,6 +273,8 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
       return a.priority != b.priority ? a.priority > b.priority : a.run_at < b.run_at;
     });
     tx.commit();
+    // Only a look that committed counts: after a failure the next claim looks again.
+    if (leases) leases_looked_at_ = now;
     return claimed;
   });
 }

@@ -39,7 +39,7 @@ std::string id_from_days_ago(int days, int n) {
 
 PruneScope everything(config::Retention retention) { return {"shop", {}, true, retention}; }
 
-const auto kOn = [](std::chrono::steady_clock::duration) { return true; };
+const auto kGoOn = [](std::chrono::steady_clock::duration) { return true; };
 
 class RetentionTest : public ::testing::Test {
  protected:
@@ -79,13 +79,13 @@ TEST_F(RetentionTest, EmptiesPayloadsOfEndedJobsAndKeepsTheirKeys) {
   for (const std::string& id : {done, dead, waiting}) age(id, "updated_at", 40);
   std::vector<PruneScope> scopes = {everything({30, 90, std::nullopt})};
 
-  auto counted = store_->prune(scopes, 1000, true, kOn);
+  auto counted = store_->prune(scopes, 1000, true, kGoOn);
   ASSERT_TRUE(counted);
   EXPECT_EQ(counted->at(0).payloads, 1);
   EXPECT_EQ(counted->at(0).dead_payloads, 0);
   EXPECT_FALSE(store_->get("shop", done)->pruned_at) << "a dry run changes nothing";
 
-  auto pruned = store_->prune(scopes, 1000, false, kOn);
+  auto pruned = store_->prune(scopes, 1000, false, kGoOn);
   ASSERT_TRUE(pruned);
   EXPECT_EQ(pruned->at(0).payloads, 1);
   EXPECT_EQ(pruned->at(0).dead_payloads, 0);
@@ -108,12 +108,12 @@ TEST_F(RetentionTest, EmptiesPayloadsOfEndedJobsAndKeepsTheirKeys) {
 
   // Dead jobs after their own, longer period; a pass after that finds nothing.
   age(dead, "updated_at", 100);
-  EXPECT_EQ(store_->prune(scopes, 1000, false, kOn)->at(0).dead_payloads, 1);
+  EXPECT_EQ(store_->prune(scopes, 1000, false, kGoOn)->at(0).dead_payloads, 1);
   EXPECT_EQ(store_->get("shop", dead)->payload, "");
   // It cannot run again without its payload.
   EXPECT_EQ(store_->retry("shop", dead).change, Change::kPruned);
   EXPECT_EQ(store_->get("shop", dead)->status, Status::kDead);
-  Pruned nothing = store_->prune(scopes, 1000, false, kOn)->at(0);
+  Pruned nothing = store_->prune(scopes, 1000, false, kGoOn)->at(0);
   EXPECT_EQ(nothing.payloads + nothing.dead_payloads + nothing.rows, 0);
 }
 
@@ -134,7 +134,7 @@ TEST_F(RetentionTest, AttemptsAnswersGoWithThePayload) {
                   .held);
   age(id, "updated_at", 40);
 
-  EXPECT_EQ(store_->prune({everything({30, 90, std::nullopt})}, 1000, false, kOn)->at(0).payloads,
+  EXPECT_EQ(store_->prune({everything({30, 90, std::nullopt})}, 1000, false, kGoOn)->at(0).payloads,
             1);
   std::optional<JobView> view = store_->view("shop", id, 10);
   ASSERT_TRUE(view);
@@ -160,8 +160,8 @@ TEST_F(RetentionTest, DeletesWholeRowsStoredBeforeTheHorizonAndFreesTheirKeys) {
   db_.query("UPDATE jobs SET created_at = now() - interval '10 days' WHERE id = '" + ids[2] + "'");
   std::vector<PruneScope> scopes = {everything({std::nullopt, std::nullopt, 365})};
 
-  EXPECT_EQ(store_->prune(scopes, 1000, true, kOn)->at(0).rows, 1);
-  EXPECT_EQ(store_->prune(scopes, 1000, false, kOn)->at(0).rows, 1);
+  EXPECT_EQ(store_->prune(scopes, 1000, true, kGoOn)->at(0).rows, 1);
+  EXPECT_EQ(store_->prune(scopes, 1000, false, kGoOn)->at(0).rows, 1);
   EXPECT_FALSE(store_->get("shop", ids[0])) << "ended and stored 400 days ago";
   EXPECT_TRUE(store_->get("shop", ids[1])) << "not ended: never deleted";
   EXPECT_TRUE(store_->get("shop", ids[2])) << "stored 10 days ago";
@@ -183,7 +183,7 @@ TEST_F(RetentionTest, AScopePrunesOnlyItsSources) {
   // github keeps its payloads for ever; every other source and the API's jobs 30 days.
   std::vector<PruneScope> scopes = {{"shop", {"github"}, false, {std::nullopt, 90, std::nullopt}},
                                     {"shop", {"github"}, true, {30, 90, std::nullopt}}};
-  auto pruned = store_->prune(scopes, 1000, false, kOn);
+  auto pruned = store_->prune(scopes, 1000, false, kGoOn);
   ASSERT_TRUE(pruned);
   EXPECT_EQ(pruned->at(0).payloads, 0);
   EXPECT_EQ(pruned->at(1).payloads, 2);
@@ -206,7 +206,7 @@ TEST_F(RetentionTest, OneProcessPrunesAtATime) {
   std::optional<std::vector<Pruned>> meanwhile;
   // Asked after each transaction: from the first on, this pass holds the lock.
   auto between = [&](std::chrono::steady_clock::duration) {
-    if (++asked == 2) meanwhile = other.prune(scopes, 1, false, kOn);
+    if (++asked == 2) meanwhile = other.prune(scopes, 1, false, kGoOn);
     return true;
   };
   auto pruned = store_->prune(scopes, 1, false, between);
@@ -215,7 +215,7 @@ TEST_F(RetentionTest, OneProcessPrunesAtATime) {
   EXPECT_GE(asked, 2);
   EXPECT_FALSE(meanwhile) << "a second process pruned while the first held the lock";
   // The lock went with the pass: the other process prunes now (and finds nothing left).
-  auto after = other.prune(scopes, 1, false, kOn);
+  auto after = other.prune(scopes, 1, false, kGoOn);
   ASSERT_TRUE(after);
   EXPECT_EQ(after->at(0).payloads, 0);
   EXPECT_EQ(db_.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), "0");
