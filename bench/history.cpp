@@ -23,29 +23,13 @@
 #include <vector>
 
 #include "e2e/fixtures.hpp"
+#include "load.hpp"
 #include "support/receiver.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using flare::test::HttpClient;
-
-// A Stripe event of 2-4 KB, as providers send them: the size varies with the id.
-std::string event_body(const std::string& id, std::size_t n) {
-  std::string pad(2000 + (n * 7919) % 2000, 'x');
-  for (std::size_t i = 0; i < pad.size(); i += 7) pad[i] = static_cast<char>('a' + (n + i) % 26);
-  return R"({"id":")" + id + R"(","object":"event","type":"invoice.paid","data":{"object":)" +
-         R"({"amount":1200,"description":")" + pad + R"("}}})";
-}
-
-// A Stripe source of project shop; with `port`, pushed to one route there.
-std::string source(const std::string& name, std::uint16_t port = 0) {
-  std::string out = "  - name: " + name + "\n    provider: stripe\n    project: shop\n" +
-                    "    secrets: [\"" + flare::test::kStripeSecret + "\"]\n";
-  if (port == 0) return out;
-  return out + "    routes:\n      - { name: r, url: \"http://127.0.0.1:" + std::to_string(port) +
-         "/\", secret: \"" + flare::test::kDestinationSecret + "\", timeout_ms: 10000 }\n";
-}
 
 flare::test::Receiver::Handler counting(std::atomic<std::int64_t>& count) {
   return [&count](flare::test::Receiver&, const flare::test::Received&, std::size_t) {
@@ -54,17 +38,11 @@ flare::test::Receiver::Handler counting(std::atomic<std::int64_t>& count) {
   };
 }
 
-bool post(HttpClient& client, const std::string& source, const std::string& id, std::size_t n) {
-  std::string body = event_body(id, n);
-  int status =
-      client.request("POST", "/webhooks/" + source, flare::test::stripe_headers(body), body).status;
-  return status == 202 || status == 200;
-}
-
 int drain(const std::string& url, int events) {
   std::atomic<std::int64_t> delivered{0};
   flare::test::Receiver receiver(counting(delivered));
-  std::string config = flare::test::gateway_config(url) + source("fanned", receiver.port());
+  std::string config =
+      flare::test::gateway_config(url) + flare::bench::stripe_source("fanned", receiver.port());
   {
     flare::test::Gateway ingest(config, {"serve", "--no-workers"});
     std::vector<std::thread> clients;
@@ -73,7 +51,8 @@ int drain(const std::string& url, int events) {
       clients.emplace_back([&, c] {
         HttpClient client(ingest.port());
         for (int i = c; i < events; i += 8) {
-          if (!post(client, "fanned", "evt_drain_" + std::to_string(i), i)) failed = true;
+          if (!flare::bench::post(client, "fanned", "evt_drain_" + std::to_string(i), i))
+            failed = true;
         }
       });
     }
@@ -90,12 +69,6 @@ int drain(const std::string& url, int events) {
   return 0;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
-
 // What the threads count, read and reset by the sampler.
 struct Window {
   std::mutex mutex;
@@ -107,8 +80,9 @@ struct Window {
 int held(const std::string& url, int before, int held_for, int after, int rate) {
   std::atomic<std::int64_t> delivered{0};
   flare::test::Receiver receiver(counting(delivered));
-  std::string config =
-      flare::test::gateway_config(url) + source("pushed", receiver.port()) + source("pulled");
+  std::string config = flare::test::gateway_config(url) +
+                       flare::bench::stripe_source("pushed", receiver.port()) +
+                       flare::bench::stripe_source("pulled");
   flare::test::Gateway gateway(config);
   std::atomic<bool> stop{false};
   Window window;
@@ -123,7 +97,8 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
       for (std::size_t n = static_cast<std::size_t>(s); !stop; n += kSenders) {
         std::this_thread::sleep_until(next);
         next += std::chrono::microseconds(1'000'000 * kSenders / rate);
-        if (post(client, n % 2 ? "pushed" : "pulled", "evt_held_" + std::to_string(n), n)) {
+        if (flare::bench::post(client, n % 2 ? "pushed" : "pulled", "evt_held_" + std::to_string(n),
+                               n)) {
           std::lock_guard lock(window.mutex);
           ++window.webhooks;
         }
@@ -203,7 +178,7 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
           "oldest_tx_s=%.0f\n",
           phase.name, t, static_cast<long long>(w.webhooks),
           static_cast<long long>(now_delivered - last_delivered), static_cast<long long>(w.claimed),
-          percentile(w.claim_ms, 0.5), percentile(w.claim_ms, 0.99),
+          flare::bench::percentile(w.claim_ms, 0.5), flare::bench::percentile(w.claim_ms, 0.99),
           flare::test::sample(m, R"(flare_queue_depth{kind="pull",status="queued"})"),
           flare::test::sample(m, R"(flare_queue_depth{kind="push",status="queued"})"),
           flare::test::sample(m, R"(flare_table_dead_tuples{table="jobs"})"),
@@ -220,8 +195,8 @@ int held(const std::string& url, int before, int held_for, int after, int rate) 
         "claim_p50_ms=%.2f claim_p99_ms=%.2f\n",
         phase.name, phase.seconds, static_cast<double>(sum_webhooks) / phase.seconds,
         static_cast<double>(sum_deliveries) / phase.seconds,
-        static_cast<double>(sum_claimed) / phase.seconds, percentile(all_ms, 0.5),
-        percentile(all_ms, 0.99));
+        static_cast<double>(sum_claimed) / phase.seconds, flare::bench::percentile(all_ms, 0.5),
+        flare::bench::percentile(all_ms, 0.99));
     std::fflush(stdout);
   }
   stop = true;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "e2e/fixtures.hpp"
+#include "load.hpp"
 #include "support/database.hpp"
 #include "support/receiver.hpp"
 
@@ -21,11 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using flare::test::HttpClient;
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
 
 std::vector<double> delivery_latencies(flare::test::TestDatabase& db, int deliveries) {
   flare::test::Receiver receiver([](flare::test::Receiver&, const flare::test::Received&,
@@ -102,8 +98,8 @@ int main(int argc, char** argv) {
   // The receiver may see the attempt before the client has read its 202: such a latency is < 0.
   std::vector<double> push = delivery_latencies(db, deliveries);
   if (push.empty()) return 1;
-  std::printf("PUSH deliveries=%zu p50=%.0f p99=%.0f\n", push.size(), percentile(push, 0.5),
-              percentile(push, 0.99));
+  std::printf("PUSH deliveries=%zu p50=%.0f p99=%.0f\n", push.size(),
+              flare::bench::percentile(push, 0.5), flare::bench::percentile(push, 0.99));
   for (int routes : {1, 3}) {
     if (!fan_out(routes, events)) return 1;
   }

@@ -42,6 +42,7 @@ class Gateway {
   ~Gateway();
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   // A line of /proc/<pid>/status, e.g. "VmHWM", in KiB; -1 when the process is gone.
   long status_kib(const std::string& field) const;
   void signal(int signo);
