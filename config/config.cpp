@@ -475,7 +475,7 @@ void read_retry(Reader& r, const YAML::Node& node, const std::string& path, Retr
 
 void read_workers(Reader& r, const YAML::Node& node, Workers& workers) {
   if (!r.map(node, "workers",
-             {"enabled", "concurrency", "lease_seconds", "poll_interval_ms", "retry"})) {
+             {"enabled", "concurrency", "batch", "lease_seconds", "poll_interval_ms", "retry"})) {
     return;
   }
   if (const YAML::Node n = node["enabled"]) {
@@ -485,6 +485,9 @@ void read_workers(Reader& r, const YAML::Node& node, Workers& workers) {
     if (auto v = r.integer(n, "workers.concurrency", 1, 256)) {
       workers.concurrency = static_cast<int>(*v);
     }
+  }
+  if (const YAML::Node n = node["batch"]) {
+    if (auto v = r.integer(n, "workers.batch", 1, 1000)) workers.batch = static_cast<int>(*v);
   }
   if (const YAML::Node n = node["poll_interval_ms"]) {
     if (auto v = r.integer(n, "workers.poll_interval_ms", 10, 60'000)) {

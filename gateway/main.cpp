@@ -155,9 +155,9 @@ std::vector<const flare::config::Source*> pushed_sources(const flare::config::Co
 // `observer` (may be null) is told of each attempt: serve's metrics.
 std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config& config,
                                                     flare::jobs::Observer* observer) {
-  flare::jobs::WorkerOptions options{pushed_sources(config), config.workers.concurrency,
-                                     config.workers.lease_seconds, config.workers.poll_interval,
-                                     observer};
+  flare::jobs::WorkerOptions options{pushed_sources(config),       config.workers.concurrency,
+                                     config.workers.batch,         config.workers.lease_seconds,
+                                     config.workers.poll_interval, observer};
   std::string names;
   for (const flare::config::Source* s : options.sources) {
     for (const flare::config::Route& r : s->routes) {

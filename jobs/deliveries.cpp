@@ -1,6 +1,7 @@
 // Pushed jobs' deliveries: the push workers' claims, the record of each attempt and its outcome,
 // and the view of a job with its deliveries and attempts. Every change to a delivery locks its
 // job's row first and sums the job up afterwards, in the same transaction (see kSummarise).
+#include <map>
 #include <set>
 #include <utility>
 
@@ -35,13 +36,6 @@ Delivery read_delivery(const pqxx::row& r) {
   d.completed_at = nullable(r[12]);
   return d;
 }
-
-// The delivery as claimed by `lease_token`: $1 project, $2 job, $3 route, $4 token. Running, or
-// already ended by its lease running out (kExpire keeps the token): no later claim took it, so
-// the attempt's outcome is still the latest word on it.
-constexpr const char* kHeld =
-    "project_id = $1 AND job_id = $2::uuid AND route = $3 AND lease_token = $4::uuid AND status "
-    "IN ('running', 'retrying', 'dead')";
 
 // Attempts of route $1/$2 whose lease ran out (their worker died, or lost the database) end
 // without an outcome: the delivery waits again, or is dead when that was its last allowed
@@ -79,24 +73,24 @@ std::string route_row() {
 }
 
 // Jobs $1 (projects) and $2 (ids), arrays as text, summed up.
-const std::string kSummariseSet =
-    summarise("(d.project_id, d.job_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))");
+const std::string kSummariseSet = summarise("SELECT * FROM unnest($1::text[], $2::uuid[])");
 
 // Locks route $1/$2's row. It is read by a statement after this one, whose snapshot then sees
 // what the claim that held the lock before committed.
 constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
 
-// Claims the oldest due delivery of route $1/$2, $3 the lease in seconds, and sums its job up:
-// running, one attempt more (kSummarise's rule, known without reading the deliveries again).
+// Claims the $4 oldest due deliveries of route $1/$2, $3 the lease in seconds, and sums their
+// jobs up: running, one attempt more (kSummarise's rule, known without reading the deliveries
+// again; a job has one delivery per route).
 // Rows locked by another transaction are skipped, jobs as well as deliveries: a claim never
 // waits on them, and so never in the opposite order of a change that locked the job first.
-constexpr const char* kClaimOne = R"sql(
+constexpr const char* kClaim = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d
   JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
   WHERE d.source = $1 AND d.route = $2 AND d.status IN ('queued', 'retrying')
     AND d.run_at <= clock_timestamp()
-  ORDER BY d.run_at LIMIT 1
+  ORDER BY d.run_at LIMIT $4
   FOR UPDATE OF d, j SKIP LOCKED),
 claimed AS (
   UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
@@ -146,8 +140,8 @@ RETURNING old.state, r.state, r.reason)sql";
 
 }  // namespace
 
-Claim Store::claim_delivery(const std::string& source, const config::Route& route,
-                            int lease_seconds) {
+Claim Store::claim_deliveries(const std::string& source, const config::Route& route,
+                              int lease_seconds, int max) {
   return db_->run("claim", [&](pqxx::work& tx) {
     Claim out;
     // Only a route whose attempts are counted, or that is not closed, is locked: the claims of
@@ -175,99 +169,178 @@ Claim Store::claim_delivery(const std::string& source, const config::Route& rout
     auto probe_in = std::chrono::milliseconds(row[0][1].as<std::int64_t>());
     auto pace_in = std::chrono::milliseconds(row[0][2].as<std::int64_t>());
     auto running = row[0][3].as<std::int64_t>();
-    bool may = state != "paused";
+    std::int64_t may = state == "paused" ? 0 : max;
     if (state == "open") {
       // One probe at a time, after the cooldown.
       if (probe_in.count() > 0) out.retry_in = probe_in;
-      may = probe_in.count() == 0 && running == 0;
+      may = probe_in.count() == 0 && running == 0 ? 1 : 0;
     }
-    if (route.max_in_flight > 0 && running >= route.max_in_flight) may = false;
-    if (may && route.max_per_second > 0 && pace_in.count() > 0) {
-      out.retry_in = pace_in;
-      may = false;
-    }
-    pqxx::result claimed;
-    if (may) {
-      static const std::string kClaim =
-          std::string(kClaimOne) + kDeliveryColumns + " FROM claimed d";
-      claimed = tx.exec_params(kClaim, source, route.name, lease_seconds);
-    }
-    if (!claimed.empty()) {
-      Push push;
-      push.delivery = read_delivery(claimed[0]);
-      if (route.max_per_second > 0) {
-        // Attempts begin evenly spaced: the next one no sooner than 1/max_per_second after.
-        tx.exec_params(
-            "UPDATE routes SET next_at = greatest(next_at, clock_timestamp()) + $3::bigint * "
-            "interval '1 microsecond' WHERE source = $1 AND route = $2",
-            source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
+    if (route.max_in_flight > 0) may = std::min(may, route.max_in_flight - running);
+    if (route.max_per_second > 0) {
+      // Attempts begin evenly spaced: one at a time, the next no sooner than 1/max_per_second
+      // after.
+      may = std::min<std::int64_t>(may, 1);
+      if (may > 0 && pace_in.count() > 0) {
+        out.retry_in = pace_in;
+        may = 0;
       }
-      out.push = std::move(push);
     }
-    if (out.push) {
-      out.push->job =
-          read_job(tx.exec_params(select_job("project_id = $1 AND id = $2::uuid"),
-                                  out.push->delivery.project_id, out.push->delivery.job_id)[0]);
+    if (may <= 0) {
+      tx.commit();
+      return out;
     }
-    tx.commit();
-    return out;
-  });
-}
-
-Recorded Store::record_attempt(const Delivery& claimed, const AttemptRecord& attempt, Status next,
-                               std::chrono::milliseconds delay, const config::Breaker& breaker) {
-  const std::string token = claimed.lease_token.value_or("");
-  return db_->run("record attempt", [&](pqxx::work& tx) {
-    Recorded out;
-    if (!lock_job(tx, claimed.project_id, claimed.job_id)) return out;  // deleted meanwhile
-    tx.exec_params(
-        "INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms, "
-        "status_code, error, response) VALUES ($1, $2::uuid, $3, $4, $5::timestamptz, $6, $7, "
-        "$8, $9) ON CONFLICT DO NOTHING",
-        claimed.project_id, claimed.job_id, claimed.route, attempt.number, attempt.started_at,
-        attempt.duration_ms, attempt.status_code, attempt.error,
-        attempt.response.empty() ? std::nullopt : std::optional<std::string>(attempt.response));
-    pqxx::result r = tx.exec_params(
-        std::string("UPDATE deliveries SET status = $5, last_error = coalesce($6, last_error), "
-                    "run_at = CASE WHEN $5 = 'retrying' THEN now() + $7::bigint * interval '1 "
-                    "millisecond' ELSE run_at END, completed_at = CASE WHEN $5 = 'succeeded' "
-                    "THEN now() END, lease_token = NULL, locked_until = NULL, updated_at = "
-                    "now() WHERE ") +
-            kHeld + " RETURNING 1",
-        claimed.project_id, claimed.job_id, claimed.route, token, std::string(to_string(next)),
-        attempt.error, static_cast<std::int64_t>(delay.count()));
-    out.held = !r.empty();
-    if (out.held) tx.exec_params(kSummarise, claimed.project_id, claimed.job_id);
-    bool succeeded = !attempt.error.has_value();
-    pqxx::result b = tx.exec_params(kBreaker, claimed.source, claimed.route, succeeded,
-                                    attempt.status_code == 410, breaker.failures,
-                                    static_cast<std::int64_t>(breaker.cooldown.count()));
-    if (!b.empty()) {
-      out.before = b[0][0].as<std::string>();
-      out.after = b[0][1].as<std::string>();
-      out.reason = nullable(b[0][2]);
+    static const std::string kClaimed = std::string(kClaim) + kDeliveryColumns + " FROM claimed d";
+    pqxx::result claimed = tx.exec_params(kClaimed, source, route.name, lease_seconds, may);
+    if (claimed.empty()) {
+      tx.commit();
+      return out;
+    }
+    if (route.max_per_second > 0) {
+      tx.exec_params(
+          "UPDATE routes SET next_at = greatest(next_at, clock_timestamp()) + $3::bigint * "
+          "interval '1 microsecond' WHERE source = $1 AND route = $2",
+          source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
+    }
+    BinaryArray projects(BinaryArray::kText), ids(BinaryArray::kUuid);
+    for (const auto& r : claimed) {
+      out.pushes.push_back({{}, read_delivery(r)});
+      projects.text(out.pushes.back().delivery.project_id);
+      ids.uuid(out.pushes.back().delivery.job_id);
+    }
+    // The jobs, to their deliveries in the claim's order.
+    std::map<std::pair<std::string, std::string>, Job> jobs;
+    for (const auto& r :
+         tx.exec_params(select_job("(project_id, id) IN (SELECT * FROM unnest($1::text[], "
+                                   "$2::uuid[]))"),
+                        pqxx::binarystring(projects.str()), pqxx::binarystring(ids.str()))) {
+      Job job = read_job(r);
+      jobs.emplace(std::pair(job.project_id, job.id), std::move(job));
+    }
+    for (Push& push : out.pushes) {
+      push.job = std::move(jobs.at({push.delivery.project_id, push.delivery.job_id}));
     }
     tx.commit();
     return out;
   });
 }
 
-bool Store::release_delivery(const Delivery& claimed) {
-  const std::string token = claimed.lease_token.value_or("");
-  return db_->run("release delivery", [&](pqxx::work& tx) {
-    if (!lock_job(tx, claimed.project_id, claimed.job_id)) return false;
-    pqxx::result r = tx.exec_params(
-        std::string("UPDATE deliveries SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE "
-                    "'queued' END, attempts = attempts - 1, run_at = now(), lease_token = NULL, "
-                    "locked_until = NULL, updated_at = now() WHERE ") +
-            kHeld + " RETURNING 1",
-        claimed.project_id, claimed.job_id, claimed.route, token);
-    if (!r.empty()) {
-      tx.exec_params(kSummarise, claimed.project_id, claimed.job_id);
-      tx.exec("NOTIFY " + std::string(kWakeChannel));
+namespace {
+
+// Locks jobs $1 (projects) and $2 (ids) in one order, the same for every batch: two batches that
+// share jobs never wait on each other in opposite orders.
+constexpr const char* kLockJobs =
+    "SELECT FROM jobs WHERE (project_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[])) "
+    "ORDER BY project_id, id FOR UPDATE";
+
+// Attempts at route $3's deliveries of jobs $1/$2: numbers $4, starts $5, durations $6, answers'
+// statuses $7, errors $8 and answers $9.
+constexpr const char* kInsertAttempts = R"sql(
+INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms, status_code,
+                      error, response)
+SELECT a.project_id, a.job_id, $3, a.number, a.started_at::timestamptz, a.duration_ms,
+       a.status_code, a.error, a.response
+FROM unnest($1::text[], $2::uuid[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::text[],
+            $9::text[])
+  AS a(project_id, job_id, number, started_at, duration_ms, status_code, error, response)
+ON CONFLICT DO NOTHING)sql";
+
+// Route $3's deliveries of jobs $1/$2 as claimed by tokens $4 move to statuses $5, with errors $6
+// and, retrying, due after $7 ms; status 'released' gives one back unattempted: due again, the
+// attempt not counted. Returns those whose lease held: still running, or already ended by the
+// lease running out (kExpire keeps the token), so that no later claim took it and the attempt's
+// outcome is still the latest word on it.
+constexpr const char* kOutcomes = R"sql(
+UPDATE deliveries d SET
+  status = CASE WHEN o.status <> 'released' THEN o.status
+                WHEN d.attempts > 1 THEN 'retrying' ELSE 'queued' END,
+  attempts = CASE WHEN o.status = 'released' THEN d.attempts - 1 ELSE d.attempts END,
+  last_error = coalesce(o.error, d.last_error),
+  run_at = CASE WHEN o.status = 'released' THEN now()
+                WHEN o.status = 'retrying' THEN now() + o.delay_ms * interval '1 millisecond'
+                ELSE d.run_at END,
+  completed_at = CASE WHEN o.status = 'succeeded' THEN now() END,
+  lease_token = NULL, locked_until = NULL, updated_at = now()
+FROM unnest($1::text[], $2::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[])
+  AS o(project_id, job_id, token, status, error, delay_ms)
+WHERE d.project_id = o.project_id AND d.job_id = o.job_id AND d.route = $3
+  AND d.lease_token = o.token AND d.status IN ('running', 'retrying', 'dead')
+RETURNING d.project_id, d.job_id::text)sql";
+
+}  // namespace
+
+Recorded Store::record_outcomes(const std::vector<PushOutcome>& outcomes,
+                                const config::Breaker& breaker) {
+  Recorded out;
+  out.held.assign(outcomes.size(), false);
+  if (outcomes.empty()) return out;
+  const std::string& source = outcomes[0].delivery.source;
+  const std::string& route = outcomes[0].delivery.route;
+  BinaryArray projects(BinaryArray::kText), ids(BinaryArray::kUuid), tokens(BinaryArray::kUuid),
+      statuses(BinaryArray::kText), errors(BinaryArray::kText), delays(BinaryArray::kInt8);
+  BinaryArray a_projects(BinaryArray::kText), a_ids(BinaryArray::kUuid),
+      a_numbers(BinaryArray::kInt4), a_starts(BinaryArray::kText), a_durations(BinaryArray::kInt8),
+      a_codes(BinaryArray::kInt8), a_errors(BinaryArray::kText), a_responses(BinaryArray::kText);
+  bool released = false;
+  for (const PushOutcome& o : outcomes) {
+    const Delivery& d = o.delivery;
+    projects.text(d.project_id);
+    ids.uuid(d.job_id);
+    tokens.uuid(d.lease_token.value_or(""));
+    released = released || !o.attempt;
+    statuses.text(o.attempt ? to_string(o.next) : "released");
+    errors.text_or_null(o.attempt ? o.attempt->error : std::nullopt);
+    delays.int8(o.delay.count());
+    if (!o.attempt) continue;
+    const AttemptRecord& a = *o.attempt;
+    a_projects.text(d.project_id);
+    a_ids.uuid(d.job_id);
+    a_numbers.int4(a.number);
+    a_starts.text(a.started_at);
+    a_durations.int8(a.duration_ms);
+    a_codes.int8(a.status_code);
+    a_errors.text_or_null(a.error);
+    a_responses.text_or_null(a.response.empty() ? std::nullopt
+                                                : std::optional<std::string>(a.response));
+  }
+  const pqxx::binarystring project_param(projects.str()), id_param(ids.str());
+  return db_->run("record outcomes", [&](pqxx::work& tx) {
+    out.held.assign(outcomes.size(), false);
+    out.turns.clear();
+    tx.exec_params(kLockJobs, project_param, id_param);
+    tx.exec_params(kInsertAttempts, pqxx::binarystring(a_projects.str()),
+                   pqxx::binarystring(a_ids.str()), route, pqxx::binarystring(a_numbers.str()),
+                   pqxx::binarystring(a_starts.str()), pqxx::binarystring(a_durations.str()),
+                   pqxx::binarystring(a_codes.str()), pqxx::binarystring(a_errors.str()),
+                   pqxx::binarystring(a_responses.str()));
+    std::set<std::pair<std::string, std::string>> held;
+    for (const auto& r :
+         tx.exec_params(kOutcomes, project_param, id_param, route, pqxx::binarystring(tokens.str()),
+                        pqxx::binarystring(statuses.str()), pqxx::binarystring(errors.str()),
+                        pqxx::binarystring(delays.str()))) {
+      held.emplace(r[0].as<std::string>(), r[1].as<std::string>());
     }
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      out.held[i] = held.count({outcomes[i].delivery.project_id, outcomes[i].delivery.job_id}) > 0;
+    }
+    if (!held.empty()) tx.exec_params(kSummariseSet, project_param, id_param);
+    // The breaker counts the attempts in order; a success after a success changes nothing.
+    bool last_succeeded = false;
+    for (const PushOutcome& o : outcomes) {
+      if (!o.attempt) continue;
+      bool succeeded = !o.attempt->error.has_value();
+      if (succeeded && last_succeeded) continue;
+      last_succeeded = succeeded;
+      pqxx::result b =
+          tx.exec_params(kBreaker, source, route, succeeded, o.attempt->status_code == 410,
+                         breaker.failures, static_cast<std::int64_t>(breaker.cooldown.count()));
+      if (!b.empty() && b[0][0].as<std::string>() != b[0][1].as<std::string>()) {
+        out.turns.push_back(
+            {b[0][0].as<std::string>(), b[0][1].as<std::string>(), nullable(b[0][2])});
+      }
+    }
+    if (released) tx.exec("NOTIFY " + std::string(kWakeChannel));
     tx.commit();
-    return !r.empty();
+    return out;
   });
 }
 

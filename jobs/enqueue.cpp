@@ -135,6 +135,15 @@ void BinaryArray::text(std::string_view value) {
   elements_ += value;
 }
 
+void BinaryArray::text_or_null(const std::optional<std::string>& value) {
+  if (!value) {
+    nulls_ = true;
+    length(-1);
+    return;
+  }
+  text(std::string_view(*value));
+}
+
 void BinaryArray::int4(std::int32_t value) {
   length(4);
   big_endian(static_cast<std::uint32_t>(value), 4);

@@ -33,6 +33,7 @@ class BinaryArray {
   explicit BinaryArray(Type type) : type_(type) {}
 
   void text(std::string_view value);
+  void text_or_null(const std::optional<std::string>& value);  // nullopt: NULL
   void int4(std::int32_t value);
   void int8(std::optional<std::int64_t> value);  // nullopt: NULL
   // A UUID in its text form: 32 hex digits, dashes anywhere between them.

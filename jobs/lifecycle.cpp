@@ -55,29 +55,33 @@ std::string select_job(const std::string& where) {
 // any waits; else dead when any is dead, cancelled when any is cancelled, else succeeded (and
 // completed then, as a pulled job is when it succeeds). The last error is that of the delivery
 // that failed last.
-std::string summarise(const std::string& deliveries) {
+std::string summarise(const std::string& keys) {
+  // Driven by the keys, each job's deliveries read through their primary key: the planner knows
+  // how many keys there are, where a condition on deliveries left it guessing at thousands of
+  // groups and hashing the whole jobs table (note 46).
   return R"sql(
 UPDATE jobs j SET status = s.status, attempts = s.attempts, run_at = coalesce(s.due, j.run_at),
   last_error = coalesce(s.last_error, j.last_error), updated_at = now(),
   completed_at = CASE WHEN s.status = 'succeeded' THEN coalesce(j.completed_at, now()) END
-FROM (SELECT d.project_id, d.job_id,
-             CASE WHEN bool_or(d.status = 'running') THEN 'running'
-                  WHEN bool_or(d.status = 'retrying') THEN 'retrying'
-                  WHEN bool_or(d.status = 'queued') THEN 'queued'
-                  WHEN bool_or(d.status = 'dead') THEN 'dead'
-                  WHEN bool_or(d.status = 'cancelled') THEN 'cancelled'
-                  ELSE 'succeeded' END AS status,
-             sum(d.attempts)::int AS attempts,
-             min(d.run_at) FILTER (WHERE d.status IN ('queued', 'retrying')) AS due,
-             (array_agg(d.last_error ORDER BY d.updated_at DESC)
-                FILTER (WHERE d.last_error IS NOT NULL))[1] AS last_error
-      FROM deliveries d WHERE )sql" +
-         deliveries + R"sql(
-      GROUP BY d.project_id, d.job_id) s
-WHERE j.project_id = s.project_id AND j.id = s.job_id)sql";
+FROM ()sql" +
+         keys + R"sql() AS k(project_id, job_id)
+CROSS JOIN LATERAL (
+  SELECT CASE WHEN bool_or(d.status = 'running') THEN 'running'
+              WHEN bool_or(d.status = 'retrying') THEN 'retrying'
+              WHEN bool_or(d.status = 'queued') THEN 'queued'
+              WHEN bool_or(d.status = 'dead') THEN 'dead'
+              WHEN bool_or(d.status = 'cancelled') THEN 'cancelled'
+              ELSE 'succeeded' END AS status,
+         sum(d.attempts)::int AS attempts,
+         min(d.run_at) FILTER (WHERE d.status IN ('queued', 'retrying')) AS due,
+         (array_agg(d.last_error ORDER BY d.updated_at DESC)
+            FILTER (WHERE d.last_error IS NOT NULL))[1] AS last_error
+  FROM deliveries d WHERE d.project_id = k.project_id AND d.job_id = k.job_id
+  HAVING count(*) > 0) s
+WHERE j.project_id = k.project_id AND j.id = k.job_id)sql";
 }
 
-const std::string kSummarise = summarise("d.project_id = $1 AND d.job_id = $2::uuid");
+const std::string kSummarise = summarise("SELECT $1::text, $2::uuid");
 
 std::string joined_types(const std::vector<std::string>& types) {
   std::string out;

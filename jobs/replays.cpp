@@ -60,7 +60,7 @@ std::int64_t count(pqxx::work& tx, const Params& p) {
 }
 
 // A batch's jobs: $1 the project, $2 their ids (an array).
-const std::string kSummariseBatch = summarise("d.project_id = $1 AND d.job_id = ANY($2::uuid[])");
+const std::string kSummariseBatch = summarise("SELECT $1::text, unnest($2::uuid[])");
 
 // Replays and their cancels go in batches of this many jobs, a transaction each: short enough
 // that the attempts they hold up (waiting on a job's lock) never come near a statement timeout.

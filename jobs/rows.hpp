@@ -18,12 +18,12 @@ extern const char* const kJobColumns;
 Job read_job(const pqxx::row& r);
 std::string select_job(const std::string& where);
 
-// The jobs of the deliveries `deliveries` picks (a condition on deliveries d) get their status,
+// The jobs `keys` gives (a query of project ids and job ids) get their status,
 // attempts, run_at, last_error and completed_at from all their deliveries (the rule is
 // docs/delivery.md's). Run after any change to a delivery, in its transaction, which locked the
 // job's row before touching the delivery: so that two deliveries of one job that change at once
 // are summed up one after the other, each seeing the other's change.
-std::string summarise(const std::string& deliveries);
+std::string summarise(const std::string& keys);
 // summarise() for job $1/$2.
 extern const std::string kSummarise;
 

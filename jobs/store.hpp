@@ -65,9 +65,19 @@ struct Push {
 
 // What a claim for one route found.
 struct Claim {
-  std::optional<Push> push;
+  std::vector<Push> pushes;  // oldest due first
   // Set when the route's pace or breaker held a due delivery back: when to ask again.
   std::optional<std::chrono::milliseconds> retry_in;
+};
+
+// What became of one claimed delivery.
+struct PushOutcome {
+  Delivery delivery;  // as claimed
+  // None: not attempted (its worker stopped, or the rest of its batch was given back), and so
+  // released: due again, the attempt not counted.
+  std::optional<AttemptRecord> attempt;
+  Status next = Status::kSucceeded;    // after the attempt: succeeded, retrying or dead
+  std::chrono::milliseconds delay{0};  // retrying: due again after this
 };
 
 // A route's state as every gateway process shares it (the `routes` table).
@@ -145,12 +155,18 @@ struct QueueHealth {
 inline constexpr std::array<Status, 3> kQueueStatuses = {Status::kQueued, Status::kRetrying,
                                                          Status::kRunning};
 
-// How an attempt's record changed its route's breaker.
+// What recording a batch of outcomes did.
 struct Recorded {
-  bool held = false;   // the delivery's lease still held: its outcome is recorded too
-  std::string before;  // the route's state before and after
-  std::string after;
-  std::optional<std::string> reason;  // after: why it is open or paused
+  // By outcome: the delivery's lease still held, so its outcome counts.
+  std::vector<bool> held;
+  // A change of the route's state that the attempts made: before, after, and why it is open or
+  // paused after.
+  struct Turn {
+    std::string before;
+    std::string after;
+    std::optional<std::string> reason;
+  };
+  std::vector<Turn> turns;
 };
 
 enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost, kPruned };
@@ -202,19 +218,19 @@ class Store {
   // and the attempt is not counted.
   Changed release(const std::string& project, const std::string& id, const std::string& token);
 
-  // One due delivery of the route (or one whose lease ran out) becomes running under a new
-  // lease token, oldest first, if the route's state and pace allow an attempt to begin: a
-  // paused route gives none, an open one one probe after its cooldown, and max_in_flight and
-  // max_per_second hold over every process.
-  Claim claim_delivery(const std::string& source, const config::Route& route, int lease_seconds);
-  // Records an attempt at a claimed delivery, then moves the delivery to `next` (succeeded,
-  // retrying after `delay`, or dead) if its lease still holds. The attempt was made either way,
-  // and is recorded either way, and counts for the route's breaker: a success closes it, a 410
-  // pauses the route, `breaker.failures` failures in a row (or a failed probe) open it.
-  Recorded record_attempt(const Delivery& claimed, const AttemptRecord& attempt, Status next,
-                          std::chrono::milliseconds delay, const config::Breaker& breaker);
-  // Gives back an abandoned attempt's lease: the delivery is due again, the attempt not counted.
-  bool release_delivery(const Delivery& claimed);
+  // Up to `max` due deliveries of the route (or ones whose lease ran out) become running under
+  // new lease tokens, oldest first, as many as the route's state and pace allow to begin: a
+  // paused route gives none, an open one one probe after its cooldown, a route with
+  // max_per_second one at a time, and max_in_flight holds over every process.
+  Claim claim_deliveries(const std::string& source, const config::Route& route, int lease_seconds,
+                         int max);
+  // Records the outcomes of deliveries claimed together, in one transaction: each attempt, made
+  // whether or not its lease still holds, is recorded and counts for the route's breaker, in
+  // order (a success closes it, a 410 pauses the route, `breaker.failures` failures in a row or
+  // a failed probe open it); each delivery whose lease holds moves to its outcome's `next`
+  // status, or is released.
+  Recorded record_outcomes(const std::vector<PushOutcome>& outcomes,
+                           const config::Breaker& breaker);
   // A job with its deliveries by route and its latest `attempt_limit` attempts, newest first,
   // read as of one moment.
   std::optional<JobView> view(const std::string& project, const std::string& id, int attempt_limit);

@@ -12,6 +12,21 @@
 namespace flare::jobs {
 namespace {
 
+// About how long a batch's attempts take together: a worker claims as many deliveries of a route
+// as its last attempts there say fit, so that none waits long behind the others of its batch,
+// and a slow destination's are claimed one at a time, each worker attempting one.
+constexpr std::chrono::milliseconds kBatchSpan{50};
+
+// How long a batch's attempts took, each on average; none when none was made.
+using Pace = std::optional<std::chrono::steady_clock::duration>;
+
+// How many deliveries to claim for a route whose last attempts took `pace` each.
+int batch_size(const Pace& pace, int most) {
+  if (!pace) return 1;
+  auto fit = kBatchSpan / std::max(*pace, std::chrono::steady_clock::duration(1));
+  return static_cast<int>(std::clamp<std::int64_t>(fit, 1, most));
+}
+
 // How often the listener looks for jobs of a source with routes that no route has. The look
 // scans the jobs waiting for pull workers (an index of them): not at every poll.
 constexpr std::chrono::seconds kAdoptEvery{60};
@@ -32,6 +47,7 @@ Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDel
   for (const config::Source* s : options_.sources) {
     for (const config::Route& r : s->routes) routes_.emplace_back(s, &r);
   }
+  claiming_ = std::vector<std::mutex>(routes_.size());
   for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
   threads_.emplace_back([this, database_url] { listen(database_url); });
   for (std::size_t i = 0; i < deliverers_.size(); ++i) {
@@ -110,6 +126,8 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
   // Each worker starts its round of the routes at a different one, and the next round after
   // the route it last pushed to: no route waits behind another's backlog.
   std::size_t next = first;
+  // By route: how long this worker's last attempts there took; unknown at first.
+  std::vector<Pace> paces(routes_.size());
   for (;;) {
     std::uint64_t seen;
     {
@@ -124,12 +142,24 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
     if (reachability_.may_try()) {
       try {
         for (std::size_t k = 0; k < routes_.size() && !pushed; ++k) {
-          const auto& [source, route] = routes_[(next + k) % routes_.size()];
-          Claim claim = store.claim_delivery(source->name, *route, options_.lease_seconds);
+          std::size_t r = (next + k) % routes_.size();
+          const auto& [source, route] = routes_[r];
+          auto leased_until =
+              std::chrono::steady_clock::now() + std::chrono::seconds(options_.lease_seconds);
+          Claim claim;
+          {
+            // One claim for a route at a time in this process: concurrent claims would each
+            // step over the rows the others hold locked (SKIP LOCKED still visits them).
+            std::lock_guard claiming(claiming_[r]);
+            claim = store.claim_deliveries(source->name, *route, options_.lease_seconds,
+                                           batch_size(paces[r], options_.batch));
+          }
           reachability_.answered();
           if (claim.retry_in) wait_for = std::min(wait_for, jittered(*claim.retry_in));
-          if (!claim.push) continue;
-          this->push(store, deliverer, *claim.push, *route);
+          if (claim.pushes.empty()) continue;
+          if (Pace pace = this->push(store, deliverer, claim.pushes, *route, leased_until)) {
+            paces[r] = pace;
+          }
           pushed = true;
           next = (next + k + 1) % routes_.size();
         }
@@ -150,60 +180,86 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
   }
 }
 
-void Workers::push(Store& store, Deliverer& deliverer, const Push& push,
-                   const config::Route& route) {
-  const Delivery& d = push.delivery;
-  std::chrono::milliseconds took{0};
-  auto tell = [&](std::string_view outcome) {
-    if (options_.observer) options_.observer->attempted(d.source, d.route, outcome, took);
-  };
-  auto started = std::chrono::system_clock::now();
-  auto clock = std::chrono::steady_clock::now();
-  Attempt attempt = deliverer.deliver(push.job, d);
-  took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               clock);
-  if (attempt.result == Attempt::Result::kAbandoned) {
-    store.release_delivery(d);
-    spdlog::info("released job={} source={} route={}: stopping", d.job_id, d.source, d.route);
-    return tell("released");
+std::optional<std::chrono::steady_clock::duration> Workers::push(
+    Store& store, Deliverer& deliverer, const std::vector<Push>& pushes, const config::Route& route,
+    std::chrono::steady_clock::time_point leased_until) {
+  std::vector<PushOutcome> outcomes;
+  // By outcome: how long its attempt took, abandoned ones too; none when never begun.
+  std::vector<std::optional<std::chrono::steady_clock::duration>> took;
+  std::chrono::steady_clock::duration attempting{0};
+  int attempts = 0;
+  bool given_back = false;  // the rest of the batch is released unattempted
+  for (const Push& push : pushes) {
+    const Delivery& d = push.delivery;
+    outcomes.push_back({d, std::nullopt, Status::kSucceeded, std::chrono::milliseconds(0)});
+    took.emplace_back();
+    given_back = given_back || std::chrono::steady_clock::now() + route.timeout > leased_until;
+    if (given_back) continue;
+    auto started = std::chrono::system_clock::now();
+    auto clock = std::chrono::steady_clock::now();
+    Attempt attempt = deliverer.deliver(push.job, d);
+    took.back() = std::chrono::steady_clock::now() - clock;
+    attempting += *took.back();
+    ++attempts;
+    if (attempt.result == Attempt::Result::kAbandoned) {
+      given_back = true;
+      continue;
+    }
+    AttemptRecord record;
+    record.route = d.route;
+    record.number = d.attempts;
+    record.started_at = text::format_rfc3339(
+        std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count());
+    record.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*took.back()).count();
+    record.status_code = attempt.status_code;
+    record.response = attempt.response;
+    PushOutcome& o = outcomes.back();
+    if (attempt.result == Attempt::Result::kFailed) {
+      record.error = attempt.error;
+      o.next = d.attempts < d.max_attempts ? Status::kRetrying : Status::kDead;
+      if (o.next == Status::kRetrying) {
+        o.delay = attempt.retry_after ? *attempt.retry_after : retry_delay(route.retry, d.attempts);
+      }
+      // The destination is failing: the breaker hears of it before more attempts begin.
+      given_back = true;
+    }
+    o.attempt = std::move(record);
   }
-  AttemptRecord record;
-  record.route = d.route;
-  record.number = d.attempts;
-  record.started_at = text::format_rfc3339(
-      std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count());
-  record.duration_ms = took.count();
-  record.status_code = attempt.status_code;
-  record.response = attempt.response;
-  Status next = Status::kSucceeded;
-  std::chrono::milliseconds delay{0};
-  if (attempt.result == Attempt::Result::kFailed) {
-    record.error = attempt.error;
-    next = d.attempts < d.max_attempts ? Status::kRetrying : Status::kDead;
-    if (next == Status::kRetrying) {
-      delay = attempt.retry_after ? *attempt.retry_after : retry_delay(route.retry, d.attempts);
+  Recorded recorded = store.record_outcomes(outcomes, route.breaker);
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    const PushOutcome& o = outcomes[i];
+    const Delivery& d = o.delivery;
+    std::string_view outcome = !recorded.held[i] ? "lease_lost"
+                               : o.attempt       ? to_string(o.next)
+                                                 : "released";
+    if (!o.attempt) {
+      spdlog::info("released job={} source={} route={}", d.job_id, d.source, d.route);
+    } else if (o.attempt->error) {
+      spdlog::info("delivered job={} source={} route={} attempt={} outcome={} error=\"{}\"",
+                   d.job_id, d.source, d.route, d.attempts, outcome, *o.attempt->error);
+    } else {
+      spdlog::info("delivered job={} source={} route={} attempt={} outcome={}", d.job_id, d.source,
+                   d.route, d.attempts, outcome);
+    }
+    if (options_.observer && took[i]) {
+      options_.observer->attempted(d.source, d.route, outcome,
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(*took[i]));
     }
   }
-  Recorded recorded = store.record_attempt(d, record, next, delay, route.breaker);
-  std::string_view outcome = recorded.held ? to_string(next) : "lease_lost";
-  if (record.error) {
-    spdlog::info("delivered job={} source={} route={} attempt={} outcome={} error=\"{}\"", d.job_id,
-                 d.source, d.route, d.attempts, outcome, *record.error);
-  } else {
-    spdlog::info("delivered job={} source={} route={} attempt={} outcome={}", d.job_id, d.source,
-                 d.route, d.attempts, outcome);
+  for (const Recorded::Turn& turn : recorded.turns) {
+    spdlog::warn("route {}.{} is {} (was {}): {}", pushes[0].delivery.source,
+                 pushes[0].delivery.route, turn.after, turn.before,
+                 turn.reason.value_or("an attempt succeeded"));
   }
-  tell(outcome);
-  if (recorded.after != recorded.before) {
-    spdlog::warn("route {}.{} is {} (was {}): {}", d.source, d.route, recorded.after,
-                 recorded.before, recorded.reason.value_or("an attempt succeeded"));
-  }
-  // A slot of the route's max_in_flight is free again: the idle workers of this process look.
+  // Slots of the route's max_in_flight are free again: the idle workers of this process look.
   if (route.max_in_flight > 0) {
     std::lock_guard lock(mutex_);
     ++wakeups_;
     changed_.notify_all();
   }
+  if (attempts == 0) return std::nullopt;
+  return attempting / attempts;
 }
 
 }  // namespace flare::jobs

@@ -1,6 +1,6 @@
-// Push workers: threads that claim due deliveries of the sources' routes, hand each to a
-// Deliverer, and record the attempt and its outcome. Woken by LISTEN/NOTIFY when an enqueue
-// commits, with polling as the fallback; idle workers sleep.
+// Push workers: threads that claim due deliveries of the sources' routes a batch at a time, hand
+// each to a Deliverer, and record the attempts and their outcomes a batch at a time. Woken by
+// LISTEN/NOTIFY when an enqueue commits, with polling as the fallback; idle workers sleep.
 #pragma once
 
 #include <atomic>
@@ -45,6 +45,8 @@ class Deliverer {
 struct WorkerOptions {
   std::vector<const config::Source*> sources;  // with routes: their deliveries are pushed
   int concurrency = 8;
+  // The most deliveries of one route claimed, attempted and recorded together (see kBatchSpan).
+  int batch = 100;
   int lease_seconds = 60;
   std::chrono::milliseconds poll_interval{1000};
   Observer* observer = nullptr;  // told of every attempt's outcome and database error
@@ -66,13 +68,19 @@ class Workers {
  private:
   void work(Deliverer& deliverer, const std::string& database_url, std::size_t first);
   void listen(const std::string& database_url);
-  void push(Store& store, Deliverer& deliverer, const Push& push, const config::Route& route);
+  // Attempts the claimed deliveries in turn, until one fails or the lease would run out before
+  // the next could end, gives the rest back, and records every outcome at once. Returns how
+  // long an attempt took on average; none when none was made.
+  std::optional<std::chrono::steady_clock::duration> push(
+      Store& store, Deliverer& deliverer, const std::vector<Push>& pushes,
+      const config::Route& route, std::chrono::steady_clock::time_point leased_until);
   // Sleeps until a wake-up newer than `seen`, `timeout`, or stop.
   void wait(std::uint64_t seen, std::chrono::milliseconds timeout);
 
   const WorkerOptions options_;
   std::vector<std::pair<const config::Source*, const config::Route*>> routes_;
-  Reachability reachability_;  // the workers' and the listener's connections together
+  std::vector<std::mutex> claiming_;  // by route: held while this process claims for it
+  Reachability reachability_;         // the workers' and the listener's connections together
   std::vector<std::unique_ptr<Deliverer>> deliverers_;
 
   std::mutex mutex_;

@@ -124,14 +124,15 @@ TEST_F(RetentionTest, AttemptsAnswersGoWithThePayload) {
   std::string id = store_->enqueue({pushed})[0].job_id;
   config::Route route;
   route.name = "orders";
-  Claim claim = store_->claim_delivery("stripe", route, 60);
-  ASSERT_TRUE(claim.push);
+  Claim claim = store_->claim_deliveries("stripe", route, 60, 10);
+  ASSERT_EQ(claim.pushes.size(), 1u);
   AttemptRecord attempt{
       "orders", 1, "2026-01-01T00:00:00Z", 12, 200, std::nullopt, R"({"received":"4242"})"};
   ASSERT_TRUE(store_
-                  ->record_attempt(claim.push->delivery, attempt, Status::kSucceeded,
-                                   std::chrono::milliseconds(0), config::Breaker{})
-                  .held);
+                  ->record_outcomes({{claim.pushes[0].delivery, attempt, Status::kSucceeded,
+                                      std::chrono::milliseconds(0)}},
+                                    config::Breaker{})
+                  .held.at(0));
   age(id, "updated_at", 40);
 
   EXPECT_EQ(store_->prune({everything({30, 90, std::nullopt})}, 1000, false, kGoOn)->at(0).payloads,

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <map>
 
 #include "config/config.hpp"
 #include "e2e/fixtures.hpp"
@@ -275,6 +276,45 @@ TEST(Delivery, SigtermReleasesAnAttemptThatOutlivesTheDrain) {
   EXPECT_EQ(row[0][1].as<int>(), 0);
   EXPECT_TRUE(row[0][2].as<bool>());
   receiver.release();
+}
+
+// A backlog goes out in batches; a failure ends its batch, the rest is given back unattempted
+// and delivered later, each event once.
+TEST(Delivery, AFailureInABatchGivesTheRestBackAndEachEventArrivesOnce) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t i) {
+    return Answer{i == 5 ? 500 : 200, ""};
+  });
+  std::string config = delivery_config(db.url(), receiver.port());
+  constexpr int kEvents = 40;
+  {
+    Gateway ingest(config, {"serve", "--no-workers"});
+    for (int i = 0; i < kEvents; ++i) {
+      ASSERT_EQ(send(ingest, "evt_batch_" + std::to_string(i)).status, 202);
+    }
+  }
+  // Two workers: each claims one delivery first (their destination's speed unknown), then the
+  // next claim takes the rest of the backlog at once.
+  Gateway worker(config, {"worker"});
+  ASSERT_TRUE(receiver.wait_for(kEvents + 1, std::chrono::seconds(20)));
+  ASSERT_TRUE(worker.wait_for_output("released job=", std::chrono::seconds(5))) << worker.output();
+  std::map<std::string, int> received;
+  for (const Received& r : receiver.requests()) ++received[r.header("flare-job-id")];
+  EXPECT_EQ(received.size(), static_cast<std::size_t>(kEvents));
+  int twice = 0;
+  for (const auto& [id, n] : received) twice += n == 2 ? 1 : 0;
+  EXPECT_EQ(twice, 1) << "only the event answered 500 came again";
+  for (const auto& [id, n] : received) {
+    ASSERT_TRUE(worker.wait_for_output(
+        "delivered job=" + id + " source=pushed route=default attempt=" + std::to_string(n) +
+            " outcome=succeeded",
+        std::chrono::seconds(10)))
+        << id;
+  }
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs WHERE status = 'succeeded'"),
+            std::to_string(kEvents));
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM attempts"), std::to_string(kEvents + 1))
+      << "a delivery given back has no attempt";
 }
 
 }  // namespace

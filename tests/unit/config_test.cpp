@@ -121,9 +121,11 @@ TEST(Config, InterpolatesDefaultsAndIpv6Listen) {
 TEST(Config, Workers) {
   Config c = parse_ok(
       "database: { url: x }\nworkers:\n  enabled: false\n  concurrency: 3\n  lease_seconds: 15\n"
-      "  poll_interval_ms: 250\n  retry: { max_attempts: 4, base_ms: 10, max_ms: 20 }\n");
+      "  batch: 20\n  poll_interval_ms: 250\n  retry: { max_attempts: 4, base_ms: 10, max_ms: 20 "
+      "}\n");
   EXPECT_FALSE(c.workers.enabled);
   EXPECT_EQ(c.workers.concurrency, 3);
+  EXPECT_EQ(c.workers.batch, 20);
   EXPECT_EQ(c.workers.lease_seconds, 15);
   EXPECT_EQ(c.workers.poll_interval.count(), 250);
   EXPECT_EQ(c.workers.retry.max_attempts, 4);
@@ -132,7 +134,10 @@ TEST(Config, Workers) {
   Config d = parse_ok("database: { url: x }\n");
   EXPECT_TRUE(d.workers.enabled);
   EXPECT_EQ(d.workers.concurrency, 8);
+  EXPECT_EQ(d.workers.batch, 100);
   EXPECT_EQ(d.workers.lease_seconds, 60);
+  EXPECT_NE(errors_of("database: { url: x }\nworkers: { batch: 0 }\n").find("workers.batch"),
+            std::string::npos);
   EXPECT_EQ(
       errors_of(
           "database: { url: x }\nworkers: { threads: 8, retry: { base_ms: 10, max_ms: 5 } }\n"),

@@ -1,0 +1,151 @@
+// The push workers' batches against the real PostgreSQL: claims of many deliveries at once within
+// what a route's pace allows, and a batch's outcomes recorded together.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "jobs/store.hpp"
+#include "support/database.hpp"
+#include "support/env.hpp"
+
+namespace flare::jobs {
+namespace {
+
+using std::chrono::milliseconds;
+
+class DeliveriesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::make_unique<Store>(db_.url());
+    store_->migrate(test::partitions());
+    route_.name = "orders";
+  }
+
+  // `n` events of source stripe pushed to route "orders", enqueued one after another.
+  std::vector<std::string> enqueue(int n) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      NewJob j;
+      j.project_id = "shop";
+      j.idempotency_key = "webhook:evt_" + std::to_string(i);
+      j.type = "stripe.invoice.paid";
+      j.payload = R"({"id":"evt_)" + std::to_string(i) + R"("})";
+      j.content_type = "application/json";
+      j.source = "stripe";
+      j.event_id = "evt_" + std::to_string(i);
+      j.max_attempts = 3;
+      j.pushed = true;
+      j.deliveries = {{"orders", 3}};
+      ids.push_back(store_->enqueue({j})[0].job_id);
+    }
+    return ids;
+  }
+
+  static AttemptRecord attempt(const Push& p, std::optional<int> status,
+                               std::optional<std::string> error) {
+    return {p.delivery.route, p.delivery.attempts, "2026-01-01T00:00:00Z", 3, status, error, ""};
+  }
+
+  Status status_of(const std::string& id) { return store_->get("shop", id)->status; }
+
+  test::TestDatabase db_;
+  std::unique_ptr<Store> store_;
+  config::Route route_;
+};
+
+TEST_F(DeliveriesTest, AClaimTakesTheOldestDueDeliveriesUpToItsSizeWithTheirJobs) {
+  std::vector<std::string> ids = enqueue(5);
+  Claim first = store_->claim_deliveries("stripe", route_, 60, 3);
+  ASSERT_EQ(first.pushes.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(first.pushes[i].delivery.job_id, ids[i]) << "oldest first";
+    EXPECT_EQ(first.pushes[i].job.id, ids[i]) << "each with its own job";
+    EXPECT_EQ(first.pushes[i].job.payload, R"({"id":"evt_)" + std::to_string(i) + R"("})");
+    EXPECT_EQ(first.pushes[i].delivery.status, Status::kRunning);
+    EXPECT_EQ(status_of(ids[i]), Status::kRunning);
+  }
+  Claim rest = store_->claim_deliveries("stripe", route_, 60, 10);
+  ASSERT_EQ(rest.pushes.size(), 2u);
+  EXPECT_EQ(rest.pushes[0].delivery.job_id, ids[3]);
+  EXPECT_TRUE(store_->claim_deliveries("stripe", route_, 60, 10).pushes.empty());
+}
+
+TEST_F(DeliveriesTest, ARoutesPaceBoundsTheClaim) {
+  enqueue(5);
+  config::Route in_flight = route_;
+  in_flight.max_in_flight = 2;
+  EXPECT_EQ(store_->claim_deliveries("stripe", in_flight, 60, 10).pushes.size(), 2u);
+  EXPECT_TRUE(store_->claim_deliveries("stripe", in_flight, 60, 10).pushes.empty())
+      << "both slots are taken";
+  config::Route paced = route_;
+  paced.max_per_second = 1;
+  EXPECT_EQ(store_->claim_deliveries("stripe", paced, 60, 10).pushes.size(), 1u)
+      << "attempts of a paced route begin one at a time";
+}
+
+TEST_F(DeliveriesTest, ABatchsOutcomesAreRecordedTogether) {
+  std::vector<std::string> ids = enqueue(3);
+  Claim claim = store_->claim_deliveries("stripe", route_, 60, 3);
+  ASSERT_EQ(claim.pushes.size(), 3u);
+  const std::vector<Push>& p = claim.pushes;
+  Recorded recorded = store_->record_outcomes(
+      {{p[0].delivery, attempt(p[0], 200, std::nullopt), Status::kSucceeded, milliseconds(0)},
+       {p[1].delivery, attempt(p[1], 500, "HTTP 500"), Status::kRetrying, milliseconds(60000)},
+       {p[2].delivery, std::nullopt, Status::kSucceeded, milliseconds(0)}},
+      config::Breaker{});
+  EXPECT_EQ(recorded.held, (std::vector<bool>{true, true, true}));
+
+  EXPECT_EQ(status_of(ids[0]), Status::kSucceeded);
+  EXPECT_EQ(store_->view("shop", ids[0], 10)->attempts.size(), 1u);
+  std::optional<JobView> failed = store_->view("shop", ids[1], 10);
+  EXPECT_EQ(failed->job.status, Status::kRetrying);
+  EXPECT_EQ(failed->job.last_error, "HTTP 500");
+  ASSERT_EQ(failed->attempts.size(), 1u);
+  EXPECT_EQ(failed->attempts[0].status_code, 500);
+  // Released unattempted: waiting again, its attempt not counted, due at once.
+  std::optional<JobView> released = store_->view("shop", ids[2], 10);
+  EXPECT_EQ(released->job.status, Status::kQueued);
+  EXPECT_EQ(released->deliveries.at(0).attempts, 0);
+  EXPECT_TRUE(released->attempts.empty());
+  Claim again = store_->claim_deliveries("stripe", route_, 60, 10);
+  ASSERT_EQ(again.pushes.size(), 1u) << "the failed delivery waits 60 s, the released one not";
+  EXPECT_EQ(again.pushes[0].delivery.job_id, ids[2]);
+  EXPECT_EQ(again.pushes[0].delivery.attempts, 1);
+}
+
+TEST_F(DeliveriesTest, AnOutcomeAfterTheLeaseWasTakenIsRecordedButDoesNotDecide) {
+  std::vector<std::string> ids = enqueue(1);
+  Push late = store_->claim_deliveries("stripe", route_, 60, 1).pushes.at(0);
+  db_.query("UPDATE deliveries SET locked_until = now() - interval '1 second'");
+  Push now = store_->claim_deliveries("stripe", route_, 60, 1).pushes.at(0);
+  EXPECT_EQ(now.delivery.attempts, 2) << "the lease ran out and the delivery was claimed again";
+
+  Recorded recorded = store_->record_outcomes(
+      {{late.delivery, attempt(late, 200, std::nullopt), Status::kSucceeded, milliseconds(0)}},
+      config::Breaker{});
+  EXPECT_EQ(recorded.held, (std::vector<bool>{false}));
+  std::optional<JobView> view = store_->view("shop", ids[0], 10);
+  EXPECT_EQ(view->job.status, Status::kRunning) << "the newer attempt's outcome decides";
+  EXPECT_EQ(view->attempts.size(), 1u) << "the late attempt was made, and is kept";
+}
+
+TEST_F(DeliveriesTest, TheBreakerCountsABatchsFailuresInOrder) {
+  enqueue(3);
+  config::Breaker breaker;
+  breaker.failures = 2;
+  breaker.cooldown = milliseconds(60000);
+  const std::vector<Push> p = store_->claim_deliveries("stripe", route_, 60, 3).pushes;
+  ASSERT_EQ(p.size(), 3u);
+  Recorded recorded = store_->record_outcomes(
+      {{p[0].delivery, attempt(p[0], 200, std::nullopt), Status::kSucceeded, milliseconds(0)},
+       {p[1].delivery, attempt(p[1], 503, "HTTP 503"), Status::kRetrying, milliseconds(0)},
+       {p[2].delivery, attempt(p[2], 503, "HTTP 503"), Status::kRetrying, milliseconds(0)}},
+      breaker);
+  ASSERT_EQ(recorded.turns.size(), 1u);
+  EXPECT_EQ(recorded.turns[0].before, "closed");
+  EXPECT_EQ(recorded.turns[0].after, "open");
+  EXPECT_EQ(recorded.turns[0].reason, "2 failed attempts in a row");
+}
+
+}  // namespace
+}  // namespace flare::jobs
