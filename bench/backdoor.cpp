@@ -5,9 +5,10 @@
 //   at once; from the worker's start to the last delivery recorded. Prints "PUSHDRAIN events=N
 //   seconds=S cpu_worker=C cpu_pg=C cpu_receiver=C cpu_rest=C lat_p50_ms=X lat_p99_ms=X", the
 //   latencies from each event's enqueue to its delivery.
-// - pull URL EVENTS PULLERS MAX PG_PID: EVENTS webhooks stored, then worked through the jobs
-//   API by PULLERS threads, each claiming MAX jobs at a time and completing them. Prints
-//   "PULLDRAIN events=N seconds=S cpu_gateway=C cpu_pg=C cpu_rest=C".
+// - pull URL EVENTS PULLERS MAX each|batch PG_PID: EVENTS webhooks stored, then worked through
+//   the jobs API by PULLERS threads, each claiming MAX jobs at a time and completing them, one
+//   request each or all in one. Prints "PULLDRAIN events=N completed=N seconds=S cpu_gateway=C
+//   cpu_pg=C cpu_rest=C".
 // - sustained URL RECEIVER_PORT STEP_SECONDS STEPS PG_PID: first the ingest-only rate (senders as
 // fast
 //   as the gateway answers, no workers); then, with the workers pushing to the receiver, steps of
@@ -164,7 +165,7 @@ int push(const std::string& url, int events, std::uint16_t receiver, pid_t pg, p
   return done == events ? 0 : 1;
 }
 
-int pull(const std::string& url, int events, int pullers, int max, pid_t pg) {
+int pull(const std::string& url, int events, int pullers, int max, bool batch, pid_t pg) {
   std::string config = flare::test::gateway_config(url) + flare::bench::stripe_source("pulled");
   Gateway gateway(config, {"serve", "--no-workers"});
   if (!fill(gateway.port(), "pulled", events)) return 1;
@@ -186,12 +187,31 @@ int pull(const std::string& url, int events, int pullers, int max, pid_t pg) {
           failed = true;
           break;
         }
+        std::string all;
         for (const auto& job : doc["jobs"].GetArray()) {
-          flare::test::Response c = client.request(
-              "POST", std::string("/v1/jobs/") + job["id"].GetString() + "/complete", auth,
-              std::string(R"({"lease_token":")") + job["lease_token"].GetString() + "\"}");
+          std::string lease =
+              std::string(R"("lease_token":")") + job["lease_token"].GetString() + "\"";
+          if (batch) {
+            all += (all.empty() ? R"({"id":")" : R"(,{"id":")") +
+                   std::string(job["id"].GetString()) + "\"," + lease + "}";
+            continue;
+          }
+          flare::test::Response c =
+              client.request("POST", std::string("/v1/jobs/") + job["id"].GetString() + "/complete",
+                             auth, "{" + lease + "}");
           if (c.status != 200) failed = true;
           ++completed;
+        }
+        if (!all.empty()) {
+          flare::test::Response c =
+              client.request("POST", "/v1/jobs/complete", auth, R"({"jobs":[)" + all + "]}");
+          rapidjson::Document done;
+          done.Parse(c.body.c_str());
+          if (c.status != 200 || !done.IsObject()) {
+            failed = true;
+          } else {
+            completed += done["completed"].GetInt();
+          }
         }
         if (doc["jobs"].Empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
@@ -298,8 +318,9 @@ int main(int argc, char** argv) {
     return push(a[1], std::stoi(a[2]), static_cast<std::uint16_t>(std::stoi(a[3])), std::stoi(a[4]),
                 std::stoi(a[5]));
   }
-  if (a.size() == 6 && a[0] == "pull") {
-    return pull(a[1], std::stoi(a[2]), std::stoi(a[3]), std::stoi(a[4]), std::stoi(a[5]));
+  if (a.size() == 7 && a[0] == "pull" && (a[5] == "each" || a[5] == "batch")) {
+    return pull(a[1], std::stoi(a[2]), std::stoi(a[3]), std::stoi(a[4]), a[5] == "batch",
+                std::stoi(a[6]));
   }
   if (a.size() == 6 && a[0] == "sustained") {
     return sustained(a[1], static_cast<std::uint16_t>(std::stoi(a[2])), std::stod(a[3]),
@@ -307,7 +328,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "usage: backdoor push URL EVENTS RECEIVER_PORT PG_PID RECEIVER_PID\n"
-               "       backdoor pull URL EVENTS PULLERS MAX PG_PID\n"
+               "       backdoor pull URL EVENTS PULLERS MAX each|batch PG_PID\n"
                "       backdoor sustained URL RECEIVER_PORT STEP_SECONDS STEPS PG_PID\n");
   return 2;
 }

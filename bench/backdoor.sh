@@ -3,8 +3,8 @@
 # smoke run's ingestion); sets BACKDOOR_STATUS. See bench/README.md, "The back door".
 #
 # Each run, each on a database of its own: a push drain (EVENTS webhooks stored, then pushed by
-# a `worker` process to nginx `return 200`), a pull drain (EVENTS webhooks worked through the
-# jobs API), and graphile-worker and pg-boss working as many jobs of the same payloads, as no-ops
+# a `worker` process to nginx `return 200`), two pull drains (EVENTS webhooks worked through the
+# jobs API, completed in batches and one by one), and graphile-worker and pg-boss working as many jobs of the same payloads, as no-ops
 # and as POSTs to the same nginx; last, the sustained pipeline (bench/backdoor sustained).
 EVENTS=${BENCH_BACKDOOR_EVENTS:-200000}
 PULLERS=8
@@ -90,10 +90,12 @@ for run in $(seq "$RUNS"); do
   fresh_database bd_push
   FLARE_BINARY="$BIN" "$BACKDOOR_BIN" push "host=$WORK dbname=bd_push user=postgres" "$EVENTS" \
     "$RECEIVER_PORT" "$PG_PID" "$RECEIVER" | sed -n 's/^PUSHDRAIN/push-drain/p' >> "$RESULTS"
-  echo "==> back door, run $run: pull drain of $EVENTS events ($PULLERS pullers, claims of $PULL_MAX)"
-  fresh_database bd_pull
-  FLARE_BINARY="$BIN" "$BACKDOOR_BIN" pull "host=$WORK dbname=bd_pull user=postgres" "$EVENTS" \
-    "$PULLERS" "$PULL_MAX" "$PG_PID" | sed -n 's/^PULLDRAIN/pull-drain/p' >> "$RESULTS"
+  for complete in batch each; do
+    echo "==> back door, run $run: pull drain of $EVENTS events ($PULLERS pullers, claims of $PULL_MAX, completed in $complete)"
+    fresh_database bd_pull
+    FLARE_BINARY="$BIN" "$BACKDOOR_BIN" pull "host=$WORK dbname=bd_pull user=postgres" "$EVENTS" \
+      "$PULLERS" "$PULL_MAX" "$complete" "$PG_PID" | sed -n "s/^PULLDRAIN/pull-$complete/p" >> "$RESULTS"
+  done
   if $QUEUES_READY; then
     for system in graphile pgboss; do
       for mode in push noop; do
@@ -115,7 +117,7 @@ kill "$RECEIVER"
 
 drain_of() {  # drain_of SYSTEM -> the median jobs/s
   case $1 in
-    push-drain | pull-drain)
+    push-drain | pull-batch | pull-each)
       grep "^$1 " "$RESULTS" | while read -r l; do calc "$(field "$l" events) / $(field "$l" seconds)"; echo; done | median ;;
     *) of "$1" jobs_per_s ;;
   esac
@@ -129,8 +131,11 @@ printf '%-44s %10s %28s %s\n' "system" jobs/s "cpu system/pg/receiver/rest" "enq
 printf '%-44s %10s %28s %s\n' "flare-gateway push drain (1 worker process)" "$(drain_of push-drain)" \
   "$(of push-drain cpu_worker)/$(of push-drain cpu_pg)/$(of push-drain cpu_receiver)/$(of push-drain cpu_rest)" \
   "$(of push-drain lat_p50_ms)/$(of push-drain lat_p99_ms)"
-printf '%-44s %10s %28s\n' "flare-gateway pull drain (jobs API)" "$(drain_of pull-drain)" \
-  "$(of pull-drain cpu_gateway)/$(of pull-drain cpu_pg)/-/$(of pull-drain cpu_rest)"
+for complete in batch each; do
+  printf '%-44s %10s %28s\n' "flare-gateway pull drain (API, complete $complete)" \
+    "$(drain_of pull-$complete)" \
+    "$(of pull-$complete cpu_gateway)/$(of pull-$complete cpu_pg)/-/$(of pull-$complete cpu_rest)"
+done
 if $QUEUES_READY; then
   for system in graphile pgboss; do
     for mode in push noop; do
@@ -151,12 +156,12 @@ if $QUEUES_READY; then
   best_push=$(printf '%s\n' "$(drain_of graphile-push)" "$(drain_of pgboss-push)" | sort -g | tail -1)
   best_noop=$(printf '%s\n' "$(drain_of graphile-noop)" "$(drain_of pgboss-noop)" | sort -g | tail -1)
   echo "push drain / faster peer pushing:           $(ratio "$(drain_of push-drain)" "$best_push")"
-  echo "pull drain / faster peer working no-ops:    $(ratio "$(drain_of pull-drain)" "$best_noop")"
+  echo "pull drain / faster peer working no-ops:    $(ratio "$(drain_of pull-batch)" "$best_noop")"
 fi
 echo "sustained pipeline / ingest-only:           $(ratio "$FLAT" "$INGEST_ONLY") ($FLAT of $INGEST_ONLY webhooks/s)"
 $SMOKE && echo "(smoke mode: small drains and short steps; the figures only show the command works)"
 
 BACKDOOR_STATUS=0
-for system in push-drain pull-drain sustained; do
+for system in push-drain pull-batch pull-each sustained; do
   grep -q "^$system " "$RESULTS" || { echo "FAILED: no $system"; BACKDOOR_STATUS=1; }
 done

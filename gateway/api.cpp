@@ -4,7 +4,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <set>
 
 #include "jobs/enqueue.hpp"
 #include "jobs/retry.hpp"
@@ -222,6 +225,12 @@ Reply changed_reply(const jobs::Changed& c) {
   return error(Outcome::kInternal);
 }
 
+std::string lowered(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
 // A JSON object body, parsed without recursion; nullopt for anything else.
 std::optional<rapidjson::Document> parse_object(const std::string& body) {
   rapidjson::Document doc;
@@ -381,6 +390,8 @@ ApiPlan Api::plan(const config::Project& project, const ApiCall& call, std::stri
       return list(project, call.query);
     case Endpoint::kClaim:
       return claim(project, body);
+    case Endpoint::kCompleteMany:
+      return complete_many(project, body);
     case Endpoint::kGet:
       plan.work = [p, id](jobs::Store& store) {
         std::optional<jobs::JobView> view = store.view(p, id, kMaxShownAttempts);
@@ -588,6 +599,57 @@ ApiPlan Api::claim(const config::Project& project, const std::string& body) cons
     string(w, "jobs");
     w.StartArray();
     for (const jobs::Job& job : claimed) write_job(w, job, true);
+    w.EndArray();
+    w.EndObject();
+    return success(Outcome::kOk, std::string(buffer.GetString(), buffer.GetSize()));
+  };
+  return plan;
+}
+
+ApiPlan Api::complete_many(const config::Project& project, const std::string& body) const {
+  std::optional<rapidjson::Document> doc = parse_object(body);
+  if (!doc) return answer(error(Outcome::kInvalidJson));
+  if (auto bad = unknown_members(*doc, {"jobs"})) return answer(*bad);
+  const rapidjson::Value* list = member(*doc, "jobs");
+  Reply bad = invalid("jobs",
+                      "1 to 100 objects, each with a job's id and the lease token its claim "
+                      "returned, no id twice");
+  if (list == nullptr || !list->IsArray() || list->Empty() || list->Size() > kMaxClaim) {
+    return answer(bad);
+  }
+  std::vector<std::pair<std::string, std::string>> leases;
+  std::set<std::string> ids;
+  for (const auto& job : list->GetArray()) {
+    if (!job.IsObject() || job.MemberCount() != 2) return answer(bad);
+    const rapidjson::Value* id = member(job, "id");
+    const rapidjson::Value* token = member(job, "lease_token");
+    if (id == nullptr || token == nullptr || !id->IsString() || !token->IsString() ||
+        !text::is_uuid(id->GetString()) || !text::is_uuid(token->GetString()) ||
+        !ids.insert(lowered(id->GetString())).second) {
+      return answer(bad);
+    }
+    leases.emplace_back(id->GetString(), token->GetString());
+  }
+  ApiPlan plan;
+  plan.work = [p = project.id, leases = std::move(leases)](jobs::Store& store) {
+    std::vector<jobs::Change> changes = store.complete(p, leases);
+    rapidjson::StringBuffer buffer;
+    Writer w(buffer);
+    w.StartObject();
+    string(w, "completed");
+    w.Int64(std::count(changes.begin(), changes.end(), jobs::Change::kDone));
+    string(w, "jobs");
+    w.StartArray();
+    for (std::size_t i = 0; i < leases.size(); ++i) {
+      w.StartObject();
+      string(w, "id");
+      string(w, leases[i].first);
+      string(w, "result");
+      string(w, changes[i] == jobs::Change::kDone        ? "succeeded"
+                : changes[i] == jobs::Change::kLeaseLost ? "lease_lost"
+                                                         : "job_not_found");
+      w.EndObject();
+    }
     w.EndArray();
     w.EndObject();
     return success(Outcome::kOk, std::string(buffer.GetString(), buffer.GetSize()));

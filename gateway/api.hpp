@@ -42,6 +42,7 @@ class Api {
   ApiPlan create(const config::Project& project, const std::string& body) const;
   ApiPlan list(const config::Project& project, std::string_view query) const;
   ApiPlan claim(const config::Project& project, const std::string& body) const;
+  ApiPlan complete_many(const config::Project& project, const std::string& body) const;
   ApiPlan lease_action(const config::Project& project, const std::string& id, Endpoint endpoint,
                        const std::string& body) const;
   std::vector<jobs::RouteId> routes_of(const config::Project& project) const;

@@ -79,8 +79,9 @@ Dispatch dispatch_api(std::string_view method, std::string_view rest, std::strin
     return api_reply(not_allowed("GET, POST"));
   }
   rest.remove_prefix(1);  // the '/'
-  if (rest == "claim") {
-    return method == "POST" ? api(Endpoint::kClaim) : api_reply(not_allowed("POST"));
+  if (rest == "claim" || rest == "complete") {
+    if (method != "POST") return api_reply(not_allowed("POST"));
+    return api(rest == "claim" ? Endpoint::kClaim : Endpoint::kCompleteMany);
   }
   std::size_t slash = rest.find('/');
   std::string_view id = rest.substr(0, slash);

@@ -15,6 +15,7 @@ enum class Endpoint {
   kCreate,        // POST /v1/jobs
   kList,          // GET /v1/jobs
   kClaim,         // POST /v1/jobs/claim
+  kCompleteMany,  // POST /v1/jobs/complete
   kGet,           // GET /v1/jobs/{id}
   kDelete,        // DELETE /v1/jobs/{id}
   kRetry,         // POST /v1/jobs/{id}/retry

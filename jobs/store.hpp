@@ -212,6 +212,10 @@ class Store {
   Changed heartbeat(const std::string& project, const std::string& id, const std::string& token,
                     int lease_seconds);
   Changed complete(const std::string& project, const std::string& id, const std::string& token);
+  // complete() for many jobs at once, each by its id and lease token (UUIDs, no id twice), in
+  // one statement: by job, kDone, kLeaseLost or kNotFound.
+  std::vector<Change> complete(const std::string& project,
+                               const std::vector<std::pair<std::string, std::string>>& leases);
   Changed fail(const std::string& project, const std::string& id, const std::string& token,
                const std::string& error, bool retry, const Backoff& backoff);
   // Gives back a lease whose attempt was abandoned (a stopping worker): the job is due again

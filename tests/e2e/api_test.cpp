@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <barrier>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -322,6 +323,57 @@ TEST_F(Api, TwoWorkersClaimingConcurrentlyNeverShareAJob) {
   std::set<std::string> all(got[0].begin(), got[0].end());
   for (const std::string& id : got[1]) EXPECT_TRUE(all.insert(id).second) << id << " claimed twice";
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kJobs));
+}
+
+TEST_F(Api, ABatchCompleteEndsEachJobWhoseLeaseItHolds) {
+  std::string a = make_job("Batched");
+  std::string b = make_job("Batched");
+  rapidjson::Document d = json_of(claim(R"({"types":["Batched"],"max":2,"lease_seconds":60})"));
+  ASSERT_EQ(d["jobs"].Size(), 2u);
+  std::map<std::string, std::string> token;
+  for (const auto& job : d["jobs"].GetArray()) {
+    token[job["id"].GetString()] = job["lease_token"].GetString();
+  }
+  const std::string stranger = "00000000-0000-7000-8000-000000000001";
+  auto entry = [](const std::string& id, const std::string& lease) {
+    return R"({"id":")" + id + R"(","lease_token":")" + lease + R"("})";
+  };
+  Response r = call("POST", "/v1/jobs/complete",
+                    R"({"jobs":[)" + entry(a, token[a]) + "," + entry(b, stranger) + "," +
+                        entry(stranger, token[a]) + "]}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document out = json_of(r);
+  EXPECT_EQ(out["completed"].GetInt(), 1);
+  ASSERT_EQ(out["jobs"].Size(), 3u);
+  const std::string results[] = {"succeeded", "lease_lost", "job_not_found"};
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(out["jobs"][i]["result"].GetString(), results[i]) << i;
+  EXPECT_EQ(out["jobs"][0]["id"].GetString(), a);
+  EXPECT_EQ(json_of(call("GET", "/v1/jobs/" + a))["status"].GetString(), std::string("succeeded"));
+  EXPECT_EQ(json_of(call("GET", "/v1/jobs/" + b))["status"].GetString(), std::string("running"))
+      << "a wrong token changes nothing";
+
+  // Completing again: the lease is gone with the first completion.
+  rapidjson::Document again =
+      json_of(call("POST", "/v1/jobs/complete", R"({"jobs":[)" + entry(a, token[a]) + "]}"));
+  EXPECT_EQ(again["jobs"][0]["result"].GetString(), std::string("lease_lost"));
+
+  for (const std::string& body :
+       {std::string(R"({"jobs":[]})"), std::string(R"({"jobs":{}})"), std::string("{}"),
+        R"({"jobs":[)" + entry(a, "nope") + "]}",
+        R"({"jobs":[)" + entry(b, token[b]) + "," + entry(b, token[b]) + "]}",
+        R"({"jobs":[{"id":")" + b + R"(","lease_token":")" + token[b] + R"(","x":1}]})"}) {
+    expect_invalid(call("POST", "/v1/jobs/complete", body), "jobs");
+  }
+  std::string many;
+  for (int i = 0; i < 101; ++i) {
+    if (i > 0) many += ",";
+    many += entry(b, token[b]);
+  }
+  expect_invalid(call("POST", "/v1/jobs/complete", R"({"jobs":[)" + many + "]}"), "jobs");
+  EXPECT_EQ(call("GET", "/v1/jobs/complete").status, 405);
+  EXPECT_EQ(
+      call("POST", "/v1/jobs/complete", R"({"jobs":[)" + entry(b, token[b]) + "]}", "").status,
+      401);
 }
 
 TEST_F(Api, ExpiredLeaseIsClaimedAgainAndTheFirstHolderLosesIt) {
