@@ -24,6 +24,8 @@ constexpr std::size_t kMaxErrorLength = 10'000;
 constexpr int kMaxListLimit = 500;
 constexpr int kDefaultListLimit = 50;
 constexpr int kMaxClaim = 100;
+// A long-polling claim's longest wait: under the minute proxies allow an answer by default.
+constexpr int kMaxClaimWaitSeconds = 30;
 constexpr std::size_t kMaxClaimTypes = 100;
 constexpr int kMaxLeaseSeconds = 86'400;
 constexpr int kMaxPriority = 1000;
@@ -576,7 +578,9 @@ ApiPlan Api::list(const config::Project& project, std::string_view query) const 
 ApiPlan Api::claim(const config::Project& project, const std::string& body) const {
   std::optional<rapidjson::Document> doc = parse_object(body);
   if (!doc) return answer(error(Outcome::kInvalidJson));
-  if (auto bad = unknown_members(*doc, {"types", "max", "lease_seconds"})) return answer(*bad);
+  if (auto bad = unknown_members(*doc, {"types", "max", "lease_seconds", "wait_seconds"})) {
+    return answer(*bad);
+  }
   std::vector<std::string> types;
   if (const rapidjson::Value* list = member(*doc, "types")) {
     Reply bad = invalid("types", "a list of at most 100 job types");
@@ -588,11 +592,19 @@ ApiPlan Api::claim(const config::Project& project, const std::string& body) cons
   }
   int max = 1;
   int lease = config_.workers.lease_seconds;
+  int wait = 0;
   if (auto bad = read_int(*doc, "max", 1, kMaxClaim, max)) return answer(*bad);
   if (auto bad = read_int(*doc, "lease_seconds", 1, kMaxLeaseSeconds, lease)) return answer(*bad);
+  if (auto bad = read_int(*doc, "wait_seconds", 0, kMaxClaimWaitSeconds, wait)) {
+    return answer(*bad);
+  }
   ApiPlan plan;
-  plan.work = [p = project.id, types = std::move(types), max, lease](jobs::Store& store) {
+  plan.wait = std::chrono::seconds(wait);
+  plan.no_jobs = success(Outcome::kOk, R"({"jobs":[]})");
+  plan.poll = [p = project.id, types = std::move(types), max,
+               lease](jobs::Store& store) -> std::optional<Reply> {
     std::vector<jobs::Job> claimed = store.claim({p, types, {}}, max, lease);
+    if (claimed.empty()) return std::nullopt;
     rapidjson::StringBuffer buffer;
     Writer w(buffer);
     w.StartObject();

@@ -3,6 +3,7 @@
 // what to do: answer now, enqueue through the committer, or run a store operation on the pool.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -22,6 +23,12 @@ struct ApiPlan {
   std::optional<Reply> reply;               // answer now
   std::optional<jobs::NewJob> enqueue;      // then answer with Api::enqueued
   std::function<Reply(jobs::Store&)> work;  // runs on a pool thread; its reply is the answer
+  // Instead of `work`, for a claim: runs on a pool thread and answers nothing while nothing is
+  // claimable; then runs again at each wake-up (jobs::Wakeups) until it answers or `wait` has
+  // passed since the request, and `no_jobs` is the answer.
+  std::function<std::optional<Reply>(jobs::Store&)> poll;
+  std::chrono::milliseconds wait{0};
+  Reply no_jobs;
 };
 
 class Api {

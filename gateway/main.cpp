@@ -189,7 +189,8 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   options.lanes = config.database.committer_lanes;
   flare::jobs::Committer committer(config.database.url, options);
   flare::jobs::Pool pool(config.database.url, config.database.pool_size, &metrics);
-  flare::gateway::Server server(config, committer, pool, metrics);
+  flare::jobs::Wakeups wakeups(config.database.url);
+  flare::gateway::Server server(config, committer, pool, wakeups, metrics);
   std::unique_ptr<flare::jobs::Workers> workers;
   if (workers_enabled && config.workers.enabled && !pushed_sources(config).empty()) {
     workers = start_workers(config, &metrics);
@@ -207,9 +208,11 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   });
   server.run();
   signals.join();
-  // Completes what is still queued while the server's sessions can still be reached.
+  // Completes what is still queued, and lets go of the claims still waiting, while the server's
+  // sessions can still be reached.
   committer.stop();
   pool.stop();
+  wakeups.stop();
   return 0;
 }
 

@@ -71,8 +71,9 @@ struct Server::Impl {
   net::steady_timer timer;  // accept back-off, then the drain deadline
   net::steady_timer trim_timer;
 
-  Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool, Metrics& metrics)
-      : context(config, committer, pool, metrics),
+  Impl(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool,
+       jobs::Wakeups& wakeups, Metrics& metrics)
+      : context(config, committer, pool, wakeups, metrics),
         tls_files(config.server.tls),
         loops(make_loops(config.server.threads)),
         acceptor(loops.front()->io),
@@ -163,8 +164,8 @@ struct Server::Impl {
 };
 
 Server::Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool,
-               Metrics& metrics)
-    : impl_(std::make_unique<Impl>(config, committer, pool, metrics)) {}
+               jobs::Wakeups& wakeups, Metrics& metrics)
+    : impl_(std::make_unique<Impl>(config, committer, pool, wakeups, metrics)) {}
 
 Server::~Server() = default;
 

@@ -9,6 +9,7 @@
 #include "gateway/metrics.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/pool.hpp"
+#include "jobs/wakeups.hpp"
 
 namespace flare::gateway {
 
@@ -17,7 +18,7 @@ class Server {
   // Binds the listening socket; throws std::runtime_error when it cannot, or when the TLS
   // certificate or key cannot be loaded.
   Server(const config::Config& config, jobs::Committer& committer, jobs::Pool& pool,
-         Metrics& metrics);
+         jobs::Wakeups& wakeups, Metrics& metrics);
   ~Server();
 
   // Serves until stop(), then finishes the requests in flight (10 s at most) and returns.

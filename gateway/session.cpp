@@ -324,6 +324,12 @@ class Session : public Connection {
             [self, result = std::move(result)] { self->respond(Api::enqueued(result)); });
       });
     }
+    if (plan.poll) {
+      poll_ = std::move(plan.poll);
+      no_jobs_ = std::move(plan.no_jobs);
+      poll_until_ = std::chrono::steady_clock::now() + plan.wait;
+      return poll();
+    }
     context_.pool.submit(
         [self, work = std::move(plan.work)](jobs::Store& store) {
           self->loop_.mailbox.post(
@@ -332,6 +338,30 @@ class Session : public Connection {
         [self](jobs::Outcome failure) {
           self->loop_.mailbox.post([self, failure] { self->respond(store_failure(failure)); });
         });
+  }
+
+  // A claim, once now and then at each wake-up until it finds jobs or its wait is over.
+  void poll() {
+    auto self = derived().shared_from_this();
+    std::uint64_t seen = context_.wakeups.count();
+    context_.pool.submit(
+        [self, seen](jobs::Store& store) {
+          self->loop_.mailbox.post([self, seen, reply = self->poll_(store)]() mutable {
+            self->polled(std::move(reply), seen);
+          });
+        },
+        [self](jobs::Outcome failure) {
+          self->loop_.mailbox.post([self, failure] { self->respond(store_failure(failure)); });
+        });
+  }
+
+  void polled(std::optional<Reply> reply, std::uint64_t seen) {
+    if (reply) return respond(std::move(*reply));
+    if (std::chrono::steady_clock::now() >= poll_until_ || context_.connections.stopping()) {
+      return respond(std::move(no_jobs_));
+    }
+    auto self = derived().shared_from_this();
+    context_.wakeups.next(seen, [self] { self->loop_.mailbox.post([self] { self->poll(); }); });
   }
 
   void respond(Reply reply) {
@@ -435,6 +465,10 @@ class Session : public Connection {
   std::string response_;
   std::unique_ptr<std::array<char, 4096>> discard_;
   Dispatch dispatch_;
+  // A long-polling claim's: what it runs, what it answers when its wait is over, and when that is.
+  std::function<std::optional<Reply>(jobs::Store&)> poll_;
+  Reply no_jobs_;
+  std::chrono::steady_clock::time_point poll_until_;
   const config::Project* project_ = nullptr;  // the API key's
   BodyShare body_share_;  // the request's body, from its arrival until it is answered
   std::chrono::steady_clock::time_point started_;

@@ -22,6 +22,7 @@
 #include "gateway/origin.hpp"
 #include "jobs/committer.hpp"
 #include "jobs/pool.hpp"
+#include "jobs/wakeups.hpp"
 
 namespace flare::gateway {
 
@@ -72,12 +73,14 @@ class BodyBudget {
 
 // What every connection reads and reaches; outlives them all.
 struct Context {
-  Context(const config::Config& config, jobs::Committer& c, jobs::Pool& p, Metrics& m)
+  Context(const config::Config& config, jobs::Committer& c, jobs::Pool& p, jobs::Wakeups& w,
+          Metrics& m)
       : server(config.server),
         sources(make_sources(config)),
         api(config),
         committer(c),
         pool(p),
+        wakeups(w),
         metrics(m),
         bodies(config.server.body_memory_bytes) {
     for (const config::Project& project : config.projects) projects.push_back(project.id);
@@ -89,6 +92,7 @@ struct Context {
   const Api api;
   jobs::Committer& committer;
   jobs::Pool& pool;
+  jobs::Wakeups& wakeups;
   Metrics& metrics;
   RequestIds request_ids;
   Connections connections;

@@ -325,6 +325,33 @@ TEST_F(Api, TwoWorkersClaimingConcurrentlyNeverShareAJob) {
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kJobs));
 }
 
+TEST_F(Api, ALongPollingClaimAnswersWithAJobThatCameWhileItWaited) {
+  Response got;
+  auto asked = std::chrono::steady_clock::now();
+  std::thread waiting(
+      [&] { got = claim(R"({"types":["LongPolled"],"max":5,"wait_seconds":20})"); });
+  std::string id = make_job("LongPolled");
+  waiting.join();
+  ASSERT_EQ(got.status, 200) << got.body;
+  rapidjson::Document d = json_of(got);
+  ASSERT_EQ(d["jobs"].Size(), 1u) << got.body;
+  EXPECT_EQ(d["jobs"][0]["id"].GetString(), id);
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(10))
+      << "answered once the job came, not at the end of the wait";
+
+  auto idle = std::chrono::steady_clock::now();
+  Response none = claim(R"({"types":["NeverMade"],"wait_seconds":1})");
+  auto waited = std::chrono::steady_clock::now() - idle;
+  EXPECT_EQ(none.status, 200);
+  EXPECT_EQ(json_of(none)["jobs"].Size(), 0u);
+  EXPECT_GE(waited, std::chrono::seconds(1));
+  EXPECT_LT(waited, std::chrono::seconds(5));
+
+  expect_invalid(claim(R"({"wait_seconds":31})"), "wait_seconds");
+  expect_invalid(claim(R"({"wait_seconds":-1})"), "wait_seconds");
+  expect_invalid(claim(R"({"wait_seconds":"5"})"), "wait_seconds");
+}
+
 TEST_F(Api, ABatchCompleteEndsEachJobWhoseLeaseItHolds) {
   std::string a = make_job("Batched");
   std::string b = make_job("Batched");
