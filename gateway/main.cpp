@@ -189,7 +189,10 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   options.lanes = config.database.committer_lanes;
   flare::jobs::Committer committer(config.database.url, options);
   flare::jobs::Pool pool(config.database.url, config.database.pool_size, &metrics);
-  flare::jobs::Wakeups wakeups(config.database.url);
+  // Claims waiting at once for jobs: each claims again at every wake-up, up to ten times a
+  // second; more answer at once, as without a wait.
+  constexpr std::size_t kMaxWaitingClaims = 256;
+  flare::jobs::Wakeups wakeups(config.database.url, kMaxWaitingClaims);
   flare::gateway::Server server(config, committer, pool, wakeups, metrics);
   std::unique_ptr<flare::jobs::Workers> workers;
   if (workers_enabled && config.workers.enabled && !pushed_sources(config).empty()) {
@@ -203,16 +206,16 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   std::thread signals([&] {
     wait_for_stop_signal(stop, [&server] { server.reload_tls(); });
     server.stop();
+    // Waiting claims answer now, while the server drains.
+    wakeups.stop();
     if (pruner) pruner->stop();
     if (workers) workers->stop(config.server.drain_timeout);
   });
   server.run();
   signals.join();
-  // Completes what is still queued, and lets go of the claims still waiting, while the server's
-  // sessions can still be reached.
+  // Completes what is still queued while the server's sessions can still be reached.
   committer.stop();
   pool.stop();
-  wakeups.stop();
   return 0;
 }
 

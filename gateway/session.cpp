@@ -361,7 +361,10 @@ class Session : public Connection {
       return respond(std::move(no_jobs_));
     }
     auto self = derived().shared_from_this();
-    context_.wakeups.next(seen, [self] { self->loop_.mailbox.post([self] { self->poll(); }); });
+    if (!context_.wakeups.next(seen,
+                               [self] { self->loop_.mailbox.post([self] { self->poll(); }); })) {
+      respond(std::move(no_jobs_));
+    }
   }
 
   void respond(Reply reply) {

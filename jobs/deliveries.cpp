@@ -233,7 +233,8 @@ constexpr const char* kLockJobs =
     "ORDER BY project_id, id FOR UPDATE";
 
 // Attempts at route $3's deliveries of jobs $1/$2: numbers $4, starts $5, durations $6, answers'
-// statuses $7, errors $8 and answers $9.
+// statuses $7, errors $8 and answers $9. Those of a job deleted since its claim (its deliveries
+// went with it) have nothing left to belong to.
 constexpr const char* kInsertAttempts = R"sql(
 INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms, status_code,
                       error, response)
@@ -242,11 +243,13 @@ SELECT a.project_id, a.job_id, $3, a.number, a.started_at::timestamptz, a.durati
 FROM unnest($1::text[], $2::uuid[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::text[],
             $9::text[])
   AS a(project_id, job_id, number, started_at, duration_ms, status_code, error, response)
+WHERE EXISTS (SELECT FROM deliveries d
+              WHERE d.project_id = a.project_id AND d.job_id = a.job_id AND d.route = $3)
 ON CONFLICT DO NOTHING)sql";
 
 // Route $3's deliveries of jobs $1/$2 as claimed by tokens $4 move to statuses $5, with errors $6
-// and, retrying, due after $7 ms; status 'released' gives one back unattempted: due again, the
-// attempt not counted. Returns those whose lease held: still running, or already ended by the
+// and, retrying, due after $7 ms; status 'released' gives one back unattempted: due again where it
+// was in the queue, the attempt not counted. Returns those whose lease held: still running, or already ended by the
 // lease running out (kExpire keeps the token), so that no later claim took it and the attempt's
 // outcome is still the latest word on it.
 constexpr const char* kOutcomes = R"sql(
@@ -255,8 +258,7 @@ UPDATE deliveries d SET
                 WHEN d.attempts > 1 THEN 'retrying' ELSE 'queued' END,
   attempts = CASE WHEN o.status = 'released' THEN d.attempts - 1 ELSE d.attempts END,
   last_error = coalesce(o.error, d.last_error),
-  run_at = CASE WHEN o.status = 'released' THEN now()
-                WHEN o.status = 'retrying' THEN now() + o.delay_ms * interval '1 millisecond'
+  run_at = CASE WHEN o.status = 'retrying' THEN now() + o.delay_ms * interval '1 millisecond'
                 ELSE d.run_at END,
   completed_at = CASE WHEN o.status = 'succeeded' THEN now() END,
   lease_token = NULL, locked_until = NULL, updated_at = now()

@@ -1,39 +1,45 @@
 // Wake-ups for long-polling claims: a thread LISTENing on its own connection tells whoever
-// waits that jobs may have become due, when a commit anywhere notifies, and at least once a
-// second besides (a retry's backoff ends without a notification).
+// waits that jobs may have become due: when a commit anywhere notifies (at most every kGap, so
+// that a busy queue does not turn each waiting claim into a claim per commit), and at least
+// once a second besides (a retry's backoff ends without a notification).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 namespace flare::jobs {
 
 class Wakeups {
  public:
-  explicit Wakeups(const std::string& database_url,
-                   std::chrono::milliseconds at_least_every = std::chrono::seconds(1));
+  static constexpr std::chrono::milliseconds kGap{100};
+
+  // At most `max_waiting` waiters at once.
+  Wakeups(const std::string& database_url, std::size_t max_waiting,
+          std::chrono::milliseconds at_least_every = std::chrono::seconds(1));
   ~Wakeups();
   Wakeups(const Wakeups&) = delete;
   Wakeups& operator=(const Wakeups&) = delete;
 
   // How many wake-ups there have been: taken before a claim, handed to next() after it.
   std::uint64_t count() const;
-  // Calls `wake` once, on the listening thread, at the first wake-up after `seen` (at once, on
-  // the caller's thread, when one came already); or never, when stopped first.
-  void next(std::uint64_t seen, std::function<void()> wake);
-  // Wakes every waiter, and stops listening. Idempotent.
+  // Calls `wake` once, on the listening thread, at the first wake-up after `seen`, or when
+  // stopping (at once, on the caller's thread, when one came already). False, and `wake` is
+  // never called, when it cannot wait: max_waiting are waiting, or stop() was called.
+  bool next(std::uint64_t seen, std::function<void()> wake);
+  // Wakes every waiter and stops listening. Idempotent.
   void stop();
 
  private:
   void listen(const std::string& database_url);
 
+  const std::size_t max_waiting_;
   const std::chrono::milliseconds at_least_every_;
   mutable std::mutex mutex_;
   std::condition_variable stopped_;

@@ -14,16 +14,20 @@ namespace {
 
 // About how long a batch's attempts take together: a worker claims as many deliveries of a route
 // as its last attempts there say fit, so that none waits long behind the others of its batch,
-// and a slow destination's are claimed one at a time, each worker attempting one.
+// and a slow destination's are claimed one at a time, each worker attempting one. A batch whose
+// attempts run past four times this (the destination slowed down) gives the rest back.
 constexpr std::chrono::milliseconds kBatchSpan{50};
 
-// How long a batch's attempts took, each on average; none when none was made.
-using Pace = std::optional<std::chrono::steady_clock::duration>;
+// The payload bytes a worker holds in one batch at most, after its first: the batch is sized by
+// the last batch's payloads too.
+constexpr std::size_t kBatchBytes = 8 << 20;
 
-// How many deliveries to claim for a route whose last attempts took `pace` each.
-int batch_size(const Pace& pace, int most) {
+// How many deliveries to claim for a route: one while its pace is unknown (never tried, or the
+// last batch failed).
+int batch_size(const std::optional<Workers::Pace>& pace, int most) {
   if (!pace) return 1;
-  auto fit = kBatchSpan / std::max(*pace, std::chrono::steady_clock::duration(1));
+  std::int64_t fit = kBatchSpan / std::max(pace->attempt, std::chrono::steady_clock::duration(1));
+  fit = std::min<std::int64_t>(fit, kBatchBytes / std::max<std::size_t>(pace->payload, 1));
   return static_cast<int>(std::clamp<std::int64_t>(fit, 1, most));
 }
 
@@ -126,8 +130,8 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
   // Each worker starts its round of the routes at a different one, and the next round after
   // the route it last pushed to: no route waits behind another's backlog.
   std::size_t next = first;
-  // By route: how long this worker's last attempts there took; unknown at first.
-  std::vector<Pace> paces(routes_.size());
+  // By route: what this worker's last batch there says of the next; unknown at first.
+  std::vector<std::optional<Pace>> paces(routes_.size());
   for (;;) {
     std::uint64_t seen;
     {
@@ -157,9 +161,7 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
           reachability_.answered();
           if (claim.retry_in) wait_for = std::min(wait_for, jittered(*claim.retry_in));
           if (claim.pushes.empty()) continue;
-          if (Pace pace = this->push(store, deliverer, claim.pushes, *route, leased_until)) {
-            paces[r] = pace;
-          }
+          paces[r] = this->push(store, deliverer, claim.pushes, *route, leased_until);
           pushed = true;
           next = (next + k + 1) % routes_.size();
         }
@@ -180,26 +182,29 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
   }
 }
 
-std::optional<std::chrono::steady_clock::duration> Workers::push(
-    Store& store, Deliverer& deliverer, const std::vector<Push>& pushes, const config::Route& route,
-    std::chrono::steady_clock::time_point leased_until) {
+std::optional<Workers::Pace> Workers::push(Store& store, Deliverer& deliverer,
+                                           const std::vector<Push>& pushes,
+                                           const config::Route& route,
+                                           std::chrono::steady_clock::time_point leased_until) {
   std::vector<PushOutcome> outcomes;
   // By outcome: how long its attempt took, abandoned ones too; none when never begun.
   std::vector<std::optional<std::chrono::steady_clock::duration>> took;
-  std::chrono::steady_clock::duration attempting{0};
+  auto began = std::chrono::steady_clock::now();
+  std::size_t payloads = 0;
   int attempts = 0;
+  bool failed = false;
   bool given_back = false;  // the rest of the batch is released unattempted
   for (const Push& push : pushes) {
     const Delivery& d = push.delivery;
+    payloads += push.job.payload.size();
     outcomes.push_back({d, std::nullopt, Status::kSucceeded, std::chrono::milliseconds(0)});
     took.emplace_back();
-    given_back = given_back || std::chrono::steady_clock::now() + route.timeout > leased_until;
+    auto now = std::chrono::steady_clock::now();
+    given_back = given_back || now + route.timeout > leased_until || now - began > 4 * kBatchSpan;
     if (given_back) continue;
     auto started = std::chrono::system_clock::now();
-    auto clock = std::chrono::steady_clock::now();
     Attempt attempt = deliverer.deliver(push.job, d);
-    took.back() = std::chrono::steady_clock::now() - clock;
-    attempting += *took.back();
+    took.back() = std::chrono::steady_clock::now() - now;
     ++attempts;
     if (attempt.result == Attempt::Result::kAbandoned) {
       given_back = true;
@@ -222,19 +227,23 @@ std::optional<std::chrono::steady_clock::duration> Workers::push(
         o.delay = attempt.retry_after ? *attempt.retry_after : retry_delay(route.retry, d.attempts);
       }
       // The destination is failing: the breaker hears of it before more attempts begin.
+      failed = true;
       given_back = true;
     }
     o.attempt = std::move(record);
   }
   Recorded recorded = store.record_outcomes(outcomes, route.breaker);
+  std::size_t unattempted = 0;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const PushOutcome& o = outcomes[i];
     const Delivery& d = o.delivery;
     std::string_view outcome = !recorded.held[i] ? "lease_lost"
                                : o.attempt       ? to_string(o.next)
                                                  : "released";
-    if (!o.attempt) {
-      spdlog::info("released job={} source={} route={}", d.job_id, d.source, d.route);
+    if (!took[i]) {
+      ++unattempted;
+    } else if (!o.attempt) {
+      spdlog::info("released job={} source={} route={}: stopping", d.job_id, d.source, d.route);
     } else if (o.attempt->error) {
       spdlog::info("delivered job={} source={} route={} attempt={} outcome={} error=\"{}\"",
                    d.job_id, d.source, d.route, d.attempts, outcome, *o.attempt->error);
@@ -247,6 +256,10 @@ std::optional<std::chrono::steady_clock::duration> Workers::push(
                                    std::chrono::duration_cast<std::chrono::milliseconds>(*took[i]));
     }
   }
+  if (unattempted > 0) {
+    spdlog::info("gave back {} deliveries of source={} route={} unattempted", unattempted,
+                 pushes[0].delivery.source, pushes[0].delivery.route);
+  }
   for (const Recorded::Turn& turn : recorded.turns) {
     spdlog::warn("route {}.{} is {} (was {}): {}", pushes[0].delivery.source,
                  pushes[0].delivery.route, turn.after, turn.before,
@@ -258,8 +271,8 @@ std::optional<std::chrono::steady_clock::duration> Workers::push(
     ++wakeups_;
     changed_.notify_all();
   }
-  if (attempts == 0) return std::nullopt;
-  return attempting / attempts;
+  if (attempts == 0 || failed) return std::nullopt;
+  return Pace{(std::chrono::steady_clock::now() - began) / attempts, payloads / pushes.size()};
 }
 
 }  // namespace flare::jobs

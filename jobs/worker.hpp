@@ -61,6 +61,13 @@ class Workers {
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
 
+  // What a batch for a route says of the next: an attempt's time and a payload's bytes, on
+  // average.
+  struct Pace {
+    std::chrono::steady_clock::duration attempt;
+    std::size_t payload = 0;
+  };
+
   // Stops claiming, lets attempts in flight finish for at most `drain`, abandons the rest
   // (their jobs are released, due again) and joins. Idempotent.
   void stop(std::chrono::milliseconds drain);
@@ -68,12 +75,12 @@ class Workers {
  private:
   void work(Deliverer& deliverer, const std::string& database_url, std::size_t first);
   void listen(const std::string& database_url);
-  // Attempts the claimed deliveries in turn, until one fails or the lease would run out before
-  // the next could end, gives the rest back, and records every outcome at once. Returns how
-  // long an attempt took on average; none when none was made.
-  std::optional<std::chrono::steady_clock::duration> push(
-      Store& store, Deliverer& deliverer, const std::vector<Push>& pushes,
-      const config::Route& route, std::chrono::steady_clock::time_point leased_until);
+  // Attempts the claimed deliveries in turn, until one fails, the batch has run long, or the
+  // lease would run out before the next could end; gives the rest back; records every outcome at
+  // once. Returns the batch's pace; none when no attempt was made or one failed.
+  std::optional<Pace> push(Store& store, Deliverer& deliverer, const std::vector<Push>& pushes,
+                           const config::Route& route,
+                           std::chrono::steady_clock::time_point leased_until);
   // Sleeps until a wake-up newer than `seen`, `timeout`, or stop.
   void wait(std::uint64_t seen, std::chrono::milliseconds timeout);
 

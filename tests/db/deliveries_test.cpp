@@ -1,10 +1,14 @@
 // The push workers' batches against the real PostgreSQL: claims of many deliveries at once within
-// what a route's pace allows, and a batch's outcomes recorded together.
+// what a route's pace allows, a batch's outcomes recorded together; and the wake-ups of
+// long-polling claims.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
 
 #include "jobs/store.hpp"
+#include "jobs/wakeups.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
 
@@ -145,6 +149,48 @@ TEST_F(DeliveriesTest, TheBreakerCountsABatchsFailuresInOrder) {
   EXPECT_EQ(recorded.turns[0].before, "closed");
   EXPECT_EQ(recorded.turns[0].after, "open");
   EXPECT_EQ(recorded.turns[0].reason, "2 failed attempts in a row");
+}
+
+TEST_F(DeliveriesTest, AJobDeletedWhileItsBatchWasOutDoesNotCostTheOthersTheirOutcome) {
+  std::vector<std::string> ids = enqueue(3);
+  const std::vector<Push> p = store_->claim_deliveries("stripe", route_, 60, 3).pushes;
+  ASSERT_EQ(p.size(), 3u);
+  ASSERT_TRUE(store_->remove("shop", ids[1]));
+  std::vector<PushOutcome> outcomes;
+  for (const Push& push : p) {
+    outcomes.push_back(
+        {push.delivery, attempt(push, 200, std::nullopt), Status::kSucceeded, milliseconds(0)});
+  }
+  Recorded recorded = store_->record_outcomes(outcomes, config::Breaker{});
+  EXPECT_EQ(recorded.held, (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(status_of(ids[0]), Status::kSucceeded);
+  EXPECT_EQ(status_of(ids[2]), Status::kSucceeded);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM attempts"), "2");
+}
+
+TEST_F(DeliveriesTest, WakeupsWakeAWaiterAtANotificationAndEveryWaiterAtStop) {
+  Wakeups wakeups(db_.url(), 2, std::chrono::seconds(60));
+  std::promise<void> notified;
+  std::uint64_t seen = wakeups.count();
+  ASSERT_TRUE(wakeups.next(seen, [&] { notified.set_value(); }));
+  // Until the listener listens, a notification may come before it: send until one is heard.
+  std::future<void> heard = notified.get_future();
+  while (heard.wait_for(milliseconds(50)) != std::future_status::ready) {
+    db_.query("NOTIFY flare_jobs");
+  }
+  EXPECT_GT(wakeups.count(), seen);
+
+  seen = wakeups.count();
+  int woken = 0;
+  EXPECT_TRUE(wakeups.next(seen - 1, [&] { ++woken; })) << "a wake-up came since: at once";
+  EXPECT_EQ(woken, 1);
+  std::atomic<int> stopped{0};
+  EXPECT_TRUE(wakeups.next(seen, [&] { ++stopped; }));
+  EXPECT_TRUE(wakeups.next(seen, [&] { ++stopped; }));
+  EXPECT_FALSE(wakeups.next(seen, [&] { ++stopped; })) << "two may wait, not three";
+  wakeups.stop();
+  EXPECT_EQ(stopped, 2);
+  EXPECT_FALSE(wakeups.next(wakeups.count(), [] {})) << "nothing waits once stopped";
 }
 
 }  // namespace

@@ -297,7 +297,7 @@ TEST(Delivery, AFailureInABatchGivesTheRestBackAndEachEventArrivesOnce) {
   // next claim takes the rest of the backlog at once.
   Gateway worker(config, {"worker"});
   ASSERT_TRUE(receiver.wait_for(kEvents + 1, std::chrono::seconds(20)));
-  ASSERT_TRUE(worker.wait_for_output("released job=", std::chrono::seconds(5))) << worker.output();
+  ASSERT_TRUE(worker.wait_for_output("gave back ", std::chrono::seconds(5))) << worker.output();
   std::map<std::string, int> received;
   for (const Received& r : receiver.requests()) ++received[r.header("flare-job-id")];
   EXPECT_EQ(received.size(), static_cast<std::size_t>(kEvents));

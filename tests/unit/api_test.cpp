@@ -99,9 +99,13 @@ TEST_F(ApiTest, LeaseActionsNeedTheLeaseToken) {
 }
 
 TEST_F(ApiTest, ClaimValidatesTypesAndBounds) {
-  EXPECT_TRUE(plan(Endpoint::kClaim, R"({"types":["a","b"],"max":100})").work);
+  ApiPlan claim = plan(Endpoint::kClaim, R"({"types":["a","b"],"max":100})");
+  EXPECT_TRUE(claim.poll);
+  EXPECT_EQ(claim.wait.count(), 0) << "no long poll unless asked";
+  EXPECT_EQ(plan(Endpoint::kClaim, R"({"wait_seconds":30})").wait, std::chrono::seconds(30));
   expect_invalid(plan(Endpoint::kClaim, R"({"types":[""]})"), "types");
   expect_invalid(plan(Endpoint::kClaim, R"({"max":101})"), "max");
+  expect_invalid(plan(Endpoint::kClaim, R"({"wait_seconds":31})"), "wait_seconds");
 }
 
 TEST(ApiEnqueued, TheNewJobAConflictOrTheStoreFailure) {
