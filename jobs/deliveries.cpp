@@ -1,7 +1,6 @@
 // Pushed jobs' deliveries: the push workers' claims, the record of each attempt and its outcome,
 // and the view of a job with its deliveries and attempts. Every change to a delivery locks its
 // job's row first and sums the job up afterwards, in the same transaction (see kSummarise).
-#include <map>
 #include <set>
 #include <utility>
 
@@ -18,6 +17,7 @@ constexpr const char* kDeliveryColumns =
     "d.project_id, d.job_id::text, d.route, d.source, d.status, d.attempts, d.max_attempts, "
     "d.last_error, d.lease_token::text, " FLARE_TS("d.created_at") ", " FLARE_TS(
         "d.updated_at") ", " FLARE_TS("d.run_at") ", " FLARE_TS("d.completed_at");
+constexpr pqxx::row::size_type kDeliveryColumnCount = 13;
 
 Delivery read_delivery(const pqxx::row& r) {
   Delivery d;
@@ -143,6 +143,10 @@ RETURNING old.state, r.state, r.reason)sql";
 Claim Store::claim_deliveries(const std::string& source, const config::Route& route,
                               int lease_seconds, int max) {
   return db_->run("claim", [&](pqxx::work& tx) {
+    // A claim lost in a crash loses nothing: its deliveries are due again and attempted again,
+    // at least once as ever. Its commit does not wait for the disk, so that the next claim, which
+    // waits for this one in this process, does not either (note 47).
+    tx.exec("SET LOCAL synchronous_commit = off");
     Claim out;
     // Only a route whose attempts are counted, or that is not closed, is locked: the claims of
     // an unpaced, healthy route do not wait on each other.
@@ -189,7 +193,11 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
       tx.commit();
       return out;
     }
-    static const std::string kClaimed = std::string(kClaim) + kDeliveryColumns + " FROM claimed d";
+    // Each delivery with its job, as it was before the claim: its payload and names are what
+    // an attempt sends.
+    static const std::string kClaimed =
+        std::string(kClaim) + kDeliveryColumns + ", " + FLARE_JOB_COLUMNS("j.") +
+        " FROM claimed d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id";
     pqxx::result claimed = tx.exec_params(kClaimed, source, route.name, lease_seconds, may);
     if (claimed.empty()) {
       tx.commit();
@@ -201,23 +209,8 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
           "interval '1 microsecond' WHERE source = $1 AND route = $2",
           source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
     }
-    BinaryArray projects(BinaryArray::kText), ids(BinaryArray::kUuid);
     for (const auto& r : claimed) {
-      out.pushes.push_back({{}, read_delivery(r)});
-      projects.text(out.pushes.back().delivery.project_id);
-      ids.uuid(out.pushes.back().delivery.job_id);
-    }
-    // The jobs, to their deliveries in the claim's order.
-    std::map<std::pair<std::string, std::string>, Job> jobs;
-    for (const auto& r :
-         tx.exec_params(select_job("(project_id, id) IN (SELECT * FROM unnest($1::text[], "
-                                   "$2::uuid[]))"),
-                        pqxx::binarystring(projects.str()), pqxx::binarystring(ids.str()))) {
-      Job job = read_job(r);
-      jobs.emplace(std::pair(job.project_id, job.id), std::move(job));
-    }
-    for (Push& push : out.pushes) {
-      push.job = std::move(jobs.at({push.delivery.project_id, push.delivery.job_id}));
+      out.pushes.push_back({read_job(r, kDeliveryColumnCount), read_delivery(r)});
     }
     tx.commit();
     return out;
@@ -249,9 +242,9 @@ ON CONFLICT DO NOTHING)sql";
 
 // Route $3's deliveries of jobs $1/$2 as claimed by tokens $4 move to statuses $5, with errors $6
 // and, retrying, due after $7 ms; status 'released' gives one back unattempted: due again where it
-// was in the queue, the attempt not counted. Returns those whose lease held: still running, or already ended by the
-// lease running out (kExpire keeps the token), so that no later claim took it and the attempt's
-// outcome is still the latest word on it.
+// was in the queue, the attempt not counted. Returns those whose lease held: still running, or
+// already ended by the lease running out (kExpire keeps the token), so that no later claim took it
+// and the attempt's outcome is still the latest word on it.
 constexpr const char* kOutcomes = R"sql(
 UPDATE deliveries d SET
   status = CASE WHEN o.status <> 'released' THEN o.status

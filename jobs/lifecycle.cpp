@@ -10,40 +10,37 @@
 
 namespace flare::jobs {
 
-const char* const kJobColumns =
-    "id::text, project_id, idempotency_key, type, status, attempts, max_attempts, priority, "
-    "payload, content_type, source, event_id, last_error, lease_token::text, " FLARE_TS(
-        "created_at") ", " FLARE_TS("updated_at") ", " FLARE_TS("run_at") ", " FLARE_TS(
-        "completed_at") ", " FLARE_TS("locked_until") ", pushed, " FLARE_TS("pruned_at");
+const char* const kJobColumns = FLARE_JOB_COLUMNS("");
 
 std::optional<std::string> nullable(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
   return f.as<std::string>();
 }
 
-Job read_job(const pqxx::row& r) {
+Job read_job(const pqxx::row& row, pqxx::row::size_type first) {
+  auto r = [&](pqxx::row::size_type k) { return row[first + k]; };
   Job job;
-  job.id = r[0].as<std::string>();
-  job.project_id = r[1].as<std::string>();
-  job.idempotency_key = nullable(r[2]);
-  job.type = r[3].as<std::string>();
-  job.status = status_of(r[4].c_str());
-  job.attempts = r[5].as<int>();
-  job.max_attempts = r[6].as<int>();
-  job.priority = r[7].as<int>();
-  job.payload = pqxx::binarystring(r[8]).str();
-  job.content_type = r[9].as<std::string>();
-  job.source = nullable(r[10]);
-  job.event_id = nullable(r[11]);
-  job.last_error = nullable(r[12]);
-  job.lease_token = nullable(r[13]);
-  job.created_at = r[14].as<std::string>();
-  job.updated_at = r[15].as<std::string>();
-  job.run_at = r[16].as<std::string>();
-  job.completed_at = nullable(r[17]);
-  job.locked_until = nullable(r[18]);
-  job.pushed = r[19].as<bool>();
-  job.pruned_at = nullable(r[20]);
+  job.id = r(0).as<std::string>();
+  job.project_id = r(1).as<std::string>();
+  job.idempotency_key = nullable(r(2));
+  job.type = r(3).as<std::string>();
+  job.status = status_of(r(4).c_str());
+  job.attempts = r(5).as<int>();
+  job.max_attempts = r(6).as<int>();
+  job.priority = r(7).as<int>();
+  job.payload = pqxx::binarystring(r(8)).str();
+  job.content_type = r(9).as<std::string>();
+  job.source = nullable(r(10));
+  job.event_id = nullable(r(11));
+  job.last_error = nullable(r(12));
+  job.lease_token = nullable(r(13));
+  job.created_at = r(14).as<std::string>();
+  job.updated_at = r(15).as<std::string>();
+  job.run_at = r(16).as<std::string>();
+  job.completed_at = nullable(r(17));
+  job.locked_until = nullable(r(18));
+  job.pushed = r(19).as<bool>();
+  job.pruned_at = nullable(r(20));
   return job;
 }
 
@@ -217,7 +214,9 @@ Changed Store::cancel(const std::string& project, const std::string& id) {
 bool Store::remove(const std::string& project, const std::string& id) {
   return db_->run("remove", [&](pqxx::work& tx) {
     pqxx::result r = tx.exec_params(
-        "DELETE FROM jobs WHERE project_id = $1 AND id = $2::uuid RETURNING 1", project, id);
+        "WITH attempts AS (DELETE FROM attempts WHERE project_id = $1 AND job_id = $2::uuid) "
+        "DELETE FROM jobs WHERE project_id = $1 AND id = $2::uuid RETURNING 1",
+        project, id);
     tx.commit();
     return !r.empty();
   });

@@ -8,14 +8,28 @@
 #include <vector>
 
 #include "jobs/job.hpp"
+#include "jobs/sql.hpp"
 
 namespace flare::jobs {
 
 std::optional<std::string> nullable(const pqxx::field& f);
 
-// Every read of a job selects these, in this order (see read_job).
+// Every read of a job selects these, in this order (see read_job); FLARE_JOB_COLUMNS("j.") for
+// jobs j.
+#define FLARE_JOB_COLUMNS(j)                                                                       \
+  j "id::text, " j "project_id, " j "idempotency_key, " j "type, " j "status, " j "attempts, " j   \
+    "max_attempts, " j "priority, " j "payload, " j "content_type, " j "source, " j "event_id, " j \
+    "last_error, " j                                                                               \
+    "lease_token::text, " FLARE_TS(j "created_at") ", " FLARE_TS(j "updated_at") ", " FLARE_TS(    \
+        j                                                                                          \
+        "run_at") ", " FLARE_TS(j                                                                  \
+                                "completed_at") ", " FLARE_TS(j                                    \
+                                                              "locked_until") ", " j               \
+                                                                              "pushed, " FLARE_TS( \
+                                                                                  j "pruned_at")
 extern const char* const kJobColumns;
-Job read_job(const pqxx::row& r);
+// The job whose columns begin at `first`.
+Job read_job(const pqxx::row& row, pqxx::row::size_type first = 0);
 std::string select_job(const std::string& where);
 
 // The jobs `keys` gives (a query of project ids and job ids) get their status,

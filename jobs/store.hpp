@@ -57,7 +57,7 @@ struct RouteId {
   std::string route;
 };
 
-// A claimed delivery and the job it delivers.
+// A claimed delivery and the job it delivers, as the job was before the claim summed it up.
 struct Push {
   Job job;
   Delivery delivery;

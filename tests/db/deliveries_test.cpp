@@ -166,6 +166,8 @@ TEST_F(DeliveriesTest, AJobDeletedWhileItsBatchWasOutDoesNotCostTheOthersTheirOu
   EXPECT_EQ(status_of(ids[0]), Status::kSucceeded);
   EXPECT_EQ(status_of(ids[2]), Status::kSucceeded);
   EXPECT_EQ(db_.scalar("SELECT count(*) FROM attempts"), "2");
+  ASSERT_TRUE(store_->remove("shop", ids[0]));
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM attempts"), "1") << "a deleted job's attempts go too";
 }
 
 TEST_F(DeliveriesTest, WakeupsWakeAWaiterAtANotificationAndEveryWaiterAtStop) {

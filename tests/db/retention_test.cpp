@@ -159,11 +159,19 @@ TEST_F(RetentionTest, DeletesWholeRowsStoredBeforeTheHorizonAndFreesTheirKeys) {
       ids[0] + "', '" + ids[2] + "')");
   db_.query("UPDATE jobs SET created_at = now() - interval '400 days' WHERE id = '" + ids[1] + "'");
   db_.query("UPDATE jobs SET created_at = now() - interval '10 days' WHERE id = '" + ids[2] + "'");
+  for (const std::string& id : {ids[0], ids[2]}) {
+    db_.query(
+        "INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms) "
+        "VALUES ('shop', '" +
+        id + "', 'orders', 1, now(), 5)");
+  }
   std::vector<PruneScope> scopes = {everything({std::nullopt, std::nullopt, 365})};
 
   EXPECT_EQ(store_->prune(scopes, 1000, true, kGoOn)->at(0).rows, 1);
   EXPECT_EQ(store_->prune(scopes, 1000, false, kGoOn)->at(0).rows, 1);
   EXPECT_FALSE(store_->get("shop", ids[0])) << "ended and stored 400 days ago";
+  EXPECT_EQ(db_.scalar("SELECT string_agg(job_id::text, ',') FROM attempts"), ids[2])
+      << "its attempts went with it";
   EXPECT_TRUE(store_->get("shop", ids[1])) << "not ended: never deleted";
   EXPECT_TRUE(store_->get("shop", ids[2])) << "stored 10 days ago";
   // The key went with the row: the same event now makes a new job.
