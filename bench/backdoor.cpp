@@ -12,8 +12,9 @@
 // - sustained URL RECEIVER_PORT STEP_SECONDS STEPS PG_PID: first the ingest-only rate (senders as
 // fast
 //   as the gateway answers, no workers); then, with the workers pushing to the receiver, steps of
-//   STEP_SECONDS at a fixed webhook rate, at most STEPS of them, from half the ingest-only rate up
-//   by a fifth while the backlog stays flat (or down by a fifth until it does). Prints "INGESTONLY
+//   STEP_SECONDS at a fixed webhook rate, at most STEPS of them: from half the ingest-only rate,
+//   up by a fifth while the backlog stays flat (or down by a fifth until it does), then halving
+//   the interval between the highest flat rate and the lowest steep one. Prints "INGESTONLY
 //   webhooks_per_s=R" and per step "STEP rate=R sent_per_s=R delivered_per_s=R backlog_before=N
 //   backlog_after=N flat=0|1 lat_p50_ms=X lat_p99_ms=X lat_p999_ms=X cpu_gateway=C cpu_pg=C".
 #include <rapidjson/document.h>
@@ -273,8 +274,9 @@ int sustained(const std::string& url, std::uint16_t receiver, double step, int s
   std::fflush(stdout);
   pqxx::nontransaction(db).exec("TRUNCATE jobs, deliveries, attempts");
   Gateway gateway(config);
+  // The highest flat rate and the lowest rate found not flat so far (0: none yet).
+  double flat_at = 0, steep_at = 0;
   double rate = ingest_only / 2;
-  bool went_up = false, went_down = false;
   for (int k = 0; k < steps; ++k) {
     std::int64_t before = backlog(db);
     std::int64_t done_before =
@@ -302,10 +304,13 @@ int sustained(const std::string& url, std::uint16_t receiver, double step, int s
         rate, sent, static_cast<double>(delivered) / step, static_cast<long long>(before),
         static_cast<long long>(after), flat ? 1 : 0, lat[0], lat[1], lat[2], shares[0], shares[1]);
     std::fflush(stdout);
-    if (flat && went_down) break;
-    if (!flat && went_up) break;
-    (flat ? went_up : went_down) = true;
-    rate *= flat ? 1.2 : 0.8;
+    (flat ? flat_at : steep_at) = rate;
+    if (flat_at > 0 && steep_at > 0) {
+      if (steep_at / flat_at < 1.05) break;  // found within a twentieth
+      rate = (flat_at + steep_at) / 2;
+    } else {
+      rate *= flat ? 1.2 : 0.8;
+    }
   }
   return 0;
 }
