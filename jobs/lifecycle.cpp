@@ -214,9 +214,7 @@ Changed Store::cancel(const std::string& project, const std::string& id) {
 bool Store::remove(const std::string& project, const std::string& id) {
   return db_->run("remove", [&](pqxx::work& tx) {
     pqxx::result r = tx.exec_params(
-        "WITH attempts AS (DELETE FROM attempts WHERE project_id = $1 AND job_id = $2::uuid) "
-        "DELETE FROM jobs WHERE project_id = $1 AND id = $2::uuid RETURNING 1",
-        project, id);
+        "DELETE FROM jobs WHERE project_id = $1 AND id = $2::uuid RETURNING 1", project, id);
     tx.commit();
     return !r.empty();
   });

@@ -54,10 +54,8 @@ std::optional<std::vector<Pruned>> Store::prune(const std::vector<PruneScope>& s
   const std::string kDelete = "WITH picked AS (SELECT j.project_id, j.id FROM jobs j WHERE " +
                               stored_before() +
                               " AND j.id > $6::uuid ORDER BY j.id LIMIT $5 FOR UPDATE SKIP "
-                              "LOCKED), attempts AS (DELETE FROM attempts a USING picked p WHERE "
-                              "a.project_id = p.project_id AND a.job_id = p.id) DELETE FROM jobs "
-                              "j USING picked p WHERE j.project_id = p.project_id AND j.id = p.id "
-                              "RETURNING j.id::text";
+                              "LOCKED) DELETE FROM jobs j USING picked p WHERE j.project_id = "
+                              "p.project_id AND j.id = p.id RETURNING j.id::text";
   // The answers attempts recorded go with the payload: a destination's reply can quote it.
   const std::string kEmpty =
       "WITH picked AS (SELECT j.project_id, j.id FROM jobs j WHERE " + ended_before() +

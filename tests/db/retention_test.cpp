@@ -161,6 +161,10 @@ TEST_F(RetentionTest, DeletesWholeRowsStoredBeforeTheHorizonAndFreesTheirKeys) {
   db_.query("UPDATE jobs SET created_at = now() - interval '10 days' WHERE id = '" + ids[2] + "'");
   for (const std::string& id : {ids[0], ids[2]}) {
     db_.query(
+        "INSERT INTO deliveries (project_id, job_id, route, source, status, "
+        "attempt_allowance, max_attempts) VALUES ('shop', '" +
+        id + "', 'orders', 'stripe', 'succeeded', 1, 1)");
+    db_.query(
         "INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms) "
         "VALUES ('shop', '" +
         id + "', 'orders', 1, now(), 5)");
