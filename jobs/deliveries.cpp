@@ -79,17 +79,20 @@ const std::string kSummariseSet = summarise("SELECT * FROM unnest($1::text[], $2
 // what the claim that held the lock before committed.
 constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
 
-// Claims the $4 oldest due deliveries of route $1/$2, $3 the lease in seconds, and sums their
-// jobs up: running, one attempt more (kSummarise's rule, known without reading the deliveries
-// again; a job has one delivery per route).
-// Rows locked by another transaction are skipped, jobs as well as deliveries: a claim never
-// waits on them, and so never in the opposite order of a change that locked the job first.
+// Claims the $4 oldest due deliveries of route $1/$2, $3 the lease in seconds, if the route's
+// state is still $5, the one the claim was decided on (an unlocked route's breaker may have
+// paused or opened it since, in a transaction that committed between the two statements), and
+// sums their jobs up: running, one attempt more (kSummarise's rule, known without reading the
+// deliveries again; a job has one delivery per route). Rows locked by another transaction are
+// skipped, jobs as well as deliveries: a claim never waits on them, and so never in the opposite
+// order of a change that locked the job first.
 constexpr const char* kClaim = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d
   JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
   WHERE d.source = $1 AND d.route = $2 AND d.status IN ('queued', 'retrying')
     AND d.run_at <= clock_timestamp()
+    AND coalesce((SELECT r.state FROM routes r WHERE r.source = $1 AND r.route = $2), 'closed') = $5
   ORDER BY d.run_at LIMIT $4
   FOR UPDATE OF d, j SKIP LOCKED),
 claimed AS (
@@ -198,7 +201,7 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
     static const std::string kClaimed =
         std::string(kClaim) + kDeliveryColumns + ", " + FLARE_JOB_COLUMNS("j.") +
         " FROM claimed d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id";
-    pqxx::result claimed = tx.exec_params(kClaimed, source, route.name, lease_seconds, may);
+    pqxx::result claimed = tx.exec_params(kClaimed, source, route.name, lease_seconds, may, state);
     if (claimed.empty()) {
       tx.commit();
       return out;
