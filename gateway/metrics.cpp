@@ -145,7 +145,7 @@ void Metrics::attempted(std::string_view source, std::string_view route, std::st
   if (outcome != "released") r->durations.observe(std::chrono::duration<double>(took).count());
 }
 
-std::string Metrics::render() const {
+std::string Metrics::render(std::size_t claims_waiting) const {
   std::string out;
   std::lock_guard lock(mutex_);
   header(out, "flare_webhooks_total", "counter",
@@ -240,6 +240,9 @@ std::string Metrics::render() const {
          "What retention removed in this process: payloads emptied, rows deleted.");
   out += "flare_pruned_total{what=\"payloads\"} " + std::to_string(pruned_payloads_.load()) +
          "\nflare_pruned_total{what=\"rows\"} " + std::to_string(pruned_rows_.load()) + "\n";
+  header(out, "flare_claims_waiting", "gauge",
+         "Long-polling claims of the jobs API waiting for jobs in this process (256 at most).");
+  out += "flare_claims_waiting " + std::to_string(claims_waiting) + "\n";
   header(out, "flare_db_errors_total", "counter",
          "Contacts with the database that failed: unreachable, restarting, timed out.");
   out += "flare_db_errors_total " + std::to_string(db_errors_.load()) + "\n";

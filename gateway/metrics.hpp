@@ -71,7 +71,8 @@ class Metrics final : public jobs::Observer {
   // A connection closed on a timer.
   void timed_out(Timeout timeout);
 
-  std::string render() const;
+  // `claims_waiting`: long-polling claims waiting for jobs now.
+  std::string render(std::size_t claims_waiting) const;
 
   void committed(std::size_t jobs) override;
   void database_error() override;

@@ -256,7 +256,7 @@ class Session : public Connection {
   }
 
   Reply metrics_reply() {
-    Reply r = success(Outcome::kOk, context_.metrics.render());
+    Reply r = success(Outcome::kOk, context_.metrics.render(context_.wakeups.waiting()));
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return r;
   }

@@ -96,12 +96,6 @@ std::string takes(const std::string& type, const std::string& provider,
          provider + " || '.' || left(t, -1)))))";
 }
 
-bool lock_job(pqxx::work& tx, const std::string& project, const std::string& id) {
-  return !tx.exec_params("SELECT FROM jobs WHERE project_id = $1 AND id = $2::uuid FOR UPDATE",
-                         project, id)
-              .empty();
-}
-
 namespace {
 
 std::string update_job(const std::string& set_and_where) {

@@ -52,7 +52,4 @@ std::string joined_types(const std::vector<std::string>& types);
 std::string takes(const std::string& type, const std::string& provider,
                   const std::string& patterns);
 
-// Locks job $1/$2's row; false when there is no such job.
-bool lock_job(pqxx::work& tx, const std::string& project, const std::string& id);
-
 }  // namespace flare::jobs

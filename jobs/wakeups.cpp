@@ -21,6 +21,11 @@ std::uint64_t Wakeups::count() const {
   return count_;
 }
 
+std::size_t Wakeups::waiting() const {
+  std::lock_guard lock(mutex_);
+  return waiting_.size();
+}
+
 bool Wakeups::next(std::uint64_t seen, std::function<void()> wake) {
   {
     std::lock_guard lock(mutex_);

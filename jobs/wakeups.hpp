@@ -29,6 +29,8 @@ class Wakeups {
 
   // How many wake-ups there have been: taken before a claim, handed to next() after it.
   std::uint64_t count() const;
+  // How many wait for the next wake-up.
+  std::size_t waiting() const;
   // Calls `wake` once, on the listening thread, at the first wake-up after `seen`, or when
   // stopping (at once, on the caller's thread, when one came already). False, and `wake` is
   // never called, when it cannot wait: max_waiting are waiting, or stop() was called.

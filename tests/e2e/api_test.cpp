@@ -327,9 +327,19 @@ TEST_F(Api, TwoWorkersClaimingConcurrentlyNeverShareAJob) {
 
 TEST_F(Api, ALongPollingClaimAnswersWithAJobThatCameWhileItWaited) {
   Response got;
-  auto asked = std::chrono::steady_clock::now();
   std::thread waiting(
       [&] { got = claim(R"({"types":["LongPolled"],"max":5,"wait_seconds":20})"); });
+  // The job is made once the claim is seen waiting for one.
+  auto waiting_claims = [] {
+    return sample(request_once(gateway_->port(), "GET", "/metrics").body, "flare_claims_waiting");
+  };
+  bool seen = false;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       !(seen = waiting_claims() >= 1) && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(seen) << "the claim never waited";
+  auto asked = std::chrono::steady_clock::now();
   std::string id = make_job("LongPolled");
   waiting.join();
   ASSERT_EQ(got.status, 200) << got.body;

@@ -51,6 +51,17 @@ function eventBody(id, n) {
   return '{"id":"' + id + '","object":"event","type":"invoice.paid","data":{"object":{"amount":1200,"description":"' + pad.join('') + '"}}}';
 }
 
+// Hands `add` the JOBS jobs ADD_BATCH at a time, each made by `make` from its payload.
+async function inBatches(make, add) {
+  for (let from = 0; from < JOBS; from += ADD_BATCH) {
+    const batch = [];
+    for (let n = from; n < Math.min(from + ADD_BATCH, JOBS); n++) {
+      batch.push(make(eventBody(`evt_q_${n}`, n)));
+    }
+    await add(batch);
+  }
+}
+
 function connection() {
   return { host: process.env.PGHOST, database: process.env.PGDATABASE, user: process.env.PGUSER };
 }
@@ -83,13 +94,7 @@ async function add(system) {
     try {
       await utils.migrate();
       began = process.hrtime.bigint();
-      for (let from = 0; from < JOBS; from += ADD_BATCH) {
-        const specs = [];
-        for (let n = from; n < Math.min(from + ADD_BATCH, JOBS); n++) {
-          specs.push({ identifier: TASK, payload: { body: eventBody(`evt_q_${n}`, n) } });
-        }
-        await utils.addJobs(specs);
-      }
+      await inBatches((body) => ({ identifier: TASK, payload: { body } }), (specs) => utils.addJobs(specs));
     } finally {
       await utils.release();
     }
@@ -99,13 +104,7 @@ async function add(system) {
     try {
       if (!(await boss.getQueue(QUEUE))) await boss.createQueue(QUEUE, PGBOSS_QUEUE);
       began = process.hrtime.bigint();
-      for (let from = 0; from < JOBS; from += ADD_BATCH) {
-        const jobs = [];
-        for (let n = from; n < Math.min(from + ADD_BATCH, JOBS); n++) {
-          jobs.push({ name: QUEUE, data: { body: eventBody(`evt_q_${n}`, n) } });
-        }
-        await boss.insert(jobs);
-      }
+      await inBatches((body) => ({ name: QUEUE, data: { body } }), (jobs) => boss.insert(jobs));
     } finally {
       await boss.stop({ graceful: false });
     }
