@@ -9,10 +9,12 @@
 //   the jobs API by PULLERS threads, each claiming MAX jobs at a time and completing them, one
 //   request each or all in one. Prints "PULLDRAIN events=N completed=N seconds=S cpu_gateway=C
 //   cpu_pg=C cpu_rest=C".
+// - store URL EVENTS pushed|pulled RECEIVER_PORT: EVENTS webhooks stored by a gateway without
+//   workers, for bench/backdoor.sh's ceilings: of source "pushed" (a delivery each, to a route
+//   whose receiver is RECEIVER_PORT) or "pulled" (for pull workers). Prints nothing.
 // - sustained URL RECEIVER_PORT STEP_SECONDS STEPS PG_PID: first the ingest-only rate (senders as
-// fast
-//   as the gateway answers, no workers); then, with the workers pushing to the receiver, steps of
-//   STEP_SECONDS at a fixed webhook rate, at most STEPS of them: from half the ingest-only rate,
+//   fast as the gateway answers, no workers); then, with the workers pushing to the receiver, steps
+//   of STEP_SECONDS at a fixed webhook rate, at most STEPS of them: from half the ingest-only rate,
 //   up by a fifth while the backlog stays flat (or down by a fifth until it does), then halving
 //   the interval between the highest flat rate and the lowest steep one. Prints "INGESTONLY
 //   webhooks_per_s=R" and per step "STEP rate=R sent_per_s=R delivered_per_s=R backlog_before=N
@@ -317,8 +319,18 @@ int sustained(const std::string& url, std::uint16_t receiver, double step, int s
 
 }  // namespace
 
+int store(const std::string& url, int events, const std::string& source, std::uint16_t receiver) {
+  Gateway ingest(flare::test::gateway_config(url) +
+                     flare::bench::stripe_source(source, source == "pushed" ? receiver : 0),
+                 {"serve", "--no-workers"});
+  return fill(ingest.port(), source, events) ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
+  if (a.size() == 5 && a[0] == "store" && (a[3] == "pushed" || a[3] == "pulled")) {
+    return store(a[1], std::stoi(a[2]), a[3], static_cast<std::uint16_t>(std::stoi(a[4])));
+  }
   if (a.size() == 6 && a[0] == "push") {
     return push(a[1], std::stoi(a[2]), static_cast<std::uint16_t>(std::stoi(a[3])), std::stoi(a[4]),
                 std::stoi(a[5]));
@@ -334,6 +346,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "usage: backdoor push URL EVENTS RECEIVER_PORT PG_PID RECEIVER_PID\n"
                "       backdoor pull URL EVENTS PULLERS MAX each|batch PG_PID\n"
+               "       backdoor store URL EVENTS pushed|pulled RECEIVER_PORT\n"
                "       backdoor sustained URL RECEIVER_PORT STEP_SECONDS STEPS PG_PID\n");
   return 2;
 }

@@ -85,7 +85,34 @@ queue() {  # queue SYSTEM MODE: the peer works EVENTS jobs; records "<system>-<m
   record "$1-$2" "$line add_per_s=$(field "$added" jobs_per_s) cpu_pg=$(calc "$pg / $TICKS / $secs") cpu_receiver=$(calc "$rc / $TICKS / $secs") cpu_peer=$(calc "($all - $pg - $rc) / $TICKS / $secs")"
 }
 
+# PostgreSQL alone writing the row versions a drain keeps (bench/ceilings/push.sql, pull.sql),
+# on EVENTS webhooks stored as for the drains: what no front to the queue can beat on this
+# machine. Four pgbench clients (more only wait on each other's locked rows), until every job
+# succeeded; records "ceiling-<push|pull>" with the machine's busy CPU per job.
+ceiling() {  # ceiling push|pull
+  local source=pushed left=1 pg0 all0 began secs
+  [ "$1" = pull ] && source=pulled
+  fresh_database bd_ceiling
+  FLARE_BINARY="$BIN" "$BACKDOOR_BIN" store "host=$WORK dbname=bd_ceiling user=postgres" \
+    "$EVENTS" "$source" "$RECEIVER_PORT"
+  # pgbench's statements, unlike the gateway's, need the statistics autovacuum would gather.
+  psql_ -d bd_ceiling -c ANALYZE -c CHECKPOINT
+  pg0=$(tree_ticks "$PG_PID")
+  all0=$(machine_ticks)
+  began=$(date +%s.%N)
+  while [ "$left" != 0 ]; do
+    as_postgres pgbench -n -h "$WORK" -c 4 -j 2 -t $((EVENTS / 400 + 1)) \
+      -f "$ROOT/bench/ceilings/$1.sql" bd_ceiling >/dev/null
+    left=$(psql_ -d bd_ceiling -c "SELECT count(*) FROM jobs WHERE status <> 'succeeded'")
+  done
+  secs=$(calc "$(date +%s.%N) - $began")
+  record "ceiling-$1" "jobs_per_s=$(calc "$EVENTS / $secs") cpu_pg=$(calc "($(tree_ticks "$PG_PID") - $pg0) / $TICKS / $secs") us_per_job=$(calc "($(machine_ticks) - $all0) / $TICKS * 1000000 / $EVENTS")"
+}
+
 for run in $(seq "$RUNS"); do
+  echo "==> back door, run $run: ceilings, PostgreSQL alone writing the drains' rows"
+  ceiling push
+  ceiling pull
   echo "==> back door, run $run: push drain of $EVENTS events"
   fresh_database bd_push
   FLARE_BINARY="$BIN" "$BACKDOOR_BIN" push "host=$WORK dbname=bd_push user=postgres" "$EVENTS" \
@@ -128,6 +155,10 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "back door: $EVENTS jobs of 2-4 KB a drain, medians of $RUNS runs; receiver nginx return 200"
 echo
 printf '%-44s %10s %28s %s\n' "system" jobs/s "cpu system/pg/receiver/rest" "enqueue->delivery p50/p99 ms"
+for drain in push pull; do
+  printf '%-44s %10s %28s %s\n' "ceiling: PostgreSQL alone, $drain rows" "$(of ceiling-$drain jobs_per_s)" \
+    "-/$(of ceiling-$drain cpu_pg)/-/-" "($(of ceiling-$drain us_per_job) us of CPU a job)"
+done
 printf '%-44s %10s %28s %s\n' "flare-gateway push drain (1 worker process)" "$(drain_of push-drain)" \
   "$(of push-drain cpu_worker)/$(of push-drain cpu_pg)/$(of push-drain cpu_receiver)/$(of push-drain cpu_rest)" \
   "$(of push-drain lat_p50_ms)/$(of push-drain lat_p99_ms)"
@@ -158,10 +189,12 @@ if $QUEUES_READY; then
   echo "push drain / faster peer pushing:           $(ratio "$(drain_of push-drain)" "$best_push")"
   echo "pull drain / faster peer working no-ops:    $(ratio "$(drain_of pull-batch)" "$best_noop")"
 fi
+echo "push drain / its ceiling:                   $(ratio "$(drain_of push-drain)" "$(of ceiling-push jobs_per_s)")"
+echo "pull drain / its ceiling:                   $(ratio "$(drain_of pull-batch)" "$(of ceiling-pull jobs_per_s)")"
 echo "sustained pipeline / ingest-only:           $(ratio "$FLAT" "$INGEST_ONLY") ($FLAT of $INGEST_ONLY webhooks/s)"
 $SMOKE && echo "(smoke mode: small drains and short steps; the figures only show the command works)"
 
 BACKDOOR_STATUS=0
-for system in push-drain pull-batch pull-each sustained; do
+for system in ceiling-push ceiling-pull push-drain pull-batch pull-each sustained; do
   grep -q "^$system " "$RESULTS" || { echo "FAILED: no $system"; BACKDOOR_STATUS=1; }
 done
