@@ -502,6 +502,72 @@ void read_workers(Reader& r, const YAML::Node& node, Workers& workers) {
   if (const YAML::Node n = node["retry"]) read_retry(r, n, "workers.retry", workers.retry);
 }
 
+void read_console(Reader& r, const YAML::Node& node, const std::vector<Project>& projects,
+                  Console& console) {
+  if (!r.map(node, "console", {"enabled", "operators", "session_hours"})) return;
+  console.enabled = true;
+  if (const YAML::Node n = node["enabled"]) {
+    if (auto v = r.boolean(n, "console.enabled")) console.enabled = *v;
+  }
+  if (const YAML::Node n = node["session_hours"]) {
+    if (auto v = r.integer(n, "console.session_hours", 1, 24 * 30)) {
+      console.session_lifetime = std::chrono::hours(*v);
+    }
+  }
+  const YAML::Node list = node["operators"];
+  if (!list || !list.IsSequence() || list.size() == 0) {
+    if (console.enabled) {
+      r.error(list ? list : node, "console.operators",
+              "expected a list of at least one operator: nobody could sign in");
+    }
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node o = list[i];
+    std::string path = "console.operators[" + std::to_string(i) + "]";
+    if (!r.map(o, path, {"name", "token_sha256", "projects", "read_only"})) continue;
+    Operator op;
+    op.name = read_name(r, o, path, "name", names, "operator");
+    const YAML::Node h = o["token_sha256"];
+    if (!h) {
+      r.error(o, path + ".token_sha256", "required");
+    } else if (auto text = r.string(h, path + ".token_sha256")) {
+      if (auto digest = parse_sha256_hex(*text)) {
+        op.token_sha256 = *digest;
+      } else {
+        r.error(h, path + ".token_sha256", "expected 64 hexadecimal digits");
+      }
+    }
+    if (const YAML::Node n = o["projects"]) {
+      if (!n.IsSequence() || n.size() == 0) {
+        r.error(n, path + ".projects",
+                "expected a list of project ids (omit it for every project)");
+      } else {
+        for (std::size_t k = 0; k < n.size(); ++k) {
+          std::string at = path + ".projects[" + std::to_string(k) + "]";
+          auto id = r.string(n[k], at);
+          if (!id) continue;
+          bool known = std::any_of(projects.begin(), projects.end(),
+                                   [&](const Project& p) { return p.id == *id; });
+          if (!known) r.error(n[k], at, "no project \"" + *id + "\" is configured");
+          op.projects.push_back(*id);
+        }
+      }
+    }
+    if (const YAML::Node n = o["read_only"]) {
+      if (auto v = r.boolean(n, path + ".read_only")) op.read_only = *v;
+    }
+    // A token is one operator's: the log names who acted.
+    for (const Operator& other : console.operators) {
+      if (h && other.token_sha256 == op.token_sha256) {
+        r.error(h, path + ".token_sha256", "the same token as operator \"" + other.name + "\"");
+      }
+    }
+    console.operators.push_back(std::move(op));
+  }
+}
+
 // http[s]://host[:port][/path]; host a name or an IP address ([v6] in brackets).
 bool parse_url(const std::string& url, Route& d) {
   std::string rest;
@@ -1018,6 +1084,10 @@ bool valid_type_pattern(std::string_view pattern) {
          exact.find('*') == std::string_view::npos;
 }
 
+bool Operator::sees(const std::string& project) const {
+  return projects.empty() || std::find(projects.begin(), projects.end(), project) != projects.end();
+}
+
 bool Config::prunes() const {
   return std::any_of(projects.begin(), projects.end(),
                      [](const Project& p) { return p.retention.prunes(); }) ||
@@ -1069,7 +1139,8 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
     r.error(e.mark, "", e.msg);
     throw Error(r.errors().front());
   }
-  if (r.map(root, "", {"server", "database", "retention", "projects", "sources", "workers"})) {
+  if (r.map(root, "",
+            {"server", "database", "retention", "projects", "sources", "workers", "console"})) {
     if (const YAML::Node n = root["server"]) read_server(r, n, config.server);
     if (const YAML::Node n = root["database"]) {
       read_database(r, n, config.database);
@@ -1086,6 +1157,7 @@ Config parse(std::string_view yaml, const std::string& file_name, const Environm
       read_sources(r, n, config.server, config.projects, config.sources);
     }
     if (const YAML::Node n = root["workers"]) read_workers(r, n, config.workers);
+    if (const YAML::Node n = root["console"]) read_console(r, n, config.projects, config.console);
     // The largest body any route takes must fit in what bodies may hold together: by default
     // they may hold that much, when it is more than 32 MiB.
     std::size_t largest = config.server.max_body_bytes;

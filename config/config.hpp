@@ -213,6 +213,22 @@ struct Workers {
   Retry retry;  // for jobs enqueued through the jobs API
 };
 
+// Someone who may sign in to the console with a token whose SHA-256 is `token_sha256`.
+struct Operator {
+  std::string name;  // unique; names the operator in the log of every action
+  std::array<std::uint8_t, 32> token_sha256{};
+  std::vector<std::string> projects;  // the projects the operator sees; empty: every project
+  bool read_only = false;             // sees, but may not act
+  bool sees(const std::string& project) const;
+};
+
+// The operators' web console under /console (docs/console.md). Off unless configured.
+struct Console {
+  bool enabled = false;
+  std::vector<Operator> operators;
+  std::chrono::seconds session_lifetime{8 * 3600};
+};
+
 struct Config {
   Server server;
   Database database;
@@ -221,6 +237,7 @@ struct Config {
   std::vector<Project> projects;
   std::vector<Source> sources;
   Workers workers;
+  Console console;
 
   // Whether any project or source has a retention: the gateway then prunes.
   bool prunes() const;

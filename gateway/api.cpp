@@ -520,8 +520,9 @@ Reply Api::enqueued(const jobs::Result& result) {
   return store_failure(result.outcome);
 }
 
-ApiPlan Api::list(const config::Project& project, std::string_view query) const {
-  jobs::ListQuery q;
+std::optional<std::pair<std::string, std::string>> read_list_query(
+    std::string_view query, jobs::ListQuery& q,
+    std::vector<std::pair<std::string, std::string>>* others) {
   q.limit = kDefaultListLimit;
   while (!query.empty()) {
     std::size_t amp = query.find('&');
@@ -532,26 +533,44 @@ ApiPlan Api::list(const config::Project& project, std::string_view query) const 
     std::string name = text::percent_decode(pair.substr(0, eq));
     std::string value =
         eq == std::string_view::npos ? "" : text::percent_decode(pair.substr(eq + 1));
+    // A form sends every field, the empty ones too: an empty filter does not narrow.
+    if (value.empty() && others != nullptr) continue;
     if (name == "status") {
       q.status = jobs::parse_status(value);
-      if (!q.status) return answer(invalid("status", "one of " + jobs::status_names()));
-    } else if (name == "type") {
+      if (!q.status) return std::pair{name, "one of " + jobs::status_names()};
+    } else if (name == "type" || name == "source") {
       if (value.empty() || value.size() > 4 * text::kMaxTypeLength) {
-        return answer(invalid("type", "1 to 200 characters"));
+        return std::pair{name, std::string("1 to 200 characters")};
       }
-      q.type = value;
+      (name == "type" ? q.type : q.source) = value;
+    } else if (name == "since" || name == "before") {
+      std::optional<std::int64_t> at = text::parse_rfc3339(value);
+      if (!at) return std::pair{name, std::string("an RFC 3339 date-time")};
+      (name == "since" ? q.since : q.before) = at;
     } else if (name == "limit") {
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), q.limit);
       if (ec != std::errc() || end != value.data() + value.size() || q.limit < 1 ||
           q.limit > kMaxListLimit) {
-        return answer(invalid("limit", "an integer from 1 to 500"));
+        return std::pair{name, std::string("an integer from 1 to 500")};
       }
     } else if (name == "cursor") {
       q.after = decode_cursor(value);
-      if (!q.after) return answer(invalid("cursor", "not a cursor this API returned"));
+      if (!q.after) return std::pair{name, std::string("not a cursor this API returned")};
+    } else if (others != nullptr && others->size() < kMaxListLimit) {
+      others->emplace_back(std::move(name), std::move(value));
     } else {
-      return answer(invalid(name, "unknown query parameter"));
+      return std::pair{name, std::string("unknown query parameter")};
     }
+  }
+  return std::nullopt;
+}
+
+std::string list_cursor(const std::string& id) { return encode_cursor(id); }
+
+ApiPlan Api::list(const config::Project& project, std::string_view query) const {
+  jobs::ListQuery q;
+  if (auto bad = read_list_query(query, q, nullptr)) {
+    return answer(invalid(bad->first, bad->second));
   }
   ApiPlan plan;
   plan.work = [p = project.id, q](jobs::Store& store) {

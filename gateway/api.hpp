@@ -31,6 +31,16 @@ struct ApiPlan {
   Reply no_jobs;
 };
 
+// A jobs list's query string (GET /v1/jobs, and the console's /console/jobs): its filters,
+// limit and cursor into `q`. Other names go to `others` when it is given (and empty values are
+// skipped, as a form sends them), else they are an error. Returns the parameter at fault and
+// what it takes.
+std::optional<std::pair<std::string, std::string>> read_list_query(
+    std::string_view query, jobs::ListQuery& q,
+    std::vector<std::pair<std::string, std::string>>* others);
+// The cursor of a list whose next page begins after job `id`.
+std::string list_cursor(const std::string& id);
+
 class Api {
  public:
   explicit Api(const config::Config& config);

@@ -109,7 +109,7 @@ Dispatch dispatch_api(std::string_view method, std::string_view rest, std::strin
 }  // namespace
 
 Dispatch dispatch(std::string_view method, std::string_view target, std::string_view base_path,
-                  const Sources& sources) {
+                  const Sources& sources, bool console) {
   if (target.substr(0, base_path.size()) != base_path ||
       (target.size() > base_path.size() && target[base_path.size()] != '/')) {
     return answer(error(Outcome::kNotFound));
@@ -139,6 +139,12 @@ Dispatch dispatch(std::string_view method, std::string_view target, std::string_
   }
   if (path.substr(0, kReplays.size()) == kReplays) {
     return dispatch_replays(method, path.substr(kReplays.size()));
+  }
+  if (console && (path == "/console" || path.substr(0, 9) == "/console/")) {
+    Dispatch r = to(Dispatch::Kind::kConsole);
+    r.console_path = path.substr(8);
+    r.query = query;
+    return r;
   }
   if (path == "/metrics" || path == "/healthz" || path == "/readyz") {
     if (method != "GET") return answer(not_allowed("GET"));

@@ -45,6 +45,7 @@ struct Dispatch {
     kApi,       // authenticate, read the body, then plan
     kApiReply,  // a /v1/jobs path without this endpoint: `reply` once authenticated (and the
                 // body read), so that an unauthenticated caller learns nothing of the paths
+    kConsole,   // a /console path: read the body (a form), then ask the console
     kMetrics,   // GET /metrics
     kHealth,    // GET /healthz
     kReady,     // GET /readyz
@@ -55,12 +56,14 @@ struct Dispatch {
   bool webhook_path = false;
   const Source* source = nullptr;  // the /webhooks/ path's source, when it exists
   ApiCall api;
+  std::string_view console_path;  // kConsole: the path after /console
+  std::string_view query;         // kConsole: after '?'
   Reply reply;
 };
 
 // `target` is the request's path and query; every path lives under `base_path` ("" or e.g.
-// "/flare").
+// "/flare"). /console paths exist only with `console`.
 Dispatch dispatch(std::string_view method, std::string_view target, std::string_view base_path,
-                  const Sources& sources);
+                  const Sources& sources, bool console);
 
 }  // namespace flare::gateway

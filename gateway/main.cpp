@@ -26,6 +26,7 @@
 #include "jobs/pool.hpp"
 #include "jobs/prune.hpp"
 #include "jobs/store.hpp"
+#include "jobs/traffic.hpp"
 #include "jobs/worker.hpp"
 #include "text/text.hpp"
 
@@ -152,7 +153,7 @@ std::vector<const flare::config::Source*> pushed_sources(const flare::config::Co
   return out;
 }
 
-// `observer` (may be null) is told of each attempt: serve's metrics.
+// `observer` (may be null) is told of each attempt: serve's metrics, a worker's traffic.
 std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config& config,
                                                     flare::jobs::Observer* observer) {
   flare::jobs::WorkerOptions options{pushed_sources(config),       config.workers.concurrency,
@@ -181,7 +182,10 @@ void raise_descriptor_limit() {
 
 int serve(const flare::config::Config& config, bool workers_enabled, const sigset_t& stop) {
   raise_descriptor_limit();
-  flare::gateway::Metrics metrics;
+  // The console's charts count what this process sees, when there is a console.
+  std::unique_ptr<flare::jobs::Traffic> traffic;
+  if (config.console.enabled) traffic = std::make_unique<flare::jobs::Traffic>(config.database.url);
+  flare::gateway::Metrics metrics(traffic.get());
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
   options.partitions = config.database.partitions;
@@ -216,6 +220,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   // Completes what is still queued while the server's sessions can still be reached.
   committer.stop();
   pool.stop();
+  if (traffic) traffic->stop();
   return 0;
 }
 
@@ -224,9 +229,12 @@ int worker(const flare::config::Config& config, const sigset_t& stop) {
     std::cerr << "flare-gateway: no source has routes: nothing to push\n";
     return kExitUsage;
   }
-  auto workers = start_workers(config, nullptr);
+  std::unique_ptr<flare::jobs::Traffic> traffic;
+  if (config.console.enabled) traffic = std::make_unique<flare::jobs::Traffic>(config.database.url);
+  auto workers = start_workers(config, traffic.get());
   wait_for_stop_signal(stop);
   workers->stop(config.server.drain_timeout);
+  if (traffic) traffic->stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -79,14 +79,16 @@ std::string_view timeout_name(Timeout timeout) {
   return kNames[static_cast<std::size_t>(timeout)];
 }
 
-Metrics::Metrics()
-    : durations_({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
+Metrics::Metrics(jobs::Traffic* traffic)
+    : traffic_(traffic),
+      durations_({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
       batch_sizes_({1, 2, 4, 8, 16, 32, 64, 128, 256, 512}) {}
 
 void Metrics::request(const std::string* source, std::string_view outcome,
                       std::chrono::steady_clock::duration took) {
   durations_.observe(std::chrono::duration<double>(took).count());
   if (source == nullptr) return;
+  if (traffic_ != nullptr && !source->empty()) traffic_->received(*source, outcome);
   std::lock_guard lock(mutex_);
   ++webhooks_[{*source, outcome}];
 }
@@ -137,6 +139,7 @@ Metrics::Route::Route()
 
 void Metrics::attempted(std::string_view source, std::string_view route, std::string_view outcome,
                         std::chrono::milliseconds took) {
+  if (traffic_ != nullptr) traffic_->attempted(source, route, outcome, took);
   std::lock_guard lock(mutex_);
   std::unique_ptr<Route>& r = routes_[{std::string(source), std::string(route)}];
   if (!r) r = std::make_unique<Route>();

@@ -17,6 +17,7 @@
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
 #include "jobs/store.hpp"
+#include "jobs/traffic.hpp"
 
 namespace flare::gateway {
 
@@ -54,7 +55,8 @@ class Metrics final : public jobs::Observer {
   // reused before the next scrape refreshes them.
   static constexpr std::chrono::seconds kReadingsMaxAge{5};
 
-  Metrics();
+  // `traffic` (may be null): told of each webhook and attempt too, for the console's charts.
+  explicit Metrics(jobs::Traffic* traffic = nullptr);
 
   // A finished HTTP request; `source` is set for webhook routes ("" for an unknown source).
   // Both texts must outlive the metrics (a configured source name, a static outcome name):
@@ -89,6 +91,7 @@ class Metrics final : public jobs::Observer {
     Histogram<13> durations;
   };
 
+  jobs::Traffic* const traffic_;
   mutable std::mutex mutex_;
   std::map<std::pair<std::string_view, std::string_view>, std::uint64_t> webhooks_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Route>> routes_;

@@ -14,6 +14,7 @@ enum class Outcome {
   kCreated,
   kDeleted,
   kChallenge,  // a provider's signed handshake, answered with its challenge
+  kSeeOther,   // the console's redirect after a form, or to its sign-in page
   // Errors of any path.
   kNotFound,
   kMethodNotAllowed,
@@ -40,6 +41,9 @@ enum class Outcome {
   kLeaseLost,
   kInvalidStatus,
   kPayloadPruned,
+  // The console.
+  kSignInRefused,  // 401 without a challenge: the sign-in form is shown again
+  kForbidden,      // a form without its session's CSRF token, or a read-only operator acting
 };
 
 }  // namespace flare::gateway

@@ -22,10 +22,14 @@ std::string_view reason(unsigned code) {
       return "Accepted";
     case 204:
       return "No Content";
+    case 303:
+      return "See Other";
     case 400:
       return "Bad Request";
     case 401:
       return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
@@ -62,6 +66,8 @@ Row row(Outcome outcome) {
       return {204, "deleted", {}};
     case Outcome::kChallenge:
       return {200, "challenge", {}};
+    case Outcome::kSeeOther:
+      return {303, "see_other", {}};
     case Outcome::kNotFound:
       return {404, "not_found", "no such path"};
     case Outcome::kMethodNotAllowed:
@@ -108,6 +114,10 @@ Row row(Outcome outcome) {
       return {409, "lease_lost", "this lease token is not the job's current lease"};
     case Outcome::kInvalidStatus:
       return {409, "invalid_status", "the job's status does not allow this"};
+    case Outcome::kSignInRefused:
+      return {401, "sign_in_refused", "the token is no operator's"};
+    case Outcome::kForbidden:
+      return {403, "forbidden", "not allowed"};
     case Outcome::kPayloadPruned:
       return {409, "payload_pruned", "retention removed the job's payload: it cannot run again"};
   }
@@ -162,7 +172,7 @@ Reply error(Outcome outcome, std::string_view message, const Fields& fields) {
   json.fields(fields);
   json.writer().EndObject();
   json.writer().EndObject();
-  return Reply{outcome, json.str()};
+  return Reply{outcome, json.str(), "application/json", {}, {}};
 }
 
 Reply status(Outcome outcome, const Fields& fields) {
@@ -173,7 +183,7 @@ Reply status(Outcome outcome, const Fields& fields) {
   json.string(r.name);
   json.fields(fields);
   json.writer().EndObject();
-  return Reply{outcome, json.str()};
+  return Reply{outcome, json.str(), "application/json", {}, {}};
 }
 
 Reply challenge(std::string_view value) {
@@ -185,7 +195,9 @@ Reply challenge(std::string_view value) {
   return success(Outcome::kChallenge, json.str());
 }
 
-Reply success(Outcome outcome, std::string body) { return Reply{outcome, std::move(body)}; }
+Reply success(Outcome outcome, std::string body) {
+  return Reply{outcome, std::move(body), "application/json", {}, {}};
+}
 
 Reply not_allowed(std::string_view allow) {
   Reply r = error(Outcome::kMethodNotAllowed);
@@ -215,6 +227,7 @@ void render(const Reply& reply, const Framing& framing, std::string& out) {
   if (!reply.body.empty()) field("Content-Type", reply.content_type);
   field("X-Request-Id", framing.request_id);
   if (!reply.allow.empty()) field("Allow", reply.allow);
+  out.append(reply.headers);
   if (code == 503) field("Retry-After", std::to_string(kRetryAfterSeconds));
   if (reply.outcome == Outcome::kUnauthorized) field("WWW-Authenticate", "Bearer");
   // HTTP/1.1 keeps a connection open unless told otherwise; HTTP/1.0 closes it unless told.

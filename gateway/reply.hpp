@@ -19,6 +19,7 @@ struct Reply {
   std::string body;  // empty only for 204
   std::string_view content_type = "application/json";
   std::string_view allow = {};  // 405: the methods the route takes
+  std::string headers;          // more header fields, each "Name: value\r\n" (the console's)
 };
 
 using Fields = std::vector<std::pair<std::string_view, std::string_view>>;

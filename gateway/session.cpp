@@ -204,8 +204,8 @@ class Session : public Connection {
       return respond(error(Outcome::kBadRequest));
     }
 
-    dispatch_ =
-        dispatch(req.method_string(), req.target(), context_.server.base_path, context_.sources);
+    dispatch_ = dispatch(req.method_string(), req.target(), context_.server.base_path,
+                         context_.sources, context_.console_enabled);
     switch (dispatch_.kind) {
       case Dispatch::Kind::kReply:
         return respond(std::move(dispatch_.reply));
@@ -218,6 +218,13 @@ class Session : public Connection {
         // An authenticated client's body is read even for a path it got wrong, so that its
         // connection stays open.
         return read_body(context_.server.max_body_bytes);
+      case Dispatch::Kind::kConsole:
+        // Without a session nothing but the sign-in page is read, a body least of all.
+        if (auto early = context_.console.before_body(dispatch_.console_path,
+                                                      headers_.get("Cookie").value_or(""))) {
+          return respond(std::move(*early));
+        }
+        return read_body(Console::kMaxBody);
       case Dispatch::Kind::kMetrics:
         return scrape();
       case Dispatch::Kind::kHealth:
@@ -298,6 +305,7 @@ class Session : public Connection {
     if (ec) return closed_by(ec, Timeout::kBody);
     if (dispatch_.kind == Dispatch::Kind::kApiReply) return respond(std::move(dispatch_.reply));
     if (dispatch_.kind == Dispatch::Kind::kApi) return on_api();
+    if (dispatch_.kind == Dispatch::Kind::kConsole) return on_console();
     Ingest in = ingest(*dispatch_.source, headers_, std::move(parser_->get().body().bytes),
                        std::chrono::system_clock::now());
     if (in.outcome == Outcome::kChallenge) return respond(challenge(in.challenge));
@@ -311,8 +319,22 @@ class Session : public Connection {
   }
 
   void on_api() {
-    ApiPlan plan =
-        context_.api.plan(*project_, dispatch_.api, std::move(parser_->get().body().bytes));
+    run(context_.api.plan(*project_, dispatch_.api, std::move(parser_->get().body().bytes)));
+  }
+
+  void on_console() {
+    auto& req = parser_->get();
+    ConsoleRequest request{req.method_string(),
+                           dispatch_.console_path,
+                           dispatch_.query,
+                           headers_.get("Cookie").value_or(""),
+                           std::move(req.body().bytes),
+                           origin_.proto == "https",
+                           origin_.client};
+    run(context_.console.plan(request));
+  }
+
+  void run(ApiPlan plan) {
     auto self = derived().shared_from_this();
     if (plan.reply) return respond(std::move(*plan.reply));
     // Reads and changes wait for a current schema, as enqueues do in the committer.

@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "gateway/api.hpp"
+#include "gateway/console.hpp"
 #include "gateway/ingest.hpp"
 #include "gateway/loop.hpp"
 #include "gateway/metrics.hpp"
@@ -78,6 +79,8 @@ struct Context {
       : server(config.server),
         sources(make_sources(config)),
         api(config),
+        console(config),
+        console_enabled(config.console.enabled),
         committer(c),
         pool(p),
         wakeups(w),
@@ -90,6 +93,8 @@ struct Context {
   const Sources sources;
   std::vector<std::string> projects;  // their ids
   const Api api;
+  const Console console;
+  const bool console_enabled;
   jobs::Committer& committer;
   jobs::Pool& pool;
   jobs::Wakeups& wakeups;

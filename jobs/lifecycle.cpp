@@ -1,6 +1,7 @@
 // The lifecycle of a job after its enqueue: reads, the API's and the operator's changes, and the
 // leases of claims, heartbeats and attempts' outcomes.
 #include <algorithm>
+#include <cstdio>
 
 #include "jobs/database.hpp"
 #include "jobs/enqueue.hpp"
@@ -173,14 +174,42 @@ std::optional<Job> Store::get(const std::string& project, const std::string& id)
   });
 }
 
+namespace {
+
+// The jobs of project $1 that a ListQuery's filters match: status $2, type $3, source $4, ids
+// from $5 and below $6 (NULL: no bound). Times are bounds on ids, which begin with when the
+// gateway made the job (new_job_id): the primary key finds them, where no index has created_at.
+constexpr const char* kListed =
+    "project_id = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR type = $3) AND ($4 = '' OR "
+    "source = $4) AND ($5::uuid IS NULL OR id >= $5::uuid) AND ($6::uuid IS NULL OR id < "
+    "$6::uuid)";
+
+std::string status_filter(const ListQuery& query) {
+  return query.status ? std::string(to_string(*query.status)) : "";
+}
+
+// The lowest job id made at Unix microsecond `micros`.
+std::optional<std::string> first_id_at(std::optional<std::int64_t> micros) {
+  if (!micros) return std::nullopt;
+  std::int64_t ms = std::max<std::int64_t>(0, *micros) / 1000;
+  auto sub = static_cast<unsigned>(std::max<std::int64_t>(0, *micros) % 1000);
+  char out[48];
+  std::snprintf(out, sizeof out, "%08llx-%04llx-%04x-0000-000000000000",
+                static_cast<unsigned long long>(ms >> 16),
+                static_cast<unsigned long long>(ms & 0xffff), 0x7000u | sub);
+  return std::string(out);
+}
+
+}  // namespace
+
 Page Store::list(const std::string& project, const ListQuery& query) {
   return db_->run("list", [&](pqxx::work& tx) {
     // One more than asked tells whether another page follows.
     pqxx::result r = tx.exec_params(
-        select_job("project_id = $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR type = $3) "
-                   "AND id < $4::uuid ORDER BY id DESC LIMIT $5"),
-        project, query.status ? std::string(to_string(*query.status)) : "", query.type,
-        query.after.value_or("ffffffff-ffff-ffff-ffff-ffffffffffff"), query.limit + 1);
+        select_job(std::string(kListed) + " AND id < $7::uuid ORDER BY id DESC LIMIT $8"), project,
+        status_filter(query), query.type, query.source, first_id_at(query.since),
+        first_id_at(query.before), query.after.value_or("ffffffff-ffff-ffff-ffff-ffffffffffff"),
+        query.limit + 1);
     Page page;
     for (const auto& row : r) {
       if (static_cast<int>(page.jobs.size()) == query.limit) {
@@ -190,6 +219,18 @@ Page Store::list(const std::string& project, const ListQuery& query) {
       page.jobs.push_back(read_job(row));
     }
     return page;
+  });
+}
+
+std::int64_t Store::count_jobs(const std::string& project, const ListQuery& query,
+                               std::int64_t max) {
+  return db_->run("count", [&](pqxx::work& tx) {
+    return tx
+        .exec_params1(std::string("SELECT count(*) FROM (SELECT FROM jobs WHERE ") + kListed +
+                          " LIMIT $7) AS j",
+                      project, status_filter(query), query.type, query.source,
+                      first_id_at(query.since), first_id_at(query.before), max)[0]
+        .as<std::int64_t>();
   });
 }
 
@@ -365,26 +406,30 @@ QueueHealth Store::queue_health(const std::vector<std::string>& projects) {
     // ix_deliveries_due and ix_deliveries_running, ix_jobs_ended.
     pqxx::row r = tx.exec_params1(R"sql(
 SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
-          AND status = 'queued'),
+          AND status = 'queued' AND project_id = ANY(p.ids)),
        (SELECT count(*) FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
-          AND status = 'retrying'),
-       (SELECT count(*) FROM jobs WHERE status = 'running' AND NOT pushed),
+          AND status = 'retrying' AND project_id = ANY(p.ids)),
+       (SELECT count(*) FROM jobs WHERE status = 'running' AND NOT pushed
+          AND project_id = ANY(p.ids)),
        (SELECT count(*) FROM deliveries WHERE status IN ('queued', 'retrying')
-          AND status = 'queued'),
+          AND status = 'queued' AND project_id = ANY(p.ids)),
        (SELECT count(*) FROM deliveries WHERE status IN ('queued', 'retrying')
-          AND status = 'retrying'),
-       (SELECT count(*) FROM deliveries WHERE status = 'running'),
+          AND status = 'retrying' AND project_id = ANY(p.ids)),
+       (SELECT count(*) FROM deliveries WHERE status = 'running' AND project_id = ANY(p.ids)),
        (SELECT extract(epoch FROM now() - min(run_at)) FROM jobs
-          WHERE status IN ('queued', 'retrying') AND NOT pushed AND run_at <= now()),
+          WHERE status IN ('queued', 'retrying') AND NOT pushed AND run_at <= now()
+            AND project_id = ANY(p.ids)),
        (SELECT extract(epoch FROM now() - min(run_at)) FROM deliveries
-          WHERE status IN ('queued', 'retrying') AND run_at <= now()),
-       (SELECT count(*) FROM jobs WHERE project_id = ANY(string_to_array($1, E'\n'))
+          WHERE status IN ('queued', 'retrying') AND run_at <= now()
+            AND project_id = ANY(p.ids)),
+       (SELECT count(*) FROM jobs WHERE project_id = ANY(p.ids)
           AND status = 'dead' AND pruned_at IS NULL),
        (SELECT greatest(0, extract(epoch FROM now() - least(
           (SELECT min(xact_start) FROM pg_stat_activity
             WHERE datname = current_database() AND backend_type = 'client backend'
               AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)),
           (SELECT min(prepared) FROM pg_prepared_xacts)))))
+FROM (SELECT string_to_array($1, E'\n') AS ids) AS p
 )sql",
                                   joined_types(projects));
     for (std::size_t i = 0; i < 3; ++i) {

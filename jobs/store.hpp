@@ -15,6 +15,7 @@
 
 #include "config/config.hpp"
 #include "jobs/job.hpp"
+#include "jobs/traffic.hpp"
 
 namespace flare::jobs {
 
@@ -35,6 +36,10 @@ class Unavailable : public std::runtime_error {
 struct ListQuery {
   std::optional<Status> status;  // none: any
   std::string type;              // empty: any
+  std::string source;            // empty: any
+  // Unix microseconds: made at or after, and before, by the time its id begins with
+  std::optional<std::int64_t> since;
+  std::optional<std::int64_t> before;
   int limit = 50;
   std::optional<std::string> after;  // a job id: list the jobs older than it
 };
@@ -145,7 +150,7 @@ struct QueueHealth {
   // How long the longest-due job (pull) and delivery (push) has been due; 0: none is.
   double pull_oldest_due_seconds = 0;
   double push_oldest_due_seconds = 0;
-  std::int64_t dead = 0;  // dead jobs whose payload is kept, of the projects asked for
+  std::int64_t dead = 0;  // dead jobs whose payload is kept
   // Dead tuples by table (jobs, deliveries, attempts), as autovacuum counts them.
   std::vector<std::pair<std::string, std::int64_t>> dead_tuples;
   // The age of the oldest open or prepared transaction that holds back vacuum's horizon.
@@ -167,6 +172,13 @@ struct Recorded {
     std::optional<std::string> reason;
   };
   std::vector<Turn> turns;
+};
+
+// A console session, as its cookie finds it (docs/console.md).
+struct ConsoleSession {
+  std::string operator_name;
+  std::string token_sha256;  // hex: the operator's token when the session began
+  std::string csrf;
 };
 
 enum class Change { kDone, kNotFound, kWrongStatus, kLeaseLost, kPruned };
@@ -201,6 +213,8 @@ class Store {
   // Every call below takes the project: a job of another project does not exist.
   std::optional<Job> get(const std::string& project, const std::string& id);
   Page list(const std::string& project, const ListQuery& query);
+  // How many jobs the query's filters match (its cursor and limit aside), counting up to `max`.
+  std::int64_t count_jobs(const std::string& project, const ListQuery& query, std::int64_t max);
   Changed retry(const std::string& project, const std::string& id);   // dead, cancelled
   Changed cancel(const std::string& project, const std::string& id);  // queued, retrying
   bool remove(const std::string& project, const std::string& id);
@@ -260,6 +274,21 @@ class Store {
   // Its deliveries still waiting are cancelled; those under way finish.
   std::optional<Replay> cancel_replay(const std::string& project, const std::string& id);
 
+  // The console (jobs/console.cpp). A session, known by the SHA-256 (hex) of its cookie's value:
+  // added (the oldest of the operator's beyond 100 and every expired one removed), found while
+  // it has not expired, and ended.
+  void add_session(const std::string& id_sha256, const ConsoleSession& session,
+                   std::chrono::seconds lifetime);
+  std::optional<ConsoleSession> session(const std::string& id_sha256);
+  void end_session(const std::string& id_sha256);
+  // Adds rows of counts to the traffic table's (jobs/traffic.hpp), and removes the minutes it no
+  // longer keeps.
+  void add_traffic(const std::vector<TrafficRow>& rows);
+  // The traffic of `sources` (their routes' too) over the last `span`, summed by `bucket`; a
+  // row's minute is its bucket's start.
+  std::vector<TrafficRow> traffic(const std::vector<std::string>& sources,
+                                  std::chrono::seconds span, std::chrono::seconds bucket);
+
   // Gives `source`'s routes the jobs of it that wait for no route yet: stored before it had
   // routes (as pulled jobs, or by a version without routes). Returns how many it took.
   int adopt(const config::Source& source);
@@ -277,7 +306,7 @@ class Store {
   // woken. Use a Store of its own: the connection stays in LISTEN.
   bool wait_for_jobs(std::chrono::milliseconds timeout);
 
-  // `projects`: those whose dead jobs are counted.
+  // The queue's figures of `projects` (the tables' are the whole database's).
   QueueHealth queue_health(const std::vector<std::string>& projects);
 
   // Applies every pending migration under an advisory lock; returns how many it applied. When

@@ -9,6 +9,7 @@
 
 #include "e2e/fixtures.hpp"
 #include "support/database.hpp"
+#include "text/text.hpp"
 
 namespace flare::test {
 namespace {
@@ -234,6 +235,33 @@ TEST_F(Api, UnauthenticatedCallersLearnNoRoutes) {
     Response keyed = call(c.method, c.target, "{}");
     EXPECT_EQ(keyed.status, c.keyed) << c.method << " " << c.target << ": " << keyed.body;
   }
+}
+
+TEST_F(Api, ListByTimeAndSource) {
+  std::string before = make_job("Timed");
+  rapidjson::Document at = json_of(call("GET", "/v1/jobs/" + before));
+  std::string created = at["created_at"].GetString();
+  // A bound a second after the first job's creation splits the jobs made then and later.
+  std::int64_t micros = *text::parse_rfc3339(created) + 1'000'000;
+  std::string bound = text::format_rfc3339(micros);
+  // The clock passes the bound.
+  while (std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+             .count() <= micros) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string after = make_job("Timed");
+  rapidjson::Document since = json_of(call("GET", "/v1/jobs?type=Timed&since=" + bound));
+  ASSERT_EQ(since["jobs"].Size(), 1u);
+  EXPECT_EQ(since["jobs"][0]["id"].GetString(), after);
+  rapidjson::Document earlier = json_of(call("GET", "/v1/jobs?type=Timed&before=" + bound));
+  ASSERT_EQ(earlier["jobs"].Size(), 1u);
+  EXPECT_EQ(earlier["jobs"][0]["id"].GetString(), before);
+  // Jobs of the API have no source.
+  EXPECT_EQ(json_of(call("GET", "/v1/jobs?type=Timed&source=stripe"))["jobs"].Size(), 0u);
+  Response bad = call("GET", "/v1/jobs?since=yesterday");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.json("field"), "since");
 }
 
 TEST_F(Api, ListNewestFirstWithFiltersAndACursorThatSurvivesNewJobs) {

@@ -198,7 +198,7 @@ void run_head(std::string_view input) {
     headers.add(name, take_line(input));
   }
 
-  gateway::Dispatch r = gateway::dispatch(method, target, base, sources);
+  gateway::Dispatch r = gateway::dispatch(method, target, base, sources, true);
   using Kind = gateway::Dispatch::Kind;
   require(r.kind != Kind::kWebhook || (r.source != nullptr && method == "POST"), "head",
           "a webhook route without its source, or not a POST");

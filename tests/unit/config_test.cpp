@@ -145,6 +145,50 @@ TEST(Config, Workers) {
       "flare.yaml:2:31: workers.retry.max_ms: must be at least base_ms");
 }
 
+TEST(Config, ConsoleOperators) {
+  const std::string hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+  const std::string other = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+  Config c = parse_ok(
+      "database: { url: x }\nprojects: [{ id: shop }, { id: other }]\nconsole:\n"
+      "  session_hours: 2\n  operators:\n    - { name: alice, token_sha256: \"" +
+      hash + "\" }\n    - { name: rita, token_sha256: \"" + other +
+      "\", projects: [other], read_only: true }\n");
+  EXPECT_TRUE(c.console.enabled);
+  EXPECT_EQ(c.console.session_lifetime, std::chrono::hours(2));
+  ASSERT_EQ(c.console.operators.size(), 2u);
+  EXPECT_EQ(c.console.operators[0].name, "alice");
+  EXPECT_EQ(c.console.operators[0].token_sha256[0], 0x9f);
+  EXPECT_TRUE(c.console.operators[0].sees("shop"));
+  EXPECT_FALSE(c.console.operators[0].read_only);
+  EXPECT_FALSE(c.console.operators[1].sees("shop"));
+  EXPECT_TRUE(c.console.operators[1].sees("other"));
+  EXPECT_TRUE(c.console.operators[1].read_only);
+  // No block: no console. Switched off: no operator needed.
+  EXPECT_FALSE(parse_ok("database: { url: x }\n").console.enabled);
+  EXPECT_FALSE(parse_ok("database: { url: x }\nconsole: { enabled: false }\n").console.enabled);
+  EXPECT_EQ(errors_of("database: { url: x }\nconsole: {}\n"),
+            "flare.yaml:2:10: console.operators: expected a list of at least one operator: "
+            "nobody could sign in");
+  std::string bad = errors_of(
+      "database: { url: x }\nprojects: [{ id: shop }]\nconsole:\n  operators:\n"
+      "    - { name: a, token_sha256: \"abc\", projects: [nope] }\n"
+      "    - { name: a, token_sha256: \"" +
+      hash + "\", colour: red }\n");
+  EXPECT_NE(bad.find("console.operators[0].token_sha256: expected 64 hexadecimal digits"),
+            std::string::npos)
+      << bad;
+  EXPECT_NE(bad.find("console.operators[0].projects[0]: no project \"nope\" is configured"),
+            std::string::npos)
+      << bad;
+  EXPECT_NE(bad.find("console.operators[1].colour: unknown key"), std::string::npos) << bad;
+  std::string twice =
+      errors_of("database: { url: x }\nconsole:\n  operators:\n    - { name: a, token_sha256: \"" +
+                hash + "\" }\n    - { name: b, token_sha256: \"" + hash + "\" }\n");
+  EXPECT_NE(twice.find("console.operators[1].token_sha256: the same token as operator \"a\""),
+            std::string::npos)
+      << twice;
+}
+
 TEST(Config, RetentionIsInheritedKeyByKeyAndNullMeansForEver) {
   Config c = parse_ok(R"(database: { url: x }
 retention: { payload_days: 30, dead_payload_days: 90, interval_seconds: 60, batch_size: 500 }

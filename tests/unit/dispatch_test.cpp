@@ -17,7 +17,7 @@ class DispatchTest : public ::testing::Test {
   }
 
   Dispatch at(std::string_view method, std::string_view target, std::string_view base = "") const {
-    return dispatch(method, target, base, sources_);
+    return dispatch(method, target, base, sources_, true);
   }
 
   // A reply the dispatcher gives, at once or after authentication.
@@ -68,6 +68,17 @@ TEST_F(DispatchTest, EveryRouteLivesUnderTheBasePath) {
   expect_reply(at("GET", "/healthz", "/flare"), Dispatch::Kind::kReply, Outcome::kNotFound);
   expect_reply(at("GET", "/flarehealthz", "/flare"), Dispatch::Kind::kReply, Outcome::kNotFound);
   expect_reply(at("GET", "/flare", "/flare"), Dispatch::Kind::kReply, Outcome::kNotFound);
+}
+
+TEST_F(DispatchTest, ConsolePathsGoToTheConsoleOnlyWhenItIsOn) {
+  Dispatch r = at("POST", "/flare/console/jobs/shop/x/retry?notice=1", "/flare");
+  EXPECT_EQ(r.kind, Dispatch::Kind::kConsole);
+  EXPECT_EQ(r.console_path, "/jobs/shop/x/retry");
+  EXPECT_EQ(r.query, "notice=1");
+  EXPECT_EQ(at("GET", "/console").console_path, "");
+  EXPECT_EQ(at("GET", "/consoles").kind, Dispatch::Kind::kReply);
+  Dispatch off = dispatch("GET", "/console/login", "", sources_, false);
+  expect_reply(off, Dispatch::Kind::kReply, Outcome::kNotFound);
 }
 
 TEST_F(DispatchTest, ApiEndpoints) {
