@@ -414,7 +414,7 @@ Reply Console::overview(jobs::Store& store, const Signed& s) const {
     sources.push_back(src.name);
     for (const config::Route& r : src.routes) routes.push_back({src.name, r.name});
   }
-  data.health = store.queue_health(projects);
+  data.queue = store.queue_summary(projects, routes, pages::kCountedUpTo);
   std::vector<jobs::RouteState> states =
       routes.empty() ? std::vector<jobs::RouteState>{} : store.route_states(routes);
   for (const jobs::RouteState& st : states) {

@@ -46,6 +46,11 @@ std::string page(const Frame& f, std::string_view title, std::string_view conten
 
 std::string number(std::int64_t n) { return std::to_string(n); }
 
+// A count that stopped at kCountedUpTo says so.
+std::string counted(std::int64_t n) {
+  return n >= kCountedUpTo ? number(kCountedUpTo) + " or more" : number(n);
+}
+
 std::string status_badge(std::string_view status) {
   return "<span class=\"badge " + escape(status) + "\">" + escape(status) + "</span>";
 }
@@ -273,21 +278,20 @@ std::string message(const Frame& frame, std::string_view title, std::string_view
 }
 
 std::string overview(const Frame& f, const Overview& data) {
-  const jobs::QueueHealth& h = data.health;
-  std::string out = "<section id=\"queue\"><h2>Queue</h2><table><thead><tr><th></th>";
-  for (jobs::Status s : jobs::kQueueStatuses) out += "<th>" + escape(jobs::to_string(s)) + "</th>";
-  out += "<th>longest due</th></tr></thead><tbody>";
-  for (auto [name, counts, oldest] :
-       {std::tuple{"pushed deliveries", h.push, h.push_oldest_due_seconds},
-        std::tuple{"pulled jobs", h.pull, h.pull_oldest_due_seconds}}) {
-    out += "<tr><td>" + std::string(name) + "</td>";
-    for (std::int64_t c : counts) out += "<td>" + number(c) + "</td>";
+  const jobs::QueueSummary& q = data.queue;
+  std::string out =
+      "<section id=\"queue\"><h2>Queue</h2><table><thead><tr><th></th><th>waiting</th>"
+      "<th>running</th><th>longest due</th></tr></thead><tbody>";
+  for (auto [name, waiting, running, oldest] :
+       {std::tuple{"pushed deliveries", q.push_waiting, q.push_running, q.push_oldest_due_seconds},
+        std::tuple{"pulled jobs", q.pull_waiting, q.pull_running, q.pull_oldest_due_seconds}}) {
     char due[32];
     std::snprintf(due, sizeof due, "%.1f s", oldest);
-    out += "<td>" + std::string(due) + "</td></tr>";
+    out += "<tr><td>" + std::string(name) + "</td><td class=\"waiting\">" + counted(waiting) +
+           "</td><td>" + counted(running) + "</td><td>" + due + "</td></tr>";
   }
   out += "</tbody></table><p>Dead jobs whose payload is kept: <a id=\"dead\" href=\"" +
-         escape(f.base) + "/jobs?status=dead\">" + number(h.dead) + "</a></p></section>";
+         escape(f.base) + "/jobs?status=dead\">" + counted(q.dead) + "</a></p></section>";
 
   out +=
       "<section><h2>Routes</h2><table id=\"routes\"><thead><tr><th>project</th><th>source</th>"

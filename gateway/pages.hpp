@@ -47,9 +47,12 @@ struct RouteLine {
   jobs::RouteState state;
 };
 
+// The overview's queue counts stop here: past it a page would cost what the backlog holds.
+inline constexpr std::int64_t kCountedUpTo = 10'000;
+
 struct Overview {
   std::vector<RouteLine> routes;
-  jobs::QueueHealth health;
+  jobs::QueueSummary queue;
   std::vector<Series> hour;  // 12 buckets of 5 minutes
   std::vector<Series> day;   // 24 buckets of an hour
 };

@@ -47,6 +47,53 @@ void Store::end_session(const std::string& id_sha256) {
   });
 }
 
+QueueSummary Store::queue_summary(const std::vector<std::string>& projects,
+                                  const std::vector<RouteId>& routes, std::int64_t cap) {
+  BinaryArray project_ids(BinaryArray::kText), sources(BinaryArray::kText),
+      names(BinaryArray::kText);
+  for (const std::string& p : projects) project_ids.text(p);
+  for (const RouteId& r : routes) {
+    sources.text(r.source);
+    names.text(r.route);
+  }
+  // Each count walks a partial index (ix_jobs_claim, ix_jobs_lease, ix_deliveries_due,
+  // ix_deliveries_running, ix_jobs_ended) no further than the cap; the oldest due delivery is
+  // found route by route, at the head of each one's ix_deliveries_due.
+  static const char* kSummary = R"sql(
+SELECT
+  (SELECT count(*) FROM (SELECT FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
+     AND project_id = ANY($1::text[]) LIMIT $4) c),
+  (SELECT count(*) FROM (SELECT FROM jobs WHERE status = 'running' AND NOT pushed
+     AND project_id = ANY($1::text[]) LIMIT $4) c),
+  (SELECT count(*) FROM (SELECT FROM deliveries WHERE status IN ('queued', 'retrying')
+     AND project_id = ANY($1::text[]) LIMIT $4) c),
+  (SELECT count(*) FROM (SELECT FROM deliveries WHERE status = 'running'
+     AND project_id = ANY($1::text[]) LIMIT $4) c),
+  (SELECT count(*) FROM (SELECT FROM jobs WHERE project_id = ANY($1::text[]) AND status = 'dead'
+     AND pruned_at IS NULL LIMIT $4) c),
+  (SELECT extract(epoch FROM now() - min(run_at)) FROM jobs
+     WHERE status IN ('queued', 'retrying') AND NOT pushed AND run_at <= now()
+       AND project_id = ANY($1::text[])),
+  (SELECT extract(epoch FROM now() - min(x.due)) FROM unnest($2::text[], $3::text[]) AS r(s, n)
+     CROSS JOIN LATERAL (SELECT min(run_at) AS due FROM deliveries d WHERE d.source = r.s
+       AND d.route = r.n AND d.status IN ('queued', 'retrying') AND d.run_at <= now()) x)
+)sql";
+  return db_->run("queue summary", [&](pqxx::work& tx) {
+    pqxx::row r =
+        tx.exec_params1(kSummary, pqxx::binarystring(project_ids.str()),
+                        pqxx::binarystring(sources.str()), pqxx::binarystring(names.str()), cap);
+    QueueSummary out;
+    out.pull_waiting = r[0].as<std::int64_t>();
+    out.pull_running = r[1].as<std::int64_t>();
+    out.push_waiting = r[2].as<std::int64_t>();
+    out.push_running = r[3].as<std::int64_t>();
+    out.dead = r[4].as<std::int64_t>();
+    out.pull_oldest_due_seconds = r[5].is_null() ? 0 : r[5].as<double>();
+    out.push_oldest_due_seconds = r[6].is_null() ? 0 : r[6].as<double>();
+    return out;
+  });
+}
+
 namespace {
 
 std::string durations_array(const TrafficRow& row) {

@@ -206,8 +206,9 @@ Page Store::list(const std::string& project, const ListQuery& query) {
   return db_->run("list", [&](pqxx::work& tx) {
     // One more than asked tells whether another page follows.
     pqxx::result r = tx.exec_params(
-        select_job(std::string(kListed) + " AND id < $7::uuid ORDER BY id DESC LIMIT $8"), project,
-        status_filter(query), query.type, query.source, first_id_at(query.since),
+        // jobs.id: a bare `id` would name the output column, id::text, and sort every job.
+        select_job(std::string(kListed) + " AND id < $7::uuid ORDER BY jobs.id DESC LIMIT $8"),
+        project, status_filter(query), query.type, query.source, first_id_at(query.since),
         first_id_at(query.before), query.after.value_or("ffffffff-ffff-ffff-ffff-ffffffffffff"),
         query.limit + 1);
     Page page;
@@ -406,30 +407,26 @@ QueueHealth Store::queue_health(const std::vector<std::string>& projects) {
     // ix_deliveries_due and ix_deliveries_running, ix_jobs_ended.
     pqxx::row r = tx.exec_params1(R"sql(
 SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
-          AND status = 'queued' AND project_id = ANY(p.ids)),
+          AND status = 'queued'),
        (SELECT count(*) FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
-          AND status = 'retrying' AND project_id = ANY(p.ids)),
-       (SELECT count(*) FROM jobs WHERE status = 'running' AND NOT pushed
-          AND project_id = ANY(p.ids)),
+          AND status = 'retrying'),
+       (SELECT count(*) FROM jobs WHERE status = 'running' AND NOT pushed),
        (SELECT count(*) FROM deliveries WHERE status IN ('queued', 'retrying')
-          AND status = 'queued' AND project_id = ANY(p.ids)),
+          AND status = 'queued'),
        (SELECT count(*) FROM deliveries WHERE status IN ('queued', 'retrying')
-          AND status = 'retrying' AND project_id = ANY(p.ids)),
-       (SELECT count(*) FROM deliveries WHERE status = 'running' AND project_id = ANY(p.ids)),
+          AND status = 'retrying'),
+       (SELECT count(*) FROM deliveries WHERE status = 'running'),
        (SELECT extract(epoch FROM now() - min(run_at)) FROM jobs
-          WHERE status IN ('queued', 'retrying') AND NOT pushed AND run_at <= now()
-            AND project_id = ANY(p.ids)),
+          WHERE status IN ('queued', 'retrying') AND NOT pushed AND run_at <= now()),
        (SELECT extract(epoch FROM now() - min(run_at)) FROM deliveries
-          WHERE status IN ('queued', 'retrying') AND run_at <= now()
-            AND project_id = ANY(p.ids)),
-       (SELECT count(*) FROM jobs WHERE project_id = ANY(p.ids)
+          WHERE status IN ('queued', 'retrying') AND run_at <= now()),
+       (SELECT count(*) FROM jobs WHERE project_id = ANY(string_to_array($1, E'\n'))
           AND status = 'dead' AND pruned_at IS NULL),
        (SELECT greatest(0, extract(epoch FROM now() - least(
           (SELECT min(xact_start) FROM pg_stat_activity
             WHERE datname = current_database() AND backend_type = 'client backend'
               AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)),
           (SELECT min(prepared) FROM pg_prepared_xacts)))))
-FROM (SELECT string_to_array($1, E'\n') AS ids) AS p
 )sql",
                                   joined_types(projects));
     for (std::size_t i = 0; i < 3; ++i) {

@@ -112,7 +112,7 @@ bool Store::start_replay(const std::string& id, const std::string& project,
   Params p(project, source, route, filter);
   bool started = db_->run("replay", [&](pqxx::work& tx) {
     pqxx::result newest = tx.exec_params(
-        "SELECT id::text FROM jobs WHERE project_id = $1 ORDER BY id DESC LIMIT 1", project);
+        "SELECT id::text FROM jobs WHERE project_id = $1 ORDER BY jobs.id DESC LIMIT 1", project);
     p.newest = newest.empty() ? kFirstId : newest[0][0].as<std::string>();
     if (count(tx, p) > max_events) return false;
     tx.exec_params(

@@ -150,12 +150,24 @@ struct QueueHealth {
   // How long the longest-due job (pull) and delivery (push) has been due; 0: none is.
   double pull_oldest_due_seconds = 0;
   double push_oldest_due_seconds = 0;
-  std::int64_t dead = 0;  // dead jobs whose payload is kept
+  std::int64_t dead = 0;  // dead jobs whose payload is kept, of the projects asked for
   // Dead tuples by table (jobs, deliveries, attempts), as autovacuum counts them.
   std::vector<std::pair<std::string, std::int64_t>> dead_tuples;
   // The age of the oldest open or prepared transaction that holds back vacuum's horizon.
   double oldest_transaction_seconds = 0;
 };
+// The queue as the console's overview shows it, of some projects and routes: counts that stop
+// at a cap, so that reading them costs at most that much however long the queue is.
+struct QueueSummary {
+  std::int64_t pull_waiting = 0;  // queued or retrying
+  std::int64_t pull_running = 0;
+  std::int64_t push_waiting = 0;
+  std::int64_t push_running = 0;
+  std::int64_t dead = 0;  // dead jobs whose payload is kept
+  double pull_oldest_due_seconds = 0;
+  double push_oldest_due_seconds = 0;
+};
+
 // The statuses of QueueHealth::pull and push, in order.
 inline constexpr std::array<Status, 3> kQueueStatuses = {Status::kQueued, Status::kRetrying,
                                                          Status::kRunning};
@@ -281,6 +293,8 @@ class Store {
                    std::chrono::seconds lifetime);
   std::optional<ConsoleSession> session(const std::string& id_sha256);
   void end_session(const std::string& id_sha256);
+  QueueSummary queue_summary(const std::vector<std::string>& projects,
+                             const std::vector<RouteId>& routes, std::int64_t cap);
   // Adds rows of counts to the traffic table's (jobs/traffic.hpp), and removes the minutes it no
   // longer keeps.
   void add_traffic(const std::vector<TrafficRow>& rows);
@@ -306,7 +320,7 @@ class Store {
   // woken. Use a Store of its own: the connection stays in LISTEN.
   bool wait_for_jobs(std::chrono::milliseconds timeout);
 
-  // The queue's figures of `projects` (the tables' are the whole database's).
+  // `projects`: those whose dead jobs are counted.
   QueueHealth queue_health(const std::vector<std::string>& projects);
 
   // Applies every pending migration under an advisory lock; returns how many it applied. When
