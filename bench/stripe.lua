@@ -13,16 +13,9 @@
 -- Environment: BENCH_SECRET, BENCH_RUN (a label that makes the ids of a run unique),
 -- BENCH_MODE (mixed | duplicates), BENCH_IDS (duplicates: the file of ids, one per line).
 
-local ffi = require("ffi")
-local bit = require("bit")
-ffi.cdef [[
-typedef struct { unsigned int h[8]; unsigned int Nl, Nh; unsigned int data[16];
-                 unsigned int num, md_len; } SHA256_CTX;
-int SHA256_Init(SHA256_CTX *c);
-int SHA256_Update(SHA256_CTX *c, const void *data, size_t len);
-int SHA256_Final(unsigned char *md, SHA256_CTX *c);
-]]
-local crypto = ffi.load("libcrypto.so.3")
+-- The scripts' own modules sit beside them.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local hmac = require("hmac")
 
 local secret = os.getenv("BENCH_SECRET")
 local label = os.getenv("BENCH_RUN")
@@ -39,55 +32,26 @@ function setup(thread)
 end
 
 local BODIES = 256
-local CTX_SIZE = ffi.sizeof("SHA256_CTX")
-local inner_pad = ffi.new("SHA256_CTX")  -- after the key's inner pad (RFC 2104)
-local outer_pad = ffi.new("SHA256_CTX")  -- after its outer pad
-local presigned = ffi.new("SHA256_CTX[?]", BODIES)  -- after the inner pad, `t.` and a body's head
+local key
+local presigned = hmac.states(BODIES)  -- after the key, `t.` and a body's head
 local presigned_at = {}  -- the t each body's state was made for
-local work = ffi.new("SHA256_CTX")
-local inner = ffi.new("unsigned char[32]")
-local mac = ffi.new("unsigned char[32]")
-local digits = ffi.new("const char[17]", "0123456789abcdef")
-local hex = ffi.new("char[64]")
+local work = hmac.states(1)
 local heads = {}  -- each body up to its id
 local tail = '"}'
-
-local function key_pads()
-  local key = secret
-  assert(#key <= 64, "BENCH_SECRET longer than SHA-256's block")
-  local ipad, opad = ffi.new("unsigned char[64]"), ffi.new("unsigned char[64]")
-  for i = 0, 63 do
-    local k = i < #key and key:byte(i + 1) or 0
-    ipad[i] = bit.bxor(k, 0x36)
-    opad[i] = bit.bxor(k, 0x5c)
-  end
-  crypto.SHA256_Init(inner_pad)
-  crypto.SHA256_Update(inner_pad, ipad, 64)
-  crypto.SHA256_Init(outer_pad)
-  crypto.SHA256_Update(outer_pad, opad, 64)
-end
 
 -- The signature of `t.<head of body b><id>"}`, from body b's state for t.
 local function sign(t, b, id)
   if presigned_at[b] ~= t then
-    ffi.copy(presigned + b, inner_pad, CTX_SIZE)
-    crypto.SHA256_Update(presigned + b, t, #t)
-    crypto.SHA256_Update(presigned + b, ".", 1)
-    crypto.SHA256_Update(presigned + b, heads[b + 1], #heads[b + 1])
+    hmac.copy(presigned + b, key.inner)
+    hmac.update(presigned + b, t)
+    hmac.update(presigned + b, ".")
+    hmac.update(presigned + b, heads[b + 1])
     presigned_at[b] = t
   end
-  ffi.copy(work, presigned + b, CTX_SIZE)
-  crypto.SHA256_Update(work, id, #id)
-  crypto.SHA256_Update(work, tail, #tail)
-  crypto.SHA256_Final(inner, work)
-  ffi.copy(work, outer_pad, CTX_SIZE)
-  crypto.SHA256_Update(work, inner, 32)
-  crypto.SHA256_Final(mac, work)
-  for i = 0, 31 do
-    hex[2 * i] = digits[bit.rshift(mac[i], 4)]
-    hex[2 * i + 1] = digits[bit.band(mac[i], 15)]
-  end
-  return ffi.string(hex, 64)
+  hmac.copy(work, presigned + b)
+  hmac.update(work, id)
+  hmac.update(work, tail)
+  return hmac.hex(key, work)
 end
 
 local request_line
@@ -99,7 +63,7 @@ function init(args)
   unexpected = ""
   recent = {}
   math.randomseed(os.time() * 1000 + tid)
-  key_pads()
+  key = hmac.key(secret)
   -- 256 event bodies up to the id, of 2 to 4 KB in all (a description of 1,700 to 4,096 bytes).
   local padding = string.rep("abcdefghijklmnopqrstuvwxyz012345", 64)  -- 2 KiB
   for i = 1, BODIES do
@@ -166,9 +130,9 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "BENCH requests=%d seconds=%.3f new=%d again=%d accepted=%d non2xx=%d errors=%d p50=%d " ..
-    "p99=%d p999=%d unexpected=%s\n",
+    "p99=%d p999=%d max=%d unexpected=%s\n",
     summary.requests, summary.duration / 1e6, new, again, ok, e.status,
     e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max,
     unexpected == "" and "none" or unexpected))
 end
