@@ -57,8 +57,10 @@ QueueSummary Store::queue_summary(const std::vector<std::string>& projects,
     names.text(r.route);
   }
   // Each count walks a partial index (ix_jobs_claim, ix_jobs_lease, ix_deliveries_due,
-  // ix_deliveries_running, ix_jobs_ended) no further than the cap; the oldest due delivery is
-  // found route by route, at the head of each one's ix_deliveries_due.
+  // ix_deliveries_running, ix_jobs_ended) no further than the cap. The oldest due pulled job is
+  // found project by project and priority by priority, each the head of its part of
+  // ix_jobs_claim (project, priority, run_at), where min(run_at) walked the whole index; the
+  // oldest due delivery route by route, at the head of each one's ix_deliveries_due.
   static const char* kSummary = R"sql(
 SELECT
   (SELECT count(*) FROM (SELECT FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
@@ -71,14 +73,29 @@ SELECT
      AND project_id = ANY($1::text[]) LIMIT $4) c),
   (SELECT count(*) FROM (SELECT FROM jobs WHERE project_id = ANY($1::text[]) AND status = 'dead'
      AND pruned_at IS NULL LIMIT $4) c),
-  (SELECT extract(epoch FROM now() - min(run_at)) FROM jobs
-     WHERE status IN ('queued', 'retrying') AND NOT pushed AND run_at <= now()
-       AND project_id = ANY($1::text[])),
+  (SELECT extract(epoch FROM now() - min(x.due)) FROM unnest($1::text[]) AS pr(id)
+   CROSS JOIN LATERAL (
+     WITH RECURSIVE level(priority) AS (
+       (SELECT priority FROM jobs WHERE status IN ('queued', 'retrying') AND NOT pushed
+          AND project_id = pr.id ORDER BY priority DESC LIMIT 1)
+       UNION ALL
+       SELECT (SELECT j.priority FROM jobs j WHERE j.status IN ('queued', 'retrying')
+                 AND NOT j.pushed AND j.project_id = pr.id AND j.priority < level.priority
+               ORDER BY j.priority DESC LIMIT 1)
+       FROM level WHERE level.priority IS NOT NULL)
+     SELECT (SELECT j.run_at FROM jobs j WHERE j.status IN ('queued', 'retrying') AND NOT j.pushed
+               AND j.project_id = pr.id AND j.priority = level.priority
+             ORDER BY j.priority DESC, j.run_at LIMIT 1) AS due
+     FROM level WHERE level.priority IS NOT NULL) x
+   WHERE x.due <= now()),
   (SELECT extract(epoch FROM now() - min(x.due)) FROM unnest($2::text[], $3::text[]) AS r(s, n)
      CROSS JOIN LATERAL (SELECT min(run_at) AS due FROM deliveries d WHERE d.source = r.s
        AND d.route = r.n AND d.status IN ('queued', 'retrying') AND d.run_at <= now()) x)
 )sql";
   return db_->run("queue summary", [&](pqxx::work& tx) {
+    // A bitmap scan reads the whole index before its LIMIT: 27 ms against 2.6 ms for a count
+    // that stops at 10,000 of 100,000 waiting jobs.
+    tx.exec("SET LOCAL enable_bitmapscan = off");
     pqxx::row r =
         tx.exec_params1(kSummary, pqxx::binarystring(project_ids.str()),
                         pqxx::binarystring(sources.str()), pqxx::binarystring(names.str()), cap);

@@ -230,6 +230,30 @@ TEST_F(Console, AnOperatorPausesAndResumesARoute) {
   EXPECT_EQ(route_state(), "closed");
 }
 
+TEST_F(Console, AReplayOfATimeRangeSendsItsEventsAgain) {
+  healthy_ = true;
+  std::string id = send("invoice.finalized");
+  ASSERT_TRUE(wait_for_jobs("invoice.finalized", "succeeded", 1));
+  sign_in(kAliceToken);
+  const std::string form = "#routes tr[data-route=\"pushed/default\"] form[action$=\"/replay\"]";
+  std::string created = db_->scalar(
+      "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+      "FROM jobs WHERE event_id = '" +
+      id + "'");
+  // The second the event was stored, and the next.
+  browser_->type(form + " input[name=since]", created + "Z");
+  browser_->type(form + " input[name=before]",
+                 db_->scalar("SELECT to_char((timestamp '" + created +
+                             "' + interval '1 second'), 'YYYY-MM-DD\"T\"HH24:MI:SS')") +
+                     "Z");
+  std::size_t before = receiver_->requests().size();
+  browser_->click(form + " button");
+  ASSERT_TRUE(browser_->wait_for("p.notice"));
+  EXPECT_NE(browser_->text("p.notice").find("A replay of"), std::string::npos);
+  EXPECT_TRUE(receiver_->wait_for(before + 1, std::chrono::seconds(10)));
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM replays"), "1");
+}
+
 TEST_F(Console, AFormWithoutTheSessionsCsrfTokenIsRefused) {
   sign_in(kAliceToken);
   std::string cookie = browser_->cookie("flare_console");
@@ -304,6 +328,23 @@ TEST_F(Console, AnOperatorOfOneProjectSeesNothingOfAnother) {
   EXPECT_EQ(browser_->count("#jobs tr[data-job-id]"), 0u);
   browser_->go(at("/jobs/shop/" + job));
   EXPECT_EQ(browser_->text("h1"), "Not found");
+}
+
+TEST(ConsoleTls, TheSessionCookieIsSecureOverHttps) {
+  TestDatabase db;
+  Certificate cert = make_self_signed_certificate();
+  Gateway gateway(gateway_config(db.url(), "  tls: { cert_file: \"" + cert.cert->path() +
+                                               "\", key_file: \"" + cert.key->path() + "\" }\n") +
+                  "console:\n  operators: [{ name: alice, token_sha256: \"" + digest(kAliceToken) +
+                  "\" }]\n");
+  HttpClient::Options tls;
+  tls.tls = true;
+  HttpClient client(gateway.port(), tls);
+  Response r = client.request("POST", "/console/login",
+                              {{"Content-Type", "application/x-www-form-urlencoded"}},
+                              "token=" + kAliceToken);
+  EXPECT_EQ(r.status, 303);
+  EXPECT_NE(r.header("set-cookie").find("; Secure"), std::string::npos) << r.header("set-cookie");
 }
 
 TEST(ConsoleOff, EveryConsolePathIsNotFoundWithoutAConsole) {
