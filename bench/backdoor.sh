@@ -90,7 +90,7 @@ queue() {  # queue SYSTEM MODE: the peer works EVENTS jobs; records "<system>-<m
 # machine. Four pgbench clients (more only wait on each other's locked rows), until every job
 # succeeded; records "ceiling-<push|pull>" with the machine's busy CPU per job.
 ceiling() {  # ceiling push|pull
-  local source=pushed left=1 pg0 all0 began secs
+  local source=pushed left=1 passes=0 pg0 all0 began secs
   [ "$1" = pull ] && source=pulled
   fresh_database bd_ceiling
   FLARE_BINARY="$BIN" "$BACKDOOR_BIN" store "host=$WORK dbname=bd_ceiling user=postgres" \
@@ -101,6 +101,8 @@ ceiling() {  # ceiling push|pull
   all0=$(machine_ticks)
   began=$(date +%s.%N)
   while [ "$left" != 0 ]; do
+    passes=$((passes + 1))
+    [ "$passes" -le 20 ] || { echo "the $1 ceiling left $left jobs unfinished"; return 1; }
     as_postgres pgbench -n -h "$WORK" -c 4 -j 2 -t $((EVENTS / 400 + 1)) \
       -f "$ROOT/bench/ceilings/$1.sql" bd_ceiling >/dev/null
     left=$(psql_ -d bd_ceiling -c "SELECT count(*) FROM jobs WHERE status <> 'succeeded'")

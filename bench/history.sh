@@ -93,7 +93,7 @@ ingest() {  # ingest DATABASE LABEL [CONFIG_EXTRA]
   PIDS+=("$gw")
   wait_for_port "$GATEWAY_PORT"
   for run in $(seq "$RUNS"); do
-    line=$(drive "$GATEWAY_PORT" /webhooks/stripe "$label$run" mixed "" "$gw")
+    line=$(drive stripe.lua "$GATEWAY_PORT" /webhooks/stripe "$label$run" mixed "" "$gw")
     stored=($(rows_of "$db" "$label$run"))
     record "$label" "$line rows=${stored[0]} distinct=${stored[1]}"
   done

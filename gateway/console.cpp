@@ -415,8 +415,9 @@ Reply Console::overview(jobs::Store& store, const Signed& s) const {
     for (const config::Route& r : src.routes) routes.push_back({src.name, r.name});
   }
   data.queue = store.queue_summary(projects, routes, pages::kCountedUpTo);
-  std::vector<jobs::RouteState> states =
-      routes.empty() ? std::vector<jobs::RouteState>{} : store.route_states(routes);
+  std::vector<jobs::RouteState> states = routes.empty()
+                                             ? std::vector<jobs::RouteState>{}
+                                             : store.route_states(routes, pages::kCountedUpTo);
   for (const jobs::RouteState& st : states) {
     for (const config::Source& src : config_.sources) {
       if (src.name == st.source) data.routes.push_back({src.project, st});
@@ -578,6 +579,7 @@ Reply Console::bulk_retry(jobs::Store& store, const Signed& s, std::string_view 
     return html(Outcome::kValidationError, pages::message(s.frame, "Retry dead jobs", f.error));
   }
   f.query.status = jobs::Status::kDead;
+  f.query.retryable = true;
   f.query.after.reset();
   std::erase_if(f.shown, [](const auto& field) { return field.first == "status"; });
   f.shown.emplace_back("status", "dead");

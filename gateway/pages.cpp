@@ -304,7 +304,7 @@ std::string overview(const Frame& f, const Overview& data) {
            escape(line.project) + "</td><td>" + escape(r.source) + "</td><td>" + escape(r.route) +
            "</td><td class=\"state\">" + status_badge(r.state) + "</td><td class=\"reason\">" +
            escape(r.reason.value_or("")) + "</td><td class=\"failures\">" + number(r.failures) +
-           "</td><td>" + number(r.waiting) + "</td><td>" + number(r.running) + "</td><td>";
+           "</td><td>" + counted(r.waiting) + "</td><td>" + counted(r.running) + "</td><td>";
     if (!f.read_only) {
       out += r.state == "paused" ? post_button(f, at + "/resume", "", "Resume")
                                  : post_button(f, at + "/pause", "", "Pause");

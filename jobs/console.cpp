@@ -68,9 +68,9 @@ SELECT
   (SELECT count(*) FROM (SELECT FROM jobs WHERE status = 'running' AND NOT pushed
      AND project_id = ANY($1::text[]) LIMIT $4) c),
   (SELECT count(*) FROM (SELECT FROM deliveries WHERE status IN ('queued', 'retrying')
-     AND project_id = ANY($1::text[]) LIMIT $4) c),
+     AND (source, route) IN (SELECT * FROM unnest($2::text[], $3::text[])) LIMIT $4) c),
   (SELECT count(*) FROM (SELECT FROM deliveries WHERE status = 'running'
-     AND project_id = ANY($1::text[]) LIMIT $4) c),
+     AND (source, route) IN (SELECT * FROM unnest($2::text[], $3::text[])) LIMIT $4) c),
   (SELECT count(*) FROM (SELECT FROM jobs WHERE project_id = ANY($1::text[]) AND status = 'dead'
      AND pruned_at IS NULL LIMIT $4) c),
   (SELECT extract(epoch FROM now() - min(x.due)) FROM unnest($1::text[]) AS pr(id)

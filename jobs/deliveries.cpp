@@ -382,10 +382,10 @@ namespace {
 constexpr const char* kRouteStates = R"sql(
 SELECT n.source, n.route, coalesce(r.state, 'closed'), r.reason, coalesce(r.failures, 0),
        )sql" FLARE_TS("r.opened_until") R"sql(,
-       (SELECT count(*) FROM deliveries d WHERE d.source = n.source AND d.route = n.route
-          AND d.status IN ('queued', 'retrying')),
-       (SELECT count(*) FROM deliveries d WHERE d.source = n.source AND d.route = n.route
-          AND d.status = 'running' AND d.locked_until > now())
+       (SELECT count(*) FROM (SELECT FROM deliveries d WHERE d.source = n.source
+          AND d.route = n.route AND d.status IN ('queued', 'retrying') LIMIT $3) w),
+       (SELECT count(*) FROM (SELECT FROM deliveries d WHERE d.source = n.source
+          AND d.route = n.route AND d.status = 'running' AND d.locked_until > now() LIMIT $3) r)
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(source, route, k)
 LEFT JOIN routes r ON r.source = n.source AND r.route = n.route
 ORDER BY n.k)sql";
@@ -403,7 +403,9 @@ RouteState read_route_state(const pqxx::row& row) {
   return s;
 }
 
-std::vector<RouteState> route_states(pqxx::work& tx, const std::vector<RouteId>& routes) {
+// `cap`: the counts stop there (none: they count everything).
+std::vector<RouteState> route_states(pqxx::work& tx, const std::vector<RouteId>& routes,
+                                     std::optional<std::int64_t> cap = std::nullopt) {
   BinaryArray sources(BinaryArray::kText), names(BinaryArray::kText);
   for (const RouteId& r : routes) {
     sources.text(r.source);
@@ -411,7 +413,7 @@ std::vector<RouteState> route_states(pqxx::work& tx, const std::vector<RouteId>&
   }
   std::vector<RouteState> out;
   for (const auto& row : tx.exec_params(kRouteStates, pqxx::binarystring(sources.str()),
-                                        pqxx::binarystring(names.str()))) {
+                                        pqxx::binarystring(names.str()), cap)) {
     out.push_back(read_route_state(row));
   }
   return out;
@@ -419,8 +421,10 @@ std::vector<RouteState> route_states(pqxx::work& tx, const std::vector<RouteId>&
 
 }  // namespace
 
-std::vector<RouteState> Store::route_states(const std::vector<RouteId>& routes) {
-  return db_->run("route states", [&](pqxx::work& tx) { return jobs::route_states(tx, routes); });
+std::vector<RouteState> Store::route_states(const std::vector<RouteId>& routes,
+                                            std::optional<std::int64_t> cap) {
+  return db_->run("route states",
+                  [&](pqxx::work& tx) { return jobs::route_states(tx, routes, cap); });
 }
 
 RouteState Store::pause_route(const RouteId& route) { return operate_route(route, true); }

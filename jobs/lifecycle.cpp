@@ -184,6 +184,11 @@ constexpr const char* kListed =
     "source = $4) AND ($5::uuid IS NULL OR id >= $5::uuid) AND ($6::uuid IS NULL OR id < "
     "$6::uuid)";
 
+// A ListQuery's own filter on retention.
+std::string listed(const ListQuery& query) {
+  return std::string(kListed) + (query.retryable ? " AND pruned_at IS NULL" : "");
+}
+
 std::string status_filter(const ListQuery& query) {
   return query.status ? std::string(to_string(*query.status)) : "";
 }
@@ -207,8 +212,8 @@ Page Store::list(const std::string& project, const ListQuery& query) {
     // One more than asked tells whether another page follows.
     pqxx::result r = tx.exec_params(
         // jobs.id: a bare `id` would name the output column, id::text, and sort every job.
-        select_job(std::string(kListed) + " AND id < $7::uuid ORDER BY jobs.id DESC LIMIT $8"),
-        project, status_filter(query), query.type, query.source, first_id_at(query.since),
+        select_job(listed(query) + " AND id < $7::uuid ORDER BY jobs.id DESC LIMIT $8"), project,
+        status_filter(query), query.type, query.source, first_id_at(query.since),
         first_id_at(query.before), query.after.value_or("ffffffff-ffff-ffff-ffff-ffffffffffff"),
         query.limit + 1);
     Page page;
@@ -227,10 +232,10 @@ std::int64_t Store::count_jobs(const std::string& project, const ListQuery& quer
                                std::int64_t max) {
   return db_->run("count", [&](pqxx::work& tx) {
     return tx
-        .exec_params1(std::string("SELECT count(*) FROM (SELECT FROM jobs WHERE ") + kListed +
-                          " LIMIT $7) AS j",
-                      project, status_filter(query), query.type, query.source,
-                      first_id_at(query.since), first_id_at(query.before), max)[0]
+        .exec_params1(
+            "SELECT count(*) FROM (SELECT FROM jobs WHERE " + listed(query) + " LIMIT $7) AS j",
+            project, status_filter(query), query.type, query.source, first_id_at(query.since),
+            first_id_at(query.before), max)[0]
         .as<std::int64_t>();
   });
 }

@@ -40,6 +40,7 @@ struct ListQuery {
   // Unix microseconds: made at or after, and before, by the time its id begins with
   std::optional<std::int64_t> since;
   std::optional<std::int64_t> before;
+  bool retryable = false;  // only jobs whose payload retention has not removed
   int limit = 50;
   std::optional<std::string> after;  // a job id: list the jobs older than it
 };
@@ -264,8 +265,10 @@ class Store {
   // A job with its deliveries by route and its latest `attempt_limit` attempts, newest first,
   // read as of one moment.
   std::optional<JobView> view(const std::string& project, const std::string& id, int attempt_limit);
-  // The routes' shared states (a route never claimed for is closed).
-  std::vector<RouteState> route_states(const std::vector<RouteId>& routes);
+  // The routes' shared states (a route never claimed for is closed); their counts stop at `cap`
+  // when one is given.
+  std::vector<RouteState> route_states(const std::vector<RouteId>& routes,
+                                       std::optional<std::int64_t> cap = std::nullopt);
   // An operator's pause, until resume_route: no attempt begins, deliveries wait. Resuming
   // closes the route's breaker.
   RouteState pause_route(const RouteId& route);

@@ -48,7 +48,9 @@ void Traffic::received(std::string_view source, std::string_view outcome) {
     ++r.received;
   } else if (outcome == "duplicate") {
     ++r.duplicates;
-  } else {
+  } else if (outcome != "unavailable" && outcome != "internal_error" && outcome != "challenge") {
+    // Refused: forged, stale, malformed or too large. A request the database could not take,
+    // or a provider's handshake, is neither received nor refused.
     ++r.rejected;
   }
 }

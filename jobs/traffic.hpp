@@ -54,7 +54,8 @@ class Traffic final : public Observer {
   Traffic(const Traffic&) = delete;
   Traffic& operator=(const Traffic&) = delete;
 
-  // A webhook request of a configured source answered: "accepted", "duplicate", or a refusal.
+  // A webhook request of a configured source answered: "accepted", "duplicate", a refusal, or
+  // another outcome (which is not counted).
   void received(std::string_view source, std::string_view outcome);
   // Observer: a push attempt ended; only those with an answer or an error count.
   void attempted(std::string_view source, std::string_view route, std::string_view outcome,

@@ -88,30 +88,38 @@ Browser::Browser() {
     execl(kDriver, kDriver, port.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  // The destructor does not run for a constructor that throws: the driver goes here then.
+  auto give_up = [this](const std::string& why) {
+    kill(driver_, SIGTERM);
+    waitpid(driver_, nullptr, 0);
+    throw std::runtime_error(why);
+  };
   // Ready when it answers its status: it listens within a second or two.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   for (;;) {
     try {
       if (parse(call("GET", "/status").body)["value"]["ready"].GetBool()) break;
     } catch (const std::exception&) {
-      if (std::chrono::steady_clock::now() > until) {
-        throw std::runtime_error("chromedriver did not start");
-      }
+      if (std::chrono::steady_clock::now() > until) give_up("chromedriver did not start");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   // As root Chromium runs only without its sandbox; containers have a small /dev/shm.
-  Response r = call("POST", "/session",
-                    R"({"capabilities":{"alwaysMatch":{"browserName":"chrome",
-      "goog:chromeOptions":{"binary":")" +
-                        std::string(kChromium) +
-                        R"(","args":["--headless=new","--no-sandbox",
-      "--disable-dev-shm-usage","--disable-gpu","--window-size=1280,900"]}}}})");
-  rapidjson::Document doc = parse(r.body);
-  if (r.status != 200 || !doc["value"].HasMember("sessionId")) {
-    throw std::runtime_error("chromium did not start: " + r.body.substr(0, 300));
+  try {
+    Response r = call("POST", "/session",
+                      R"({"capabilities":{"alwaysMatch":{"browserName":"chrome",
+        "goog:chromeOptions":{"binary":")" +
+                          std::string(kChromium) +
+                          R"(","args":["--headless=new","--no-sandbox",
+        "--disable-dev-shm-usage","--disable-gpu","--window-size=1280,900"]}}}})");
+    rapidjson::Document doc = parse(r.body);
+    if (r.status != 200 || !doc["value"].HasMember("sessionId")) {
+      throw std::runtime_error("chromium did not start: " + r.body.substr(0, 300));
+    }
+    session_ = doc["value"]["sessionId"].GetString();
+  } catch (const std::runtime_error& e) {
+    give_up(e.what());
   }
-  session_ = doc["value"]["sessionId"].GetString();
 }
 
 Browser::~Browser() {
