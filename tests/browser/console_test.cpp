@@ -91,6 +91,12 @@ class Console : public ::testing::Test {
     return at == std::string::npos ? "" : r.body.substr(at + 9, r.body.find('"', at + 9) - at - 9);
   }
 
+  // The CSRF token of the forms of the page the browser shows.
+  static std::string page_csrf() {
+    std::string json = browser_->run("return document.querySelector('input[name=csrf]').value");
+    return json.substr(1, json.size() - 2);
+  }
+
   // A POST of the console's, outside the browser, with the session cookie `cookie`.
   static Response post(const std::string& path, const std::string& cookie,
                        const std::string& form) {
@@ -268,12 +274,11 @@ TEST_F(Console, AFormWithoutTheSessionsCsrfTokenIsRefused) {
   EXPECT_EQ(missing.status, 403);
   EXPECT_EQ(route_state(), "closed");
   // The same request with the token of the session's forms goes through.
-  std::string csrf = browser_->run("return document.querySelector('input[name=csrf]').value");
-  Response real =
-      post("/routes/pushed/default/pause", cookie, "csrf=" + csrf.substr(1, csrf.size() - 2));
+  std::string csrf = page_csrf();
+  Response real = post("/routes/pushed/default/pause", cookie, "csrf=" + csrf);
   EXPECT_EQ(real.status, 303);
   EXPECT_EQ(route_state(), "paused");
-  post("/routes/pushed/default/resume", cookie, "csrf=" + csrf.substr(1, csrf.size() - 2));
+  post("/routes/pushed/default/resume", cookie, "csrf=" + csrf);
   EXPECT_EQ(route_state(), "closed");
 }
 
@@ -314,9 +319,7 @@ TEST_F(Console, AReadOnlyOperatorSeesButCannotAct) {
   EXPECT_EQ(browser_->text("h1"), "Overview");
   EXPECT_EQ(browser_->count("#routes form"), 0u);
   std::string cookie = browser_->cookie("flare_console");
-  std::string csrf = browser_->run("return document.querySelector('input[name=csrf]').value");
-  Response r =
-      post("/routes/pushed/default/pause", cookie, "csrf=" + csrf.substr(1, csrf.size() - 2));
+  Response r = post("/routes/pushed/default/pause", cookie, "csrf=" + page_csrf());
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(route_state(), "closed");
 }

@@ -52,6 +52,9 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// A port on 127.0.0.1 that nothing listened on a moment ago, for a server the test starts.
+std::uint16_t free_port();
+
 // The SHA-256 of a certificate's DER form, in hex.
 std::string certificate_sha256(X509* cert);
 
