@@ -1,14 +1,18 @@
 #include "gateway/log.hpp"
 
+#include <fcntl.h>
 #include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "text/text.hpp"
@@ -19,6 +23,52 @@ namespace {
 LogFormat g_format = LogFormat::kText;
 // Takes LogBatch's lines as they are: each already has its time, level and end of line.
 std::shared_ptr<spdlog::logger> g_lines;
+constexpr const char* kLinesLogger = "flare.lines";
+
+// Standard output, shared by both loggers on the logging thread: LogBatch's lines as they are,
+// every other message through the formatter. When stdout is a file, the kernel is told to start
+// writing each 256 KiB out as soon as it is written, as PostgreSQL's *_flush_after settings do
+// for its own files: left to the kernel, 30 seconds of log lines (over 100 MB at 20,000
+// requests a second) were written back in one burst, behind which the database's commits
+// waited on a shared disk (bench/README.md, note 49).
+class StdoutSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  StdoutSink() {
+    struct stat st {};
+    to_file_ = fstat(fileno(stdout), &st) == 0 && S_ISREG(st.st_mode);
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (msg.logger_name == kLinesLogger) {
+      write(msg.payload.data(), msg.payload.size());
+      return;
+    }
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    write(line.data(), line.size());
+  }
+  void flush_() override { std::fflush(stdout); }
+
+ private:
+  static constexpr off_t kWritebackBytes = 256 << 10;
+
+  void write(const char* data, std::size_t size) {
+    std::fwrite(data, 1, size, stdout);
+    std::fflush(stdout);
+    if (!to_file_) return;
+    unwritten_ += static_cast<off_t>(size);
+    if (unwritten_ < kWritebackBytes) return;
+    off_t end = lseek(fileno(stdout), 0, SEEK_CUR);
+    if (end >= unwritten_) {
+      sync_file_range(fileno(stdout), end - unwritten_, unwritten_, SYNC_FILE_RANGE_WRITE);
+    }
+    unwritten_ = 0;
+  }
+
+  bool to_file_ = false;
+  off_t unwritten_ = 0;  // bytes written since the last writeback began
+};
 
 // Out: std::string or spdlog::memory_buf_t.
 template <class Out>
@@ -105,22 +155,18 @@ void setup_logging(LogFormat format) {
   // flood the oldest lines are dropped rather than stalling requests. An entry is a line or a
   // LogBatch of at most a few KiB, so the queue stays within a few MiB.
   spdlog::init_thread_pool(2048, 1);
+  auto sink = std::make_shared<StdoutSink>();
   auto logger = std::make_shared<spdlog::async_logger>(
-      "flare", std::make_shared<spdlog::sinks::stdout_sink_mt>(), spdlog::thread_pool(),
-      spdlog::async_overflow_policy::overrun_oldest);
-  // A sink of its own (a sink has one formatter), the same logging thread: lines keep their
-  // order.
-  g_lines = std::make_shared<spdlog::async_logger>(
-      "flare.lines", std::make_shared<spdlog::sinks::stdout_sink_mt>(), spdlog::thread_pool(),
-      spdlog::async_overflow_policy::overrun_oldest);
-  g_lines->set_formatter(
-      std::make_unique<spdlog::pattern_formatter>("%v", spdlog::pattern_time_type::utc, ""));
+      "flare", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
+  // The same sink and logging thread: lines keep their order.
+  g_lines = std::make_shared<spdlog::async_logger>(kLinesLogger, sink, spdlog::thread_pool(),
+                                                   spdlog::async_overflow_policy::overrun_oldest);
   if (format == LogFormat::kJson) {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else {
     logger->set_formatter(std::make_unique<TextFormatter>());
   }
-  // The stdout sink writes each line out as the logging thread takes it: no flush policy needed.
+  // The sink writes each line out as the logging thread takes it: no flush policy needed.
   spdlog::set_default_logger(logger);
 }
 

@@ -76,7 +76,7 @@ class Metrics final : public jobs::Observer {
   // `claims_waiting`: long-polling claims waiting for jobs now.
   std::string render(std::size_t claims_waiting) const;
 
-  void committed(std::size_t jobs) override;
+  void committed(std::size_t jobs, std::chrono::steady_clock::duration took) override;
   void database_error() override;
   void database_unreachable(std::string_view group) override;
   void attempted(std::string_view source, std::string_view route, std::string_view outcome,
@@ -103,6 +103,7 @@ class Metrics final : public jobs::Observer {
 
   Histogram<14> durations_;
   Histogram<10> batch_sizes_;
+  Histogram<14> commit_durations_;
   std::atomic<std::uint64_t> db_errors_{0};
   std::array<std::atomic<std::uint64_t>, kTimeouts> timeouts_{};
   std::atomic<std::int64_t> pruned_payloads_{0};

@@ -220,7 +220,10 @@ void Committer::settle(Lane& lane, Batch& batch,
   try {
     std::vector<Enqueued> stored = results();
     note(true, batch.began);
-    if (options_.observer) options_.observer->committed(batch.jobs.size());
+    if (options_.observer) {
+      options_.observer->committed(batch.jobs.size(),
+                                   std::chrono::steady_clock::now() - batch.began);
+    }
     {
       std::lock_guard lock(mutex_);
       stats_.batches += 1;

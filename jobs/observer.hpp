@@ -12,8 +12,9 @@ namespace flare::jobs {
 class Observer {
  public:
   virtual ~Observer() = default;
-  // One transaction of enqueues committed, carrying `jobs` jobs.
-  virtual void committed(std::size_t jobs) = 0;
+  // One transaction of enqueues committed, carrying `jobs` jobs, `took` after it was sent (the
+  // wait behind the batch sent before it included).
+  virtual void committed(std::size_t jobs, std::chrono::steady_clock::duration took) = 0;
   // A contact with the database failed (unreachable, restarting, timed out).
   virtual void database_error() = 0;
   // A group of connections (see Reachability) found the database gone: at start, or where it

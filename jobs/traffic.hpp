@@ -60,7 +60,7 @@ class Traffic final : public Observer {
   // Observer: a push attempt ended; only those with an answer or an error count.
   void attempted(std::string_view source, std::string_view route, std::string_view outcome,
                  std::chrono::milliseconds took) override;
-  void committed(std::size_t) override {}
+  void committed(std::size_t, std::chrono::steady_clock::duration) override {}
   void database_error() override {}
   void database_unreachable(std::string_view) override {}
   void pruned(std::int64_t, std::int64_t) override {}

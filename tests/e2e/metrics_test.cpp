@@ -90,9 +90,17 @@ TEST(Metrics, ValidAndCountingKnownTraffic) {
   EXPECT_GE(batches, 1);
   EXPECT_LE(batches, 4);
   EXPECT_EQ(sample(m, "flare_enqueue_batch_size_sum"), 4);
+  // Each of those batches' commits timed, none of them instantly.
+  EXPECT_EQ(sample(m, "flare_enqueue_commit_duration_seconds_count"), batches);
+  EXPECT_GT(sample(m, "flare_enqueue_commit_duration_seconds_sum"), 0);
   // Every request so far, the forged and the unknown ones included; not this scrape.
   EXPECT_EQ(sample(m, "flare_http_request_duration_seconds_count"), 6);
   EXPECT_EQ(sample(m, R"(flare_http_request_duration_seconds_bucket{le="+Inf"})"), 6);
+  // Bounds are written as short as they read back: what a query's le="0.005" matches.
+  double fast = sample(m, R"(flare_http_request_duration_seconds_bucket{le="0.005"})");
+  EXPECT_GE(fast, 0);
+  EXPECT_LE(fast, 6);
+  EXPECT_GE(sample(m, R"(flare_enqueue_commit_duration_seconds_bucket{le="0.0005"})"), 0);
   EXPECT_EQ(sample(m, "flare_db_errors_total"), 0);
 
   EXPECT_EQ(request_once(gateway.port(), "POST", "/metrics").status, 405);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -102,6 +103,38 @@ TEST_F(Operations, RequestLinesArriveWholeOnceAndInOrder) {
     ++next;
   }
   EXPECT_EQ(next, kRequests);
+}
+
+// With stdout on a file, the log's writeback is started every 256 KiB on the way (gateway/log.cpp):
+// past several of those, every line still arrives whole, once, in the order of the requests.
+TEST_F(Operations, RequestLinesToAFileArriveWholeOnceAndInOrder) {
+  constexpr int kRequests = 2000;  // about 400 KiB of lines
+  TempFile file("", ".log");
+  Gateway gateway(gateway_config(db_->url()), {"serve"}, true, file.path());
+  HttpClient client(gateway.port());
+  for (int i = 0; i < kRequests; ++i) {
+    std::string body = stripe_body("evt_file_" + std::to_string(i));
+    ASSERT_EQ(client.request("POST", "/webhooks/stripe", stripe_headers(body), body).status, 202);
+  }
+  ASSERT_TRUE(gateway.wait_for_output("event_id=evt_file_" + std::to_string(kRequests - 1),
+                                      std::chrono::seconds(5)));
+  EXPECT_EQ(gateway.terminate(), 0);
+  std::ifstream lines(file.path());
+  std::string line;
+  int next = 0;
+  std::size_t bytes = 0;
+  while (std::getline(lines, line)) {
+    bytes += line.size() + 1;
+    std::size_t at = line.find("event_id=evt_file_");
+    if (at == std::string::npos) continue;
+    EXPECT_EQ(line.substr(at), "event_id=evt_file_" + std::to_string(next)) << line;
+    EXPECT_NE(line.find(" info request_id="), std::string::npos) << line;
+    EXPECT_NE(line.find("outcome=accepted status=202"), std::string::npos) << line;
+    ++next;
+  }
+  EXPECT_EQ(next, kRequests);
+  EXPECT_GT(bytes, 256u << 10);
+  EXPECT_NE(gateway.output().find(" info stopped"), std::string::npos);
 }
 
 TEST_F(Operations, JsonLogsAreOneObjectPerLine) {

@@ -1,8 +1,11 @@
 #include "support/gateway.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,11 +21,19 @@ extern char** environ;
 namespace flare::test {
 namespace {
 
-// Starts the binary with stdout and stderr on a pipe; returns the pid and the read end.
-std::pair<pid_t, int> spawn(const std::vector<std::string>& args) {
+// Starts the binary with stdout and stderr on a pipe, or on `output_file`; returns the pid and
+// a descriptor to read them from.
+std::pair<pid_t, int> spawn(const std::vector<std::string>& args,
+                            const std::string& output_file = "") {
   std::string binary = require_env("FLARE_BINARY");
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  if (output_file.empty()) {
+    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  } else {
+    fds[1] = open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fds[0] = open(output_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fds[0] < 0 || fds[1] < 0) throw std::runtime_error("cannot open " + output_file);
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
@@ -73,23 +84,29 @@ RunResult run_binary(const std::vector<std::string>& args) {
   return {exit_code(status), output};
 }
 
-Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args, bool database_ready)
+Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args, bool database_ready,
+                 const std::string& output_file)
     : config_(config_yaml) {
   bool serve = args.at(0) == "serve";
   args.insert(args.begin() + 1, {"--config", config_.path()});
-  std::tie(pid_, out_fd_) = spawn(args);
-  reader_ = std::thread([this] {
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(out_fd_, chunk, sizeof chunk)) > 0) {
+  std::tie(pid_, out_fd_) = spawn(args, output_file);
+  if (output_file.empty()) {
+    reader_ = std::thread([this] {
+      char chunk[4096];
+      ssize_t n;
+      while ((n = read(out_fd_, chunk, sizeof chunk)) > 0) {
+        std::lock_guard lock(mutex_);
+        output_.append(chunk, static_cast<std::size_t>(n));
+        changed_.notify_all();
+      }
       std::lock_guard lock(mutex_);
-      output_.append(chunk, static_cast<std::size_t>(n));
+      eof_ = true;
       changed_.notify_all();
-    }
-    std::lock_guard lock(mutex_);
-    eof_ = true;
-    changed_.notify_all();
-  });
+    });
+  } else {
+    stop_fd_ = eventfd(0, EFD_CLOEXEC);
+    reader_ = std::thread([this, output_file] { follow(output_file); });
+  }
   auto fail = [this](const std::string& why) {
     std::string out = output();
     terminate();
@@ -117,6 +134,45 @@ Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args, 
 
 Gateway::~Gateway() { terminate(); }
 
+// A file has no end to wait on, as a pipe has: what is written to it is read as inotify tells
+// of it, until stop_reading().
+void Gateway::follow(const std::string& path) {
+  int watch = inotify_init1(IN_CLOEXEC);
+  inotify_add_watch(watch, path.c_str(), IN_MODIFY);
+  char chunk[4096];
+  for (bool stopping = false;;) {
+    ssize_t n;
+    while ((n = read(out_fd_, chunk, sizeof chunk)) > 0) {
+      std::lock_guard lock(mutex_);
+      output_.append(chunk, static_cast<std::size_t>(n));
+      changed_.notify_all();
+    }
+    if (stopping) break;
+    pollfd fds[2] = {{watch, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      alignas(inotify_event) char events[4096];
+      (void)!read(watch, events, sizeof events);
+    }
+    stopping = (fds[1].revents & POLLIN) != 0;  // one last read: the process has exited
+  }
+  close(watch);
+  std::lock_guard lock(mutex_);
+  eof_ = true;
+  changed_.notify_all();
+}
+
+void Gateway::stop_reading() {
+  if (stop_fd_ >= 0) {
+    std::uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+  }
+  if (reader_.joinable()) reader_.join();
+  close(out_fd_);
+  if (stop_fd_ >= 0) close(stop_fd_);
+  stop_fd_ = -1;
+}
+
 void Gateway::signal(int signo) {
   if (pid_ > 0) kill(pid_, signo);
 }
@@ -127,8 +183,7 @@ void Gateway::kill_hard() {
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
-  if (reader_.joinable()) reader_.join();
-  close(out_fd_);
+  stop_reading();
 }
 
 int Gateway::terminate(std::chrono::seconds limit) {
@@ -153,8 +208,7 @@ int Gateway::terminate(std::chrono::seconds limit) {
     changed_.wait_for(lock, std::chrono::milliseconds(50), [this] { return eof_; });
   }
   pid_ = -1;
-  if (reader_.joinable()) reader_.join();
-  close(out_fd_);
+  stop_reading();
   return code;
 }
 

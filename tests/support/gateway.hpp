@@ -36,9 +36,10 @@ class Gateway {
  public:
   // Starts `serve` (or `args`, e.g. {"worker"}) on the config, whose listen address should use
   // port 0, and waits until it is ready: for serve, listening and (unless not `database_ready`)
-  // its database migrated; for worker, its workers started.
+  // its database migrated; for worker, its workers started. Its stdout and stderr go to a pipe,
+  // or to `output_file` when one is named (output() then follows the file).
   explicit Gateway(const std::string& config_yaml, std::vector<std::string> args = {"serve"},
-                   bool database_ready = true);
+                   bool database_ready = true, const std::string& output_file = "");
   ~Gateway();
 
   std::uint16_t port() const { return port_; }
@@ -58,12 +59,16 @@ class Gateway {
   TempFile config_;
   pid_t pid_ = -1;
   int out_fd_ = -1;
+  int stop_fd_ = -1;  // an eventfd that ends the following of an output file
   std::uint16_t port_ = 0;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::string output_;
   bool eof_ = false;
   std::thread reader_;
+
+  void follow(const std::string& path);
+  void stop_reading();
 };
 
 }  // namespace flare::test

@@ -105,7 +105,7 @@ TEST(NewJobId, Version7WithTheRfc9562Variant) {
 }
 
 struct Counts final : Observer {
-  void committed(std::size_t) override {}
+  void committed(std::size_t, std::chrono::steady_clock::duration) override {}
   void database_error() override { ++errors; }
   void database_unreachable(std::string_view) override { ++outages; }
   void attempted(std::string_view, std::string_view, std::string_view,
