@@ -58,18 +58,19 @@ RETURNING d.project_id, d.job_id::text)sql";
 
 // Ends route $1/$2's attempts whose lease ran out (kExpire), then gives the route's state (NULL
 // when it has no row yet); the waits until its probe and its next attempt may begin, in ms (0:
-// now); its attempts in flight; and the jobs whose attempt ended, as arrays of projects and ids.
-// Times are the clock's, not the transaction's start: a claim may have waited for the route's
-// lock since.
+// now); its attempts in flight, counted only when they limit the claim ($3, the route has a
+// max_in_flight, or it is open and a probe waits for none to run; else 0); and the jobs whose
+// attempt ended, as arrays of projects and ids. Times are the clock's, not the transaction's
+// start: a claim may have waited for the route's lock since.
 std::string route_row() {
   return std::string("WITH expired AS (") + kExpire +
          ") SELECT r.state, ceil(greatest(0, extract(epoch FROM r.opened_until) - extract(epoch "
          "FROM clock_timestamp())) * 1000)::bigint, ceil(greatest(0, extract(epoch FROM "
-         "r.next_at) - extract(epoch FROM clock_timestamp())) * 1000)::bigint, (SELECT count(*) "
-         "FROM deliveries WHERE source = $1 AND route = $2 AND status = 'running' AND "
-         "locked_until > clock_timestamp()), (SELECT array_agg(project_id)::text FROM expired), "
-         "(SELECT array_agg(job_id)::text FROM expired) FROM (SELECT) one LEFT JOIN routes r ON "
-         "r.source = $1 AND r.route = $2";
+         "r.next_at) - extract(epoch FROM clock_timestamp())) * 1000)::bigint, CASE WHEN $3 OR "
+         "r.state = 'open' THEN (SELECT count(*) FROM deliveries WHERE source = $1 AND route = $2 "
+         "AND status = 'running' AND locked_until > clock_timestamp()) ELSE 0 END, (SELECT "
+         "array_agg(project_id)::text FROM expired), (SELECT array_agg(job_id)::text FROM "
+         "expired) FROM (SELECT) one LEFT JOIN routes r ON r.source = $1 AND r.route = $2";
 }
 
 // Jobs $1 (projects) and $2 (ids), arrays as text, summed up.
@@ -159,7 +160,7 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
     // The attempts whose lease ran out that this transaction ended.
     std::vector<std::pair<std::string, std::string>> expired;
     auto read_row = [&] {
-      row = tx.exec_params(kRouteRow, source, route.name);
+      row = tx.exec_params(kRouteRow, source, route.name, route.max_in_flight > 0);
       if (!row[0][4].is_null()) expired.emplace_back(row[0][4].c_str(), row[0][5].c_str());
     };
     if (!paced) read_row();
