@@ -179,6 +179,9 @@ if $QUEUES_READY; then
   done
 fi
 echo
+echo "every run of each part, as measured (the table above has their medians):"
+grep -v '^step ' "$RESULTS" | sed 's/^/  /'
+echo
 echo "sustained pipeline (webhooks in, pushes out at once), per run:"
 grep '^step ' "$RESULTS" | sed 's/^step /  /'
 INGEST_ONLY=$(of sustained ingest_only)

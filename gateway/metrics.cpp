@@ -1,6 +1,7 @@
 #include "gateway/metrics.hpp"
 
 #include <charconv>
+#include <cmath>
 
 namespace flare::gateway {
 namespace {
@@ -23,11 +24,15 @@ std::string label(std::string_view value) {
   return out;
 }
 
-// The shortest text that reads back as v: a bucket's bound is le="0.005", not
-// le="0.0050000000000000001".
+// The shortest text that reads back as v, without an exponent where one is not needed: a
+// bucket's bound is le="0.005", not le="0.0050000000000000001", and a sum of a million jobs is
+// 1000000, not 1e+06.
 std::string number(double v) {
-  char buf[32];
-  return std::string(buf, std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general).ptr);
+  char buf[64];
+  double size = std::fabs(v);
+  auto format = size < 1e15 && (size == 0 || size >= 1e-6) ? std::chars_format::fixed
+                                                           : std::chars_format::general;
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, v, format).ptr);
 }
 
 void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {

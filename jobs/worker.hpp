@@ -44,11 +44,12 @@ class Deliverer {
 
 struct WorkerOptions {
   std::vector<const config::Source*> sources;  // with routes: their deliveries are pushed
-  int concurrency = 8;
+  // The defaults are the configuration's.
+  int concurrency = config::Workers{}.concurrency;
   // The most deliveries of one route claimed, attempted and recorded together (see kBatchSpan).
-  int batch = 100;
-  int lease_seconds = 60;
-  std::chrono::milliseconds poll_interval{1000};
+  int batch = config::Workers{}.batch;
+  int lease_seconds = config::Workers{}.lease_seconds;
+  std::chrono::milliseconds poll_interval = config::Workers{}.poll_interval;
   Observer* observer = nullptr;  // told of every attempt's outcome and database error
 };
 

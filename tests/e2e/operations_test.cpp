@@ -80,61 +80,57 @@ TEST_F(Operations, GeneratedRequestIdsAreUniqueAndUntrustedHeadersIgnored) {
   EXPECT_NE(line.find("client=127.0.0.1 proto=http "), std::string::npos) << line;
 }
 
+// The request lines in `log` of events <prefix>0 to <prefix><n - 1>: every line whole, once,
+// in the order of the requests.
+void expect_request_lines(const std::string& log, const std::string& prefix, int n) {
+  std::istringstream lines(log);
+  std::string line;
+  int next = 0;
+  while (std::getline(lines, line)) {
+    std::size_t at = line.find("event_id=" + prefix);
+    if (at == std::string::npos) continue;
+    EXPECT_EQ(line.substr(at), "event_id=" + prefix + std::to_string(next)) << line;
+    EXPECT_NE(line.find(" info request_id="), std::string::npos) << line;
+    EXPECT_NE(line.find("outcome=accepted status=202"), std::string::npos) << line;
+    ++next;
+  }
+  EXPECT_EQ(next, n);
+}
+
+// POSTs events <prefix>0 to <prefix><n - 1>, one after another, each accepted.
+void post_events(std::uint16_t port, const std::string& prefix, int n) {
+  HttpClient client(port);
+  for (int i = 0; i < n; ++i) {
+    std::string body = stripe_body(prefix + std::to_string(i));
+    ASSERT_EQ(client.request("POST", "/webhooks/stripe", stripe_headers(body), body).status, 202);
+  }
+}
+
 // A connection's request lines leave its thread in chunks (or after a short delay): every line
 // arrives whole, once, in the order of the requests.
 TEST_F(Operations, RequestLinesArriveWholeOnceAndInOrder) {
   constexpr int kRequests = 60;  // about 13 KiB of lines: several chunks and a delayed rest
-  HttpClient client(gateway_->port());
-  for (int i = 0; i < kRequests; ++i) {
-    std::string body = stripe_body("evt_lines_" + std::to_string(i));
-    ASSERT_EQ(client.request("POST", "/webhooks/stripe", stripe_headers(body), body).status, 202);
-  }
+  post_events(gateway_->port(), "evt_lines_", kRequests);
   ASSERT_TRUE(gateway_->wait_for_output("event_id=evt_lines_" + std::to_string(kRequests - 1),
                                         std::chrono::seconds(5)));
-  std::istringstream lines(gateway_->output());
-  std::string line;
-  int next = 0;
-  while (std::getline(lines, line)) {
-    std::size_t at = line.find("event_id=evt_lines_");
-    if (at == std::string::npos) continue;
-    EXPECT_EQ(line.substr(at), "event_id=evt_lines_" + std::to_string(next)) << line;
-    EXPECT_NE(line.find(" info request_id="), std::string::npos) << line;
-    EXPECT_NE(line.find("outcome=accepted status=202"), std::string::npos) << line;
-    ++next;
-  }
-  EXPECT_EQ(next, kRequests);
+  expect_request_lines(gateway_->output(), "evt_lines_", kRequests);
 }
 
 // With stdout on a file, the log's writeback is started every 256 KiB on the way (gateway/log.cpp):
-// past several of those, every line still arrives whole, once, in the order of the requests.
+// past two of those, every line still arrives whole, once, in order.
 TEST_F(Operations, RequestLinesToAFileArriveWholeOnceAndInOrder) {
-  constexpr int kRequests = 2000;  // about 400 KiB of lines
+  constexpr int kRequests = 3000;  // over 512 KiB of lines
   TempFile file("", ".log");
   Gateway gateway(gateway_config(db_->url()), {"serve"}, true, file.path());
-  HttpClient client(gateway.port());
-  for (int i = 0; i < kRequests; ++i) {
-    std::string body = stripe_body("evt_file_" + std::to_string(i));
-    ASSERT_EQ(client.request("POST", "/webhooks/stripe", stripe_headers(body), body).status, 202);
-  }
+  post_events(gateway.port(), "evt_file_", kRequests);
   ASSERT_TRUE(gateway.wait_for_output("event_id=evt_file_" + std::to_string(kRequests - 1),
                                       std::chrono::seconds(5)));
   EXPECT_EQ(gateway.terminate(), 0);
-  std::ifstream lines(file.path());
-  std::string line;
-  int next = 0;
-  std::size_t bytes = 0;
-  while (std::getline(lines, line)) {
-    bytes += line.size() + 1;
-    std::size_t at = line.find("event_id=evt_file_");
-    if (at == std::string::npos) continue;
-    EXPECT_EQ(line.substr(at), "event_id=evt_file_" + std::to_string(next)) << line;
-    EXPECT_NE(line.find(" info request_id="), std::string::npos) << line;
-    EXPECT_NE(line.find("outcome=accepted status=202"), std::string::npos) << line;
-    ++next;
-  }
-  EXPECT_EQ(next, kRequests);
-  EXPECT_GT(bytes, 256u << 10);
-  EXPECT_NE(gateway.output().find(" info stopped"), std::string::npos);
+  std::ifstream in(file.path(), std::ios::binary);
+  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_GT(log.size(), 512u << 10);
+  expect_request_lines(log, "evt_file_", kRequests);
+  EXPECT_NE(log.find(" info stopped"), std::string::npos);
 }
 
 TEST_F(Operations, JsonLogsAreOneObjectPerLine) {

@@ -31,8 +31,11 @@ std::pair<pid_t, int> spawn(const std::vector<std::string>& args,
     if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   } else {
     fds[1] = open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    fds[0] = open(output_file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fds[0] < 0 || fds[1] < 0) throw std::runtime_error("cannot open " + output_file);
+    fds[0] = fds[1] < 0 ? -1 : open(output_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fds[0] < 0) {
+      if (fds[1] >= 0) close(fds[1]);
+      throw std::runtime_error("cannot open " + output_file);
+    }
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -104,8 +107,14 @@ Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args, 
       changed_.notify_all();
     });
   } else {
+    int watch = inotify_init1(IN_CLOEXEC);
     stop_fd_ = eventfd(0, EFD_CLOEXEC);
-    reader_ = std::thread([this, output_file] { follow(output_file); });
+    if (watch < 0 || stop_fd_ < 0 || inotify_add_watch(watch, output_file.c_str(), IN_MODIFY) < 0) {
+      if (watch >= 0) close(watch);
+      kill_hard();
+      throw std::runtime_error("cannot follow " + output_file);
+    }
+    reader_ = std::thread([this, watch] { follow(watch); });
   }
   auto fail = [this](const std::string& why) {
     std::string out = output();
@@ -134,11 +143,9 @@ Gateway::Gateway(const std::string& config_yaml, std::vector<std::string> args, 
 
 Gateway::~Gateway() { terminate(); }
 
-// A file has no end to wait on, as a pipe has: what is written to it is read as inotify tells
-// of it, until stop_reading().
-void Gateway::follow(const std::string& path) {
-  int watch = inotify_init1(IN_CLOEXEC);
-  inotify_add_watch(watch, path.c_str(), IN_MODIFY);
+// A file has no end to wait on, as a pipe has: what is written to it is read as `watch` (an
+// inotify descriptor watching it) tells of it, until stop_reading().
+void Gateway::follow(int watch) {
   char chunk[4096];
   for (bool stopping = false;;) {
     ssize_t n;
@@ -203,7 +210,8 @@ int Gateway::terminate(std::chrono::seconds limit) {
       waitpid(pid_, &status, 0);
       break;
     }
-    // waitpid cannot wait with a deadline; the output pipe closing is the event to wait on.
+    // waitpid cannot wait with a deadline; the output pipe closing is the event to wait on (a
+    // followed file has none: its last line, or the 50 ms, then).
     std::unique_lock lock(mutex_);
     changed_.wait_for(lock, std::chrono::milliseconds(50), [this] { return eof_; });
   }

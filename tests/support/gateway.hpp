@@ -67,7 +67,7 @@ class Gateway {
   bool eof_ = false;
   std::thread reader_;
 
-  void follow(const std::string& path);
+  void follow(int watch);
   void stop_reading();
 };
 
