@@ -180,7 +180,7 @@ if $QUEUES_READY; then
 fi
 echo
 echo "every run of each part, as measured (the table above has their medians):"
-grep -v '^step ' "$RESULTS" | sed 's/^/  /'
+grep -E '^(ceiling-|push-drain|pull-|graphile-|pgboss-|sustained)' "$RESULTS" | sed 's/^/  /'
 echo
 echo "sustained pipeline (webhooks in, pushes out at once), per run:"
 grep '^step ' "$RESULTS" | sed 's/^step /  /'
