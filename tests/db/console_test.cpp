@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "db/store_fixture.hpp"
 #include "jobs/store.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
@@ -11,15 +12,7 @@
 namespace flare::jobs {
 namespace {
 
-class ConsoleStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    store_ = std::make_unique<Store>(db_.url());
-    store_->migrate(test::partitions());
-  }
-  test::TestDatabase db_;
-  std::unique_ptr<Store> store_;
-};
+using ConsoleStoreTest = StoreFixture;
 
 TEST_F(ConsoleStoreTest, ASessionIsFoundUntilItEndsOrExpires) {
   store_->add_session("aa", {"alice", "t1", "csrf-a"}, std::chrono::hours(1));

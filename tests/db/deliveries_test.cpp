@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 
+#include "db/store_fixture.hpp"
 #include "jobs/store.hpp"
 #include "jobs/wakeups.hpp"
 #include "support/database.hpp"
@@ -17,11 +18,10 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class DeliveriesTest : public ::testing::Test {
+class DeliveriesTest : public StoreFixture {
  protected:
   void SetUp() override {
-    store_ = std::make_unique<Store>(db_.url());
-    store_->migrate(test::partitions());
+    StoreFixture::SetUp();
     route_.name = "orders";
   }
 
@@ -52,8 +52,6 @@ class DeliveriesTest : public ::testing::Test {
 
   Status status_of(const std::string& id) { return store_->get("shop", id)->status; }
 
-  test::TestDatabase db_;
-  std::unique_ptr<Store> store_;
   config::Route route_;
 };
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "db/store_fixture.hpp"
 #include "jobs/store.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
@@ -41,13 +42,8 @@ PruneScope everything(config::Retention retention) { return {"shop", {}, true, r
 
 const auto kGoOn = [](std::chrono::steady_clock::duration) { return true; };
 
-class RetentionTest : public ::testing::Test {
+class RetentionTest : public StoreFixture {
  protected:
-  void SetUp() override {
-    store_ = std::make_unique<Store>(db_.url());
-    store_->migrate(test::partitions());
-  }
-
   // Enqueues `key` and takes it to `end` (succeeded or dead) through a pull worker's lease.
   std::string ended(const std::string& key, Status end) {
     std::string id = store_->enqueue({job(key)})[0].job_id;
@@ -66,9 +62,6 @@ class RetentionTest : public ::testing::Test {
     db_.query("UPDATE jobs SET " + column + " = now() - interval '" + std::to_string(days) +
               " days' WHERE id = '" + id + "'");
   }
-
-  test::TestDatabase db_;
-  std::unique_ptr<Store> store_;
 };
 
 TEST_F(RetentionTest, EmptiesPayloadsOfEndedJobsAndKeepsTheirKeys) {

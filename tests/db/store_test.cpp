@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "db/store_fixture.hpp"
 #include "jobs/pipeline.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
@@ -27,15 +28,7 @@ NewJob job(const std::string& key, const std::string& project = "shop") {
   return j;
 }
 
-class StoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    store_ = std::make_unique<Store>(db_.url());
-    store_->migrate(test::partitions());
-  }
-  test::TestDatabase db_;
-  std::unique_ptr<Store> store_;
-};
+using StoreTest = StoreFixture;
 
 // The pipeline's answer to the oldest batch sent, once it has come.
 std::vector<Enqueued> receive(Pipeline& pipeline, const std::vector<NewJob>& jobs) {
