@@ -187,6 +187,8 @@ void Committer::check_health(Lane& lane) {
     if (version < Store::latest_version()) {
       problem = "database schema is at version " + std::to_string(version) +
                 ", this binary needs " + std::to_string(Store::latest_version()) + ": run migrate";
+    } else {
+      lane.pipeline.connect();
     }
   } catch (const Unavailable& e) {
     unavailable = e;

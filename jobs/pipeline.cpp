@@ -37,7 +37,8 @@ Pipeline::~Pipeline() = default;
 // The enqueue statements have one possible plan each, whatever the table holds (a sequential
 // scan ruled out): this connection plans them once. Planning them for every batch cost
 // PostgreSQL about a sixth of its time.
-void Pipeline::open() {
+void Pipeline::connect() {
+  if (conn_) return;
   std::unique_ptr<pg_conn, ClosePipe> c(PQconnectdb(url_.c_str()));
   if (PQstatus(c.get()) != CONNECTION_OK) {
     throw_failure("pipeline", std::nullopt, PQerrorMessage(c.get()));
@@ -72,7 +73,7 @@ void Pipeline::send(const std::vector<NewJob>& jobs) {
       Sent{std::move(ids), std::move(plan), std::move(round), {}, 0, false, false, {}});
   if (!conn_) {
     try {
-      open();
+      connect();
     } catch (const Unavailable& e) {
       s.unreachable = e.what();
       return;

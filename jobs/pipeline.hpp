@@ -20,13 +20,17 @@ namespace flare::jobs {
 
 class Pipeline {
  public:
-  // Connects when the first batch is sent, and again after a failure. A batch whose answer is
-  // refused or lost is stored through `fallback`, whose own connection plans each statement.
+  // Connects on connect() or when a batch is sent, and again after a failure. A batch whose
+  // answer is refused or lost is stored through `fallback`, whose own connection plans each
+  // statement.
   Pipeline(const std::string& url, Store& fallback);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
+  // Opens the connection unless it is open; throws Unavailable when it cannot. A new backend
+  // and its prepared statements took 30-40 ms: a webhook should not wait for them.
+  void connect();
   // Sends a batch's enqueue statement without waiting. Keep at most two batches sent: the
   // connection blocks while sending, which is safe only while the answers not yet read fit in
   // the socket's buffer.
@@ -45,7 +49,6 @@ class Pipeline {
     void operator()(pg_conn* c) const;
   };
 
-  void open();
   // Every answer still to come is lost with the connection.
   void lose();
 

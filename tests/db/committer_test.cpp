@@ -4,6 +4,7 @@
 
 #include <future>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "support/database.hpp"
 #include "support/env.hpp"
@@ -77,6 +78,23 @@ TEST(Committer, MigratesAndCommitsOne) {
   EXPECT_TRUE(c.ready());
   EXPECT_EQ(submit_one(c, job("k1")).stored.job_id, r.stored.job_id);
   EXPECT_EQ(submit_one(c, job("k1")).outcome, Outcome::kDuplicate);
+}
+
+// The enqueue statement is prepared on its own connection once the database is ready, before any
+// job: the first webhook after a start does not wait for a new backend.
+TEST(Committer, PreparesItsEnqueuesBeforeTheFirstJob) {
+  test::TestDatabase db;
+  CommitterOptions one_lane = test_options();
+  one_lane.lanes = 1;
+  Committer c(db.url(), one_lane);
+  // The lane reports ready once its health check, which connects the pipeline, has passed.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!c.ready() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_TRUE(c.ready());
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid() AND query LIKE '%INSERT INTO jobs%'"),
+            "1");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "0");
 }
 
 // While a lock holds the first batch, every enqueue that arrives waits; they go in at most two
