@@ -71,13 +71,11 @@ void Pipeline::send(const std::vector<NewJob>& jobs) {
   EnqueueRound round(jobs, ids, plan.todo);
   Sent& s = sent_.emplace_back(
       Sent{std::move(ids), std::move(plan), std::move(round), {}, 0, false, false, {}});
-  if (!conn_) {
-    try {
-      connect();
-    } catch (const Unavailable& e) {
-      s.unreachable = e.what();
-      return;
-    }
+  try {
+    connect();
+  } catch (const Unavailable& e) {
+    s.unreachable = e.what();
+    return;
   }
   std::array<const char*, EnqueueRound::kParams> values;
   std::array<int, EnqueueRound::kParams> lengths;
