@@ -1,6 +1,7 @@
 #include "jobs/pipeline.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <array>
 
@@ -38,6 +39,12 @@ Pipeline::~Pipeline() = default;
 // scan ruled out): this connection plans them once. Planning them for every batch cost
 // PostgreSQL about a sixth of its time.
 void Pipeline::connect() {
+  // Idle, the connection has nothing to say: readable, it is being closed (a restarting server
+  // sends why, then closes). A new one now, rather than a lost batch on it later.
+  if (conn_ && sent_.empty()) {
+    pollfd readable{PQsocket(conn_.get()), POLLIN, 0};
+    if (poll(&readable, 1, 0) != 0) lose();
+  }
   if (conn_) return;
   std::unique_ptr<pg_conn, ClosePipe> c(PQconnectdb(url_.c_str()));
   if (PQstatus(c.get()) != CONNECTION_OK) {

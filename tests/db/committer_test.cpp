@@ -98,6 +98,36 @@ TEST(Committer, PreparesItsEnqueuesBeforeTheFirstJob) {
             "1");
 }
 
+// A restart of the server closes the idle enqueue connection: the next health check opens a new
+// one, so the next job is not the one that finds it closed.
+TEST(Committer, ReopensItsIdleEnqueueConnectionAfterARestart) {
+  test::TestDatabase db;
+  CommitterOptions fast = test_options();
+  fast.lanes = 1;
+  fast.health_interval = std::chrono::milliseconds(50);
+  Committer c(db.url(), fast);
+  const std::string pipeline_pid =
+      "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE datname = current_database() AND "
+      "pid <> pg_backend_pid() AND query LIKE '%INSERT INTO jobs%'";
+  auto pid_after = [&](const std::string& old) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::string pid = db.scalar(pipeline_pid);
+    while ((pid == "0" || pid == old) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      pid = db.scalar(pipeline_pid);
+    }
+    return pid;
+  };
+  std::string before = pid_after("0");
+  ASSERT_NE(before, "0");
+  test::postgres("stop");
+  test::postgres("start");
+  std::string after = pid_after(before);
+  EXPECT_NE(after, before);
+  EXPECT_NE(after, "0");
+  EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
+}
+
 // While a lock holds the first batch, every enqueue that arrives waits; they go in at most two
 // batches: one sent behind the first on the pipeline, and one with all the rest.
 TEST(Committer, GathersWhatWaitsInTwoBatches) {
