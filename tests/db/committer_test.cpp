@@ -80,6 +80,23 @@ TEST(Committer, MigratesAndCommitsOne) {
   EXPECT_EQ(submit_one(c, job("k1")).outcome, Outcome::kDuplicate);
 }
 
+// The backends whose last statement prepared or ran the enqueue: a lane's pipeline.
+const std::string kEnqueueBackends =
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND "
+    "pid <> pg_backend_pid() AND query LIKE '%INSERT INTO jobs%'";
+
+// Polls `holds` every 10 ms for up to 10 s: the committer's readiness and the server's backends
+// are read, nothing tells of them. True once it holds.
+template <class Predicate>
+bool within_10s(Predicate holds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!holds()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 // The enqueue statement is prepared on its own connection once the database is ready, before any
 // job: the first webhook after a start does not wait for a new backend.
 TEST(Committer, PreparesItsEnqueuesBeforeTheFirstJob) {
@@ -88,14 +105,8 @@ TEST(Committer, PreparesItsEnqueuesBeforeTheFirstJob) {
   one_lane.lanes = 1;
   Committer c(db.url(), one_lane);
   // The lane reports ready once its health check, which connects the pipeline, has passed.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!c.ready() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(c.ready());
-  EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                      "AND pid <> pg_backend_pid() AND query LIKE '%INSERT INTO jobs%'"),
-            "1");
+  ASSERT_TRUE(within_10s([&] { return c.ready(); }));
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM (" + kEnqueueBackends + ") b"), "1");
 }
 
 // A restart of the server closes the idle enqueue connection: the next health check opens a new
@@ -106,25 +117,14 @@ TEST(Committer, ReopensItsIdleEnqueueConnectionAfterARestart) {
   fast.lanes = 1;
   fast.health_interval = std::chrono::milliseconds(50);
   Committer c(db.url(), fast);
-  const std::string pipeline_pid =
-      "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE datname = current_database() AND "
-      "pid <> pg_backend_pid() AND query LIKE '%INSERT INTO jobs%'";
-  auto pid_after = [&](const std::string& old) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    std::string pid = db.scalar(pipeline_pid);
-    while ((pid == "0" || pid == old) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      pid = db.scalar(pipeline_pid);
-    }
-    return pid;
-  };
-  std::string before = pid_after("0");
-  ASSERT_NE(before, "0");
+  const std::string pid = "SELECT coalesce(max(pid), 0) FROM (" + kEnqueueBackends + ") b";
+  std::string before;
+  ASSERT_TRUE(within_10s([&] { return (before = db.scalar(pid)) != "0"; }));
   test::postgres("stop");
   test::postgres("start");
-  std::string after = pid_after(before);
-  EXPECT_NE(after, before);
-  EXPECT_NE(after, "0");
+  std::string after;
+  EXPECT_TRUE(within_10s([&] { return (after = db.scalar(pid)) != "0" && after != before; }))
+      << "the pipeline's backend was " << before << " before the restart, " << after << " after";
   EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
 }
 

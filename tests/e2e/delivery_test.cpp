@@ -103,7 +103,8 @@ TEST(Delivery, AnAttemptEndsAtItsTimeoutAndIsNotSentAgain) {
   });
   // One worker: the second job goes out on the connection the first one left open.
   std::string config = delivery_config(db.url(), receiver.port());
-  config.replace(config.find("concurrency: 2"), 14, "concurrency: 1");
+  const std::string two_workers = "concurrency: 2";
+  config.replace(config.find(two_workers), two_workers.size(), "concurrency: 1");
   Gateway gateway(config);
   std::string first = send(gateway, "evt_push_answered").json("job_id");
   ASSERT_TRUE(gateway.wait_for_output(
@@ -132,7 +133,8 @@ TEST(Delivery, AConnectionTheDestinationClosedIsReplacedWithinTheAttempt) {
     return Answer{200, "", i == 0};
   });
   std::string config = delivery_config(db.url(), receiver.port());
-  config.replace(config.find("concurrency: 2"), 14, "concurrency: 1");
+  const std::string two_workers = "concurrency: 2";
+  config.replace(config.find(two_workers), two_workers.size(), "concurrency: 1");
   Gateway gateway(config);
   ASSERT_EQ(send(gateway, "evt_push_then_closed").status, 202);
   ASSERT_TRUE(receiver.wait_for_closes(1, std::chrono::seconds(10)));
@@ -292,7 +294,8 @@ TEST(Delivery, AFailureInABatchGivesTheRestBackAndEachEventArrivesOnce) {
   // after the warm-up's, quick ones on a kept-alive connection, many. A first attempt on a new
   // connection may be slow enough for batches of one, which would have nothing to give back.
   std::string config = delivery_config(db.url(), receiver.port());
-  config.replace(config.find("concurrency: 2"), 14, "concurrency: 1");
+  const std::string two_workers = "concurrency: 2";
+  config.replace(config.find(two_workers), two_workers.size(), "concurrency: 1");
   TempFile file(config);
   Gateway gateway(config);
   for (int i = 0; i < kWarmUp; ++i) {
