@@ -4,6 +4,9 @@
 #include <poll.h>
 
 #include <array>
+#include <exception>
+#include <optional>
+#include <string_view>
 
 #include "jobs/database.hpp"
 
@@ -21,11 +24,11 @@ struct Pipeline::Sent {
   std::vector<std::string> ids;
   BatchPlan plan;
   EnqueueRound round;
-  Answer answer;            // the statement's first result
-  int results = 0;          // how many it gave before the sync point
-  bool synced = false;      // the sync point came: the statement committed, or nothing did
-  bool lost = false;        // no answer will come: the connection broke
-  std::string unreachable;  // set when the batch was never sent: no connection
+  Answer answer;              // the statement's first result
+  int results = 0;            // how many it gave before the sync point
+  bool synced = false;        // the sync point came: the statement committed, or nothing did
+  bool lost = false;          // no answer will come: the connection broke
+  std::exception_ptr unsent;  // set when the batch was never sent: why no connection was ready
 };
 
 void Pipeline::ClosePipe::operator()(pg_conn* c) const { PQfinish(c); }
@@ -50,18 +53,23 @@ void Pipeline::connect() {
   if (PQstatus(c.get()) != CONNECTION_OK) {
     throw_failure("pipeline", std::nullopt, PQerrorMessage(c.get()));
   }
-  Answer set(PQexec(c.get(),
-                    "SET statement_timeout = 10000; SET plan_cache_mode = force_generic_plan; "
-                    "SET enable_seqscan = off"));
-  bool ok = PQresultStatus(set.get()) == PGRES_COMMAND_OK;
+  // A step the server refuses (a schema altered under this binary, say) is its answer, read as
+  // every refusal is: a problem to report, not an outage. No result at all is a lost connection.
+  auto require = [&c](PGresult* result) {
+    Answer answer(result);
+    if (PQresultStatus(result) == PGRES_COMMAND_OK) return;
+    const char* code = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    throw_failure("pipeline", code ? std::optional<std::string_view>(code) : std::nullopt,
+                  PQerrorMessage(c.get()));
+  };
+  require(PQexec(c.get(),
+                 "SET statement_timeout = 10000; SET plan_cache_mode = force_generic_plan; "
+                 "SET enable_seqscan = off"));
   for (bool keyed : {true, false}) {
-    if (!ok) break;
-    Answer prepared(PQprepare(c.get(), keyed ? kEnqueueKeyed : kEnqueue, enqueue_sql(keyed).c_str(),
-                              0, nullptr));
-    ok = PQresultStatus(prepared.get()) == PGRES_COMMAND_OK;
+    require(PQprepare(c.get(), keyed ? kEnqueueKeyed : kEnqueue, enqueue_sql(keyed).c_str(), 0,
+                      nullptr));
   }
-  // A connection that cannot be made ready is as good as none, whatever the reason.
-  if (!ok || PQenterPipelineMode(c.get()) != 1) {
+  if (PQenterPipelineMode(c.get()) != 1) {
     throw_failure("pipeline", std::nullopt, PQerrorMessage(c.get()));
   }
   conn_ = std::move(c);
@@ -80,8 +88,8 @@ void Pipeline::send(const std::vector<NewJob>& jobs) {
       Sent{std::move(ids), std::move(plan), std::move(round), {}, 0, false, false, {}});
   try {
     connect();
-  } catch (const Unavailable& e) {
-    s.unreachable = e.what();
+  } catch (const std::exception&) {
+    s.unsent = std::current_exception();
     return;
   }
   std::array<const char*, EnqueueRound::kParams> values;
@@ -107,7 +115,7 @@ int Pipeline::socket() const { return conn_ ? PQsocket(conn_.get()) : -1; }
 bool Pipeline::oldest_answered() {
   if (sent_.empty()) return false;
   Sent& s = sent_.front();
-  if (s.synced || s.lost || !s.unreachable.empty()) return true;
+  if (s.synced || s.lost || s.unsent) return true;
   if (PQconsumeInput(conn_.get()) != 1) {
     lose();
     return true;
@@ -134,7 +142,7 @@ bool Pipeline::oldest_answered() {
 std::vector<Enqueued> Pipeline::receive(const std::vector<NewJob>& jobs) {
   Sent s = std::move(sent_.front());
   sent_.pop_front();
-  if (!s.unreachable.empty()) throw Unavailable("enqueue: " + s.unreachable);
+  if (s.unsent) std::rethrow_exception(s.unsent);
   if (s.synced && s.results == 1 && PQresultStatus(s.answer.get()) == PGRES_TUPLES_OK) {
     std::vector<Enqueued> results(jobs.size());
     PGresult* a = s.answer.get();

@@ -28,9 +28,10 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Opens the connection unless it is open, or idle and closed by the server; throws
-  // Unavailable when it cannot. Opening it for the first webhook after a start made that answer
-  // take 32-42 ms instead of 9-12.
+  // Opens the connection unless it is open, or idle and closed by the server; fails as
+  // throw_failure() says: Unavailable when no answer came, std::runtime_error when the server
+  // refused to prepare the statements. Opening it for the first webhook after a start made that
+  // answer take 32-42 ms instead of 9-12.
   void connect();
   // Sends a batch's enqueue statement without waiting. Keep at most two batches sent: the
   // connection blocks while sending, which is safe only while the answers not yet read fit in

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "jobs/store.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
 
@@ -126,6 +128,40 @@ TEST(Committer, ReopensItsIdleEnqueueConnectionAfterARestart) {
   EXPECT_TRUE(within_10s([&] { return (after = db.scalar(pid)) != "0" && after != before; }))
       << "the pipeline's backend was " << before << " before the restart, " << after << " after";
   EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
+}
+
+// Counts the committer's reports of a database it could not reach.
+struct Outages final : Observer {
+  void committed(std::size_t, std::chrono::steady_clock::duration) override {}
+  void database_error() override {}
+  void database_unreachable(std::string_view) override { ++count; }
+  void attempted(std::string_view, std::string_view, std::string_view,
+                 std::chrono::milliseconds) override {}
+  void pruned(std::int64_t, std::int64_t) override {}
+  std::atomic<int> count{0};
+};
+
+// A schema altered under the binary makes the server refuse to prepare the enqueue. The lane is
+// not ready, but the database answered: no outage is reported, and once the schema is put right
+// the next health check makes the lane ready.
+TEST(Committer, ARefusedPrepareIsNoOutage) {
+  test::TestDatabase db;
+  ASSERT_EQ(Store(db.url()).migrate(test::partitions()), Store::latest_version());
+  db.query("ALTER TABLE jobs RENAME COLUMN content_type TO content_kind");
+  Outages outages;
+  CommitterOptions options = test_options();
+  options.lanes = 1;
+  options.health_interval = std::chrono::milliseconds(50);
+  options.observer = &outages;
+  Committer c(db.url(), options);
+  // Refused at once: the lane's health check, which ran first, found it not ready.
+  EXPECT_EQ(submit_one(c, job("refused")).outcome, Outcome::kUnavailable);
+  EXPECT_FALSE(c.ready());
+  EXPECT_EQ(outages.count, 0);
+  db.query("ALTER TABLE jobs RENAME COLUMN content_kind TO content_type");
+  ASSERT_TRUE(within_10s([&] { return c.ready(); }));
+  EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
+  EXPECT_EQ(outages.count, 0);
 }
 
 // While a lock holds the first batch, every enqueue that arrives waits; they go in at most two
