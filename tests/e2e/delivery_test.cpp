@@ -146,6 +146,26 @@ TEST(Delivery, AConnectionTheDestinationClosedIsReplacedWithinTheAttempt) {
   EXPECT_EQ(receiver.requests().size(), 2u);
 }
 
+// A kept-alive connection the destination left open carries the next job: the check that it is
+// still usable, made before each attempt, finds it quiet.
+TEST(Delivery, AKeptAliveConnectionCarriesTheNextJob) {
+  TestDatabase db;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200}; });
+  std::string config = delivery_config(db.url(), receiver.port());
+  const std::string two_workers = "concurrency: 2";
+  config.replace(config.find(two_workers), two_workers.size(), "concurrency: 1");
+  Gateway gateway(config);
+  for (const std::string event : {"evt_push_first", "evt_push_second"}) {
+    std::string id = send(gateway, event).json("job_id");
+    ASSERT_TRUE(gateway.wait_for_output(
+        "delivered job=" + id + " source=pushed route=default attempt=1 outcome=succeeded",
+        std::chrono::seconds(10)))
+        << gateway.output();
+  }
+  EXPECT_EQ(receiver.requests().size(), 2u);
+  EXPECT_EQ(receiver.accepted(), 1u);
+}
+
 TEST(Delivery, ReceiverNotListeningIsRetried) {
   TestDatabase db;
   std::uint16_t closed_port;

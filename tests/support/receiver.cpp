@@ -136,6 +136,11 @@ std::vector<Received> Receiver::requests() {
   return impl_->received;
 }
 
+std::size_t Receiver::accepted() {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->sockets.size();
+}
+
 bool Receiver::wait_for(std::size_t n, std::chrono::seconds timeout) {
   std::unique_lock lock(impl_->mutex);
   return impl_->changed.wait_for(lock, timeout, [&] { return impl_->received.size() >= n; });

@@ -54,6 +54,7 @@ class Receiver {
 
   std::uint16_t port() const { return port_; }
   std::vector<Received> requests();
+  std::size_t accepted();  // connections accepted so far
   // Waits until `n` requests have arrived; false on timeout.
   bool wait_for(std::size_t n, std::chrono::seconds timeout);
   // Waits until the receiver has closed `n` connections after answering (Answer::close).
