@@ -113,8 +113,11 @@ void Committer::run(Lane& lane) {
       lane.waiting = lane.sent < kPipeline && !stopping_;
     }
     if (!batch.jobs.empty()) {
-      if (!lane.schema_current) {
-        // Not ready to write: ask the database how it is, if it is time to.
+      if (!lane.schema_current &&
+          (lane.problem.empty() || std::chrono::steady_clock::now() >= next)) {
+        // Not ready to write: ask the database how it is. After a problem a check found (no
+        // database, a schema behind, a refused setup), only when the next check is due: a
+        // refused setup costs a new connection each time.
         check_health(lane);
         next = next_check();
       }
@@ -235,6 +238,16 @@ void Committer::settle(Lane& lane, Batch& batch,
     for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
       batch.done[i](Result{stored[i].created ? Outcome::kCreated : Outcome::kDuplicate,
                            std::move(stored[i]), std::move(batch.jobs[i])});
+    }
+  } catch (const Pipeline::NotReady& e) {
+    // The pipeline's connection broke and the server refused to make its new one ready: the
+    // lane writes again once a health check finds the setup accepted.
+    if (e.what() != lane.problem) spdlog::warn("{}", e.what());
+    lane.problem = e.what();
+    lane.schema_current = false;
+    note(false, batch.began);
+    for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+      batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
     }
   } catch (const Unavailable& e) {
     reachability_.failed(e);

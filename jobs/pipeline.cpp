@@ -53,14 +53,20 @@ void Pipeline::connect() {
   if (PQstatus(c.get()) != CONNECTION_OK) {
     throw_failure("pipeline", std::nullopt, PQerrorMessage(c.get()));
   }
-  // A step the server refuses (a schema altered under this binary, say) is its answer, read as
-  // every refusal is: a problem to report, not an outage. No result at all is a lost connection.
+  // A step the server refuses is its answer: a problem to report, not an outage. No result, or
+  // libpq's own error without a SQLSTATE, is a lost connection.
   auto require = [&c](PGresult* result) {
     Answer answer(result);
     if (PQresultStatus(result) == PGRES_COMMAND_OK) return;
     const char* code = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-    throw_failure("pipeline", code ? std::optional<std::string_view>(code) : std::nullopt,
-                  PQerrorMessage(c.get()));
+    try {
+      throw_failure("pipeline", code ? std::optional<std::string_view>(code) : std::nullopt,
+                    PQerrorMessage(c.get()));
+    } catch (const Unavailable&) {
+      throw;
+    } catch (const std::runtime_error& e) {
+      throw NotReady(e.what());
+    }
   };
   require(PQexec(c.get(),
                  "SET statement_timeout = 10000; SET plan_cache_mode = force_generic_plan; "

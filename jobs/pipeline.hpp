@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,10 +29,17 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Opens the connection unless it is open, or idle and closed by the server; fails as
-  // throw_failure() says: Unavailable when no answer came, std::runtime_error when the server
-  // refused to prepare the statements. Opening it for the first webhook after a start made that
-  // answer take 32-42 ms instead of 9-12.
+  // The server answered a new connection's setup with a refusal (a schema altered under this
+  // binary, say): nothing can be sent until it accepts it.
+  class NotReady : public std::runtime_error {
+   public:
+    using std::runtime_error::runtime_error;
+  };
+
+  // Opens the connection unless it is open, or idle and closed by the server; throws
+  // Unavailable when no answer came, NotReady when the server refused to make it ready.
+  // Opening it for the first webhook after a start made that answer take 32-42 ms instead of
+  // 9-12.
   void connect();
   // Sends a batch's enqueue statement without waiting. Keep at most two batches sent: the
   // connection blocks while sending, which is safe only while the answers not yet read fit in
@@ -42,7 +50,8 @@ class Pipeline {
   // Reads what has arrived, without blocking; true once the oldest batch's answer is complete.
   bool oldest_answered();
   // The oldest batch's jobs again, and what Store::enqueue would give for them, throwing as it
-  // does; call it once oldest_answered() is true.
+  // does, or as connect() did when the batch could not be sent; call it once oldest_answered()
+  // is true.
   std::vector<Enqueued> receive(const std::vector<NewJob>& jobs);
 
  private:

@@ -154,14 +154,75 @@ TEST(Committer, ARefusedPrepareIsNoOutage) {
   options.health_interval = std::chrono::milliseconds(50);
   options.observer = &outages;
   Committer c(db.url(), options);
-  // Refused at once: the lane's health check, which ran first, found it not ready.
+  // Refused: the lane's first health check found it not ready.
   EXPECT_EQ(submit_one(c, job("refused")).outcome, Outcome::kUnavailable);
   EXPECT_FALSE(c.ready());
-  EXPECT_EQ(outages.count, 0);
+  EXPECT_EQ(outages.count.load(), 0);
   db.query("ALTER TABLE jobs RENAME COLUMN content_kind TO content_type");
   ASSERT_TRUE(within_10s([&] { return c.ready(); }));
   EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
-  EXPECT_EQ(outages.count, 0);
+  EXPECT_EQ(outages.count.load(), 0);
+}
+
+// Sessions the server has begun in the test's database, read on `watcher` (its own session, not
+// counted until it ends) once every other session but `open` has ended: an ended session's
+// count is the server's once it is gone.
+std::int64_t sessions_once_only(pqxx::connection& watcher, int open) {
+  EXPECT_TRUE(within_10s([&] {
+    return pqxx::nontransaction(watcher)
+               .exec(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND pid <> pg_backend_pid()")[0][0]
+               .as<int>() == open;
+  }));
+  return pqxx::nontransaction(watcher)
+      .exec("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")[0][0]
+      .as<std::int64_t>();
+}
+
+// While the server refuses the enqueue's setup, batches fail without asking it again: a new
+// connection is tried at each health check, not for each batch.
+TEST(Committer, ARefusedSetupIsTriedAtHealthChecksNotPerBatch) {
+  test::TestDatabase db;
+  ASSERT_EQ(Store(db.url()).migrate(test::partitions()), Store::latest_version());
+  db.query("ALTER TABLE jobs RENAME COLUMN content_type TO content_kind");
+  CommitterOptions options = test_options();
+  options.lanes = 1;
+  options.health_interval = std::chrono::seconds(60);
+  Committer c(db.url(), options);
+  EXPECT_EQ(submit_one(c, job("first")).outcome, Outcome::kUnavailable);
+  pqxx::connection watcher(db.url());
+  // Open: the lane's own connection, which asks for the schema's version.
+  std::int64_t before = sessions_once_only(watcher, 1);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(submit_one(c, job(std::to_string(i))).outcome, Outcome::kUnavailable);
+  }
+  EXPECT_EQ(sessions_once_only(watcher, 1), before);
+  EXPECT_FALSE(c.ready());
+}
+
+// A busy lane's pipeline whose connection broke reconnects as it sends the next batch; when the
+// server refuses the new connection's setup, that batch gets 503 and the lane is not ready: the
+// database answered, so no outage, and no job is refused for it.
+TEST(Committer, ARefusedSetupOnReconnectingMakesTheLaneNotReady) {
+  test::TestDatabase db;
+  Outages outages;
+  CommitterOptions options = test_options();
+  options.lanes = 1;
+  options.health_interval = std::chrono::seconds(60);  // the batch, not a check, reconnects
+  options.observer = &outages;
+  Committer c(db.url(), options);
+  ASSERT_EQ(submit_one(c, job("before")).outcome, Outcome::kCreated);
+  db.query("ALTER TABLE jobs RENAME COLUMN content_type TO content_kind");
+  db.query("SELECT pg_terminate_backend(pid) FROM (" + kEnqueueBackends + ") b");
+  ASSERT_TRUE(within_10s(
+      [&] { return db.scalar("SELECT count(*) FROM (" + kEnqueueBackends + ") b") == "0"; }));
+  // Sent on the broken connection, then once more on the fallback's, whose enqueue statement
+  // the server refuses as well: refused.
+  EXPECT_EQ(submit_one(c, job("lost")).outcome, Outcome::kFailed);
+  EXPECT_EQ(submit_one(c, job("reconnecting")).outcome, Outcome::kUnavailable);
+  EXPECT_FALSE(c.ready());
+  EXPECT_EQ(outages.count.load(), 0);
 }
 
 // While a lock holds the first batch, every enqueue that arrives waits; they go in at most two

@@ -155,7 +155,7 @@ TEST(Delivery, AKeptAliveConnectionCarriesTheNextJob) {
   const std::string two_workers = "concurrency: 2";
   config.replace(config.find(two_workers), two_workers.size(), "concurrency: 1");
   Gateway gateway(config);
-  for (const std::string event : {"evt_push_first", "evt_push_second"}) {
+  for (const char* event : {"evt_push_first", "evt_push_second"}) {
     std::string id = send(gateway, event).json("job_id");
     ASSERT_TRUE(gateway.wait_for_output(
         "delivered job=" + id + " source=pushed route=default attempt=1 outcome=succeeded",
