@@ -93,7 +93,7 @@ void Committer::note(bool ok, std::chrono::steady_clock::time_point began) {
 
 void Committer::run(Lane& lane) {
   check_health(lane);
-  auto next = next_check();
+  lane.check_at = next_check();
   for (;;) {
     Batch batch;
     {
@@ -114,12 +114,12 @@ void Committer::run(Lane& lane) {
     }
     if (!batch.jobs.empty()) {
       if (!lane.schema_current &&
-          (lane.problem.empty() || std::chrono::steady_clock::now() >= next)) {
+          (lane.problem.empty() || std::chrono::steady_clock::now() >= lane.check_at)) {
         // Not ready to write: ask the database how it is. After a problem a check found (no
         // database, a schema behind, a refused setup), only when the next check is due: a
         // refused setup costs a new connection each time.
         check_health(lane);
-        next = next_check();
+        lane.check_at = next_check();
       }
       // Still not ready: the batch fails at once, the database is not asked again per batch.
       if (!lane.schema_current) {
@@ -149,11 +149,11 @@ void Committer::run(Lane& lane) {
       lane.in_flight.pop_front();
       settle(lane, answered, [&] { return lane.pipeline.receive(answered.jobs); });
     } else {
-      wait(lane, next);
-      if (std::chrono::steady_clock::now() >= next) {
+      wait(lane, lane.check_at);
+      if (std::chrono::steady_clock::now() >= lane.check_at) {
         // Idle: ask the database how it is.
         check_health(lane);
-        next = next_check();
+        lane.check_at = next_check();
       }
     }
   }
@@ -215,9 +215,12 @@ void Committer::check_health(Lane& lane) {
 }
 
 std::chrono::steady_clock::time_point Committer::next_check() {
-  // While the database is down, as soon as the pause allows; else at the health interval.
-  if (reachability_.down()) return reachability_.next_try();
-  return std::chrono::steady_clock::now() + options_.health_interval;
+  // While the database is down, as soon as the pause allows, but no sooner than the first pause:
+  // the pause is over while another lane tries, and this one would spin until it is done.
+  auto now = std::chrono::steady_clock::now();
+  if (reachability_.down())
+    return std::max(reachability_.next_try(), now + Reachability::kFirstPause);
+  return now + options_.health_interval;
 }
 
 void Committer::settle(Lane& lane, Batch& batch,
@@ -245,6 +248,7 @@ void Committer::settle(Lane& lane, Batch& batch,
     if (e.what() != lane.problem) spdlog::warn("{}", e.what());
     lane.problem = e.what();
     lane.schema_current = false;
+    lane.check_at = next_check();
     note(false, batch.began);
     for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
       batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});

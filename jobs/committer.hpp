@@ -88,11 +88,13 @@ class Committer {
     Store store;        // health checks, and the batches the pipeline could not store
     Pipeline pipeline;  // the batches' enqueues
     bool schema_current = false;
-    std::string problem;          // why the last health check found the lane not ready, as logged
-    std::deque<Batch> in_flight;  // sent, oldest first; the lane thread's alone
-    int wake_fd;                  // an eventfd: written to wake the thread from waiting
-    bool waiting = false;         // asleep with room for a batch: submit() wakes it
-    std::size_t sent = 0;         // in_flight.size(), for submit() to choose a lane
+    std::string problem;  // why the lane is not ready, as logged: a health check's finding, or a
+                          // pipeline whose new connection was refused
+    std::chrono::steady_clock::time_point check_at;  // when the next health check is due
+    std::deque<Batch> in_flight;                     // sent, oldest first; the lane thread's alone
+    int wake_fd;           // an eventfd: written to wake the thread from waiting
+    bool waiting = false;  // asleep with room for a batch: submit() wakes it
+    std::size_t sent = 0;  // in_flight.size(), for submit() to choose a lane
   };
 
   void run(Lane& lane);

@@ -36,8 +36,9 @@ class Pipeline {
     using std::runtime_error::runtime_error;
   };
 
-  // Opens the connection unless it is open, or idle and closed by the server; throws
-  // Unavailable when no answer came, NotReady when the server refused to make it ready.
+  // Opens the connection unless it is open, or idle and closed by the server; fails as
+  // throw_failure() says (Unavailable when no answer came or the error is transient), with
+  // NotReady for the server's refusal to make it ready.
   // Opening it for the first webhook after a start made that answer take 32-42 ms instead of
   // 9-12.
   void connect();

@@ -164,15 +164,15 @@ TEST(Committer, ARefusedPrepareIsNoOutage) {
   EXPECT_EQ(outages.count.load(), 0);
 }
 
-// Sessions the server has begun in the test's database, read on `watcher` (its own session, not
-// counted until it ends) once every other session but `open` has ended: an ended session's
-// count is the server's once it is gone.
+// Sessions the server has begun in the test's database, read on `watcher` once every other
+// client session but `open` has ended: a session is counted once established, and at the latest
+// when it ends.
 std::int64_t sessions_once_only(pqxx::connection& watcher, int open) {
   EXPECT_TRUE(within_10s([&] {
     return pqxx::nontransaction(watcher)
                .exec(
                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND pid <> pg_backend_pid()")[0][0]
+                   "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")[0][0]
                .as<int>() == open;
   }));
   return pqxx::nontransaction(watcher)
