@@ -123,9 +123,7 @@ void Committer::run(Lane& lane) {
       }
       // Still not ready: the batch fails at once, the database is not asked again per batch.
       if (!lane.schema_current) {
-        for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
-          batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
-        }
+        answer_unavailable(batch);
         continue;
       }
       batch.began = std::chrono::steady_clock::now();
@@ -199,18 +197,27 @@ void Committer::check_health(Lane& lane) {
   } catch (const std::exception& e) {
     problem = e.what();
   }
-  // Each problem once, however often the check finds it again; an unreachable database is
-  // Reachability's to tell, once per outage.
-  bool reached = !unavailable || unavailable->answered();
-  if (reached && !problem.empty() && problem != lane.problem) spdlog::warn("{}", problem);
-  lane.problem = problem;
-  lane.schema_current = problem.empty();
+  // An unreachable database is Reachability's to tell, once per outage.
+  found(lane, problem, !unavailable || unavailable->answered());
   note(lane.schema_current, began);
   // Told last: once it says the database is back, this lane writes again.
   if (unavailable) {
     reachability_.failed(*unavailable);
   } else {
     reachability_.answered();
+  }
+}
+
+void Committer::found(Lane& lane, const std::string& problem, bool log) {
+  // Each problem once, however often it is found again.
+  if (log && !problem.empty() && problem != lane.problem) spdlog::warn("{}", problem);
+  lane.problem = problem;
+  lane.schema_current = problem.empty();
+}
+
+void Committer::answer_unavailable(Batch& batch) {
+  for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+    batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
   }
 }
 
@@ -245,21 +252,15 @@ void Committer::settle(Lane& lane, Batch& batch,
   } catch (const Pipeline::NotReady& e) {
     // The pipeline's connection broke and the server refused to make its new one ready: the
     // lane writes again once a health check finds the setup accepted.
-    if (e.what() != lane.problem) spdlog::warn("{}", e.what());
-    lane.problem = e.what();
-    lane.schema_current = false;
+    found(lane, e.what(), true);
     lane.check_at = next_check();
     note(false, batch.began);
-    for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
-      batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
-    }
+    answer_unavailable(batch);
   } catch (const Unavailable& e) {
     reachability_.failed(e);
     lane.schema_current = false;
     note(false, batch.began);
-    for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
-      batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
-    }
+    answer_unavailable(batch);
   } catch (const std::exception& e) {
     // One job the database refuses must not fail the others: store them one at a time.
     if (batch.jobs.size() == 1) {

@@ -107,6 +107,11 @@ class Committer {
   // Asks the database how it is (and migrates if allowed), unless the database is down and the
   // pause before the next try is not over.
   void check_health(Lane& lane);
+  // The lane's readiness, from what a contact found: `problem` empty when it may write. A new
+  // problem is logged when `log` (an unreachable database is Reachability's to tell).
+  void found(Lane& lane, const std::string& problem, bool log);
+  // Every job of `batch` gets 503: the lane cannot write now.
+  static void answer_unavailable(Batch& batch);
   // When the lane's next health check is due.
   std::chrono::steady_clock::time_point next_check();
   // Hands each job of `batch` its result, from `results()`: the batch's answer, or a throw.
