@@ -134,7 +134,7 @@ TEST(Config, Workers) {
   Config d = parse_ok("database: { url: x }\n");
   EXPECT_TRUE(d.workers.enabled);
   EXPECT_EQ(d.workers.concurrency, 8);
-  EXPECT_EQ(d.workers.batch, 200);
+  EXPECT_EQ(d.workers.batch, 500);
   EXPECT_EQ(d.workers.lease_seconds, 60);
   EXPECT_NE(errors_of("database: { url: x }\nworkers: { batch: 0 }\n").find("workers.batch"),
             std::string::npos);
