@@ -81,8 +81,8 @@ std::int64_t backlog(pqxx::connection& db) {
 }
 
 // Whether any delivery has not ended, found through the two partial indexes of the waiting and
-// the running ones: a poll during a drain costs PostgreSQL next to nothing, where a count of a
-// backlog of 200,000 cost it more than a tenth of its time (note 53).
+// the running ones: 0.9 µs of PostgreSQL's time a job over a drain of 200,000, where a count
+// every poll took 57 of its 202 (note 53).
 bool pending(pqxx::connection& db) {
   return number(db,
                 "SELECT (EXISTS (SELECT FROM deliveries WHERE source = 'pushed' AND route = 'r' "

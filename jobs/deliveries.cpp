@@ -80,32 +80,39 @@ const std::string kSummariseSet = summarise("SELECT * FROM unnest($1::text[], $2
 // what the claim that held the lock before committed.
 constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
 
-// Claims the $4 oldest due deliveries of route $1/$2, $3 the lease in seconds, if the route's
-// state is still $5, the one the claim was decided on (an unlocked route's breaker may have
-// paused or opened it since, in a transaction that committed between the two statements), and
-// sums their jobs up: running, one attempt more (kSummarise's rule, known without reading the
-// deliveries again; a job has one delivery per route). Rows locked by another transaction are
-// skipped, jobs as well as deliveries: a claim never waits on them, and so never in the opposite
-// order of a change that locked the job first.
+// Claims the $4 oldest due deliveries of route $1/$2, as many of them as have payloads of $6
+// bytes together (the first whatever its size), $3 the lease in seconds, if the route's state is
+// still $5, the one the claim was decided on (an unlocked route's breaker may have paused or
+// opened it since, in a transaction that committed between the two statements), and sums their
+// jobs up: running, one attempt more (kSummarise's rule, known without reading the deliveries
+// again; a job has one delivery per route). Rows locked by another transaction are skipped, jobs
+// as well as deliveries: a claim never waits on them, and so never in the opposite order of a
+// change that locked the job first. Those locked but over the bytes are let go at the commit,
+// unchanged. A payload's length is read from its header, not decompressed.
 constexpr const char* kClaim = R"sql(
 WITH x AS (
-  SELECT d.project_id, d.job_id, d.route FROM deliveries d
-  JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
+  SELECT d.project_id, d.job_id, d.route, d.run_at, octet_length(j.payload) AS bytes
+  FROM deliveries d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id
   WHERE d.source = $1 AND d.route = $2 AND d.status IN ('queued', 'retrying')
     AND d.run_at <= clock_timestamp()
     AND coalesce((SELECT r.state FROM routes r WHERE r.source = $1 AND r.route = $2), 'closed') = $5
   ORDER BY d.run_at LIMIT $4
   FOR UPDATE OF d, j SKIP LOCKED),
+fit AS (
+  SELECT project_id, job_id, route FROM (
+    SELECT project_id, job_id, route, sum(bytes) OVER w AS total, row_number() OVER w AS n
+    FROM x WINDOW w AS (ORDER BY run_at, project_id, job_id)) r
+  WHERE total <= $6 OR n = 1),
 claimed AS (
   UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
     lease_token = gen_random_uuid(), updated_at = now(),
     locked_until = clock_timestamp() + make_interval(secs => $3::double precision)
-  FROM x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
+  FROM fit x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
   RETURNING d.*),
 summed AS (
   UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, completed_at = NULL,
     updated_at = now()
-  FROM x WHERE j.project_id = x.project_id AND j.id = x.job_id)
+  FROM fit x WHERE j.project_id = x.project_id AND j.id = x.job_id)
 SELECT )sql";
 
 // Route $1/$2's breaker after an attempt: $3 it succeeded, $4 it was answered 410 Gone, $5 the
@@ -202,7 +209,8 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
     static const std::string kClaimed =
         std::string(kClaim) + kDeliveryColumns + ", " + FLARE_JOB_COLUMNS("j.") +
         " FROM claimed d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id";
-    pqxx::result claimed = tx.exec_params(kClaimed, source, route.name, lease_seconds, may, state);
+    pqxx::result claimed = tx.exec_params(kClaimed, source, route.name, lease_seconds, may, state,
+                                          static_cast<std::int64_t>(kClaimBytes));
     if (claimed.empty()) {
       tx.commit();
       return out;

@@ -249,10 +249,12 @@ class Store {
   // and the attempt is not counted.
   Changed release(const std::string& project, const std::string& id, const std::string& token);
 
+  // The payload bytes one claim of deliveries holds at most, unless its first alone is more.
+  static constexpr std::size_t kClaimBytes = 8 << 20;
   // Up to `max` due deliveries of the route (or ones whose lease ran out) become running under
-  // new lease tokens, oldest first, as many as the route's state and pace allow to begin: a
-  // paused route gives none, an open one one probe after its cooldown, a route with
-  // max_per_second one at a time, and max_in_flight holds over every process.
+  // new lease tokens, oldest first, as many as the route's state and pace allow to begin and
+  // kClaimBytes holds: a paused route gives none, an open one one probe after its cooldown, a
+  // route with max_per_second one at a time, and max_in_flight holds over every process.
   Claim claim_deliveries(const std::string& source, const config::Route& route, int lease_seconds,
                          int max);
   // Records the outcomes of deliveries claimed together, in one transaction: each attempt, made

@@ -25,15 +25,18 @@ class DeliveriesTest : public StoreFixture {
     route_.name = "orders";
   }
 
-  // `n` events of source stripe pushed to route "orders", enqueued one after another.
-  std::vector<std::string> enqueue(int n) {
+  // `n` events of source stripe pushed to route "orders", enqueued one after another, each
+  // payload padded to at least `bytes`.
+  std::vector<std::string> enqueue(int n, std::size_t bytes = 0) {
     std::vector<std::string> ids;
     for (int i = 0; i < n; ++i) {
       NewJob j;
       j.project_id = "shop";
       j.idempotency_key = "webhook:evt_" + std::to_string(i);
       j.type = "stripe.invoice.paid";
-      j.payload = R"({"id":"evt_)" + std::to_string(i) + R"("})";
+      j.payload = R"({"id":"evt_)" + std::to_string(i) + R"(")";
+      if (j.payload.size() + 2 < bytes) j.payload += R"(,"pad":")" + std::string(bytes, 'x') + '"';
+      j.payload += '}';
       j.content_type = "application/json";
       j.source = "stripe";
       j.event_id = "evt_" + std::to_string(i);
@@ -69,6 +72,26 @@ TEST_F(DeliveriesTest, AClaimTakesTheOldestDueDeliveriesUpToItsSizeWithTheirJobs
   Claim rest = store_->claim_deliveries("stripe", route_, 60, 10);
   ASSERT_EQ(rest.pushes.size(), 2u);
   EXPECT_EQ(rest.pushes[0].delivery.job_id, ids[3]);
+  EXPECT_TRUE(store_->claim_deliveries("stripe", route_, 60, 10).pushes.empty());
+}
+
+TEST_F(DeliveriesTest, AClaimHoldsItsPayloadBytesToItsBoundButTakesAtLeastOne) {
+  // Each a little over a third of the bound: two fit, the third waits for the next claim.
+  std::vector<std::string> ids = enqueue(3, Store::kClaimBytes / 3 + 1);
+  Claim first = store_->claim_deliveries("stripe", route_, 60, 10);
+  ASSERT_EQ(first.pushes.size(), 2u);
+  EXPECT_EQ(first.pushes[1].delivery.job_id, ids[1]);
+  EXPECT_EQ(status_of(ids[2]), Status::kQueued) << "left as it was";
+  Claim next = store_->claim_deliveries("stripe", route_, 60, 10);
+  ASSERT_EQ(next.pushes.size(), 1u);
+  EXPECT_EQ(next.pushes[0].delivery.job_id, ids[2]);
+  EXPECT_EQ(next.pushes[0].delivery.attempts, 1);
+}
+
+TEST_F(DeliveriesTest, AClaimTakesAPayloadOverItsBoundAlone) {
+  enqueue(2, Store::kClaimBytes + 1);
+  EXPECT_EQ(store_->claim_deliveries("stripe", route_, 60, 10).pushes.size(), 1u);
+  EXPECT_EQ(store_->claim_deliveries("stripe", route_, 60, 10).pushes.size(), 1u);
   EXPECT_TRUE(store_->claim_deliveries("stripe", route_, 60, 10).pushes.empty());
 }
 
