@@ -80,8 +80,8 @@ const std::string kSummariseSet = summarise("SELECT * FROM unnest($1::text[], $2
 // what the claim that held the lock before committed.
 constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND route = $2 FOR UPDATE";
 
-// Claims the $4 oldest due deliveries of route $1/$2, as many of them as have payloads of $6
-// bytes together (the first whatever its size), $3 the lease in seconds, if the route's state is
+// Claims the oldest due deliveries of route $1/$2, at most $4 and no more than $6 bytes of
+// payloads together (the first whatever its size), $3 the lease in seconds, if the route's state is
 // still $5, the one the claim was decided on (an unlocked route's breaker may have paused or
 // opened it since, in a transaction that committed between the two statements), and sums their
 // jobs up: running, one attempt more (kSummarise's rule, known without reading the deliveries
@@ -107,12 +107,12 @@ claimed AS (
   UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
     lease_token = gen_random_uuid(), updated_at = now(),
     locked_until = clock_timestamp() + make_interval(secs => $3::double precision)
-  FROM fit x WHERE d.project_id = x.project_id AND d.job_id = x.job_id AND d.route = x.route
+  FROM fit f WHERE d.project_id = f.project_id AND d.job_id = f.job_id AND d.route = f.route
   RETURNING d.*),
 summed AS (
   UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, completed_at = NULL,
     updated_at = now()
-  FROM fit x WHERE j.project_id = x.project_id AND j.id = x.job_id)
+  FROM fit f WHERE j.project_id = f.project_id AND j.id = f.job_id)
 SELECT )sql";
 
 // Route $1/$2's breaker after an attempt: $3 it succeeded, $4 it was answered 410 Gone, $5 the
@@ -205,12 +205,13 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
       return out;
     }
     // Each delivery with its job, as it was before the claim: its payload and names are what
-    // an attempt sends.
+    // an attempt sends. Oldest first, the order the worker attempts them in.
     static const std::string kClaimed =
         std::string(kClaim) + kDeliveryColumns + ", " + FLARE_JOB_COLUMNS("j.") +
-        " FROM claimed d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id";
-    pqxx::result claimed = tx.exec_params(kClaimed, source, route.name, lease_seconds, may, state,
-                                          static_cast<std::int64_t>(kClaimBytes));
+        " FROM claimed d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id "
+        "ORDER BY d.run_at, d.project_id, d.job_id";
+    pqxx::result claimed =
+        tx.exec_params(kClaimed, source, route.name, lease_seconds, may, state, kClaimBytes);
     if (claimed.empty()) {
       tx.commit();
       return out;

@@ -250,7 +250,7 @@ class Store {
   Changed release(const std::string& project, const std::string& id, const std::string& token);
 
   // The payload bytes one claim of deliveries holds at most, unless its first alone is more.
-  static constexpr std::size_t kClaimBytes = 8 << 20;
+  static constexpr std::int64_t kClaimBytes = 8 << 20;
   // Up to `max` due deliveries of the route (or ones whose lease ran out) become running under
   // new lease tokens, oldest first, as many as the route's state and pace allow to begin and
   // kClaimBytes holds: a paused route gives none, an open one one probe after its cooldown, a

@@ -19,10 +19,13 @@ namespace {
 constexpr std::chrono::milliseconds kBatchSpan{50};
 
 // How many deliveries to claim for a route: one while its pace is unknown (never tried, or the
-// last batch failed).
+// last batch failed). The claim holds itself to Store::kClaimBytes of payloads; sized by the last
+// batch's payloads as well, it does not lock the rows it would then leave.
 int batch_size(const std::optional<Workers::Pace>& pace, int most) {
   if (!pace) return 1;
   std::int64_t fit = kBatchSpan / std::max(pace->attempt, std::chrono::steady_clock::duration(1));
+  fit = std::min<std::int64_t>(
+      fit, Store::kClaimBytes / static_cast<std::int64_t>(std::max<std::size_t>(pace->payload, 1)));
   return static_cast<int>(std::clamp<std::int64_t>(fit, 1, most));
 }
 
@@ -185,11 +188,13 @@ std::optional<Workers::Pace> Workers::push(Store& store, Deliverer& deliverer,
   // By outcome: how long its attempt took, abandoned ones too; none when never begun.
   std::vector<std::optional<std::chrono::steady_clock::duration>> took;
   auto began = std::chrono::steady_clock::now();
+  std::size_t payloads = 0;
   int attempts = 0;
   bool failed = false;
   bool given_back = false;  // the rest of the batch is released unattempted
   for (const Push& push : pushes) {
     const Delivery& d = push.delivery;
+    payloads += push.job.payload.size();
     outcomes.push_back({d, std::nullopt, Status::kSucceeded, std::chrono::milliseconds(0)});
     took.emplace_back();
     auto now = std::chrono::steady_clock::now();
@@ -265,7 +270,7 @@ std::optional<Workers::Pace> Workers::push(Store& store, Deliverer& deliverer,
     changed_.notify_all();
   }
   if (attempts == 0 || failed) return std::nullopt;
-  return Pace{(std::chrono::steady_clock::now() - began) / attempts};
+  return Pace{(std::chrono::steady_clock::now() - began) / attempts, payloads / pushes.size()};
 }
 
 }  // namespace flare::jobs

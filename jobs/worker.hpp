@@ -62,10 +62,11 @@ class Workers {
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
 
-  // What a batch for a route says of the next: an attempt's time, on average. (A claim holds
-  // itself to Store::kClaimBytes of payloads.)
+  // What a batch for a route says of the next: an attempt's time and a payload's bytes, on
+  // average.
   struct Pace {
     std::chrono::steady_clock::duration attempt;
+    std::size_t payload = 0;
   };
 
   // Stops claiming, lets attempts in flight finish for at most `drain`, abandons the rest
