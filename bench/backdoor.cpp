@@ -17,16 +17,17 @@
 //   of STEP_SECONDS at a fixed webhook rate, at most STEPS of them: from half the ingest-only rate,
 //   up by a fifth while the backlog stays flat (or down by a fifth until it does), then halving
 //   the interval between the highest flat rate and the lowest steep one. Prints "INGESTONLY
-//   webhooks_per_s=R" and per step "STEP rate=R sent_per_s=R delivered_per_s=R backlog_before=N
-//   backlog_after=N flat=0|1 waited_more_ms=X lat_p50_ms=X lat_p99_ms=X lat_p999_ms=X
-//   cpu_gateway=C cpu_pg=C", waited_more_ms how much longer the events of the step's last
-//   quarter waited for their delivery than those of its second (medians).
+//   webhooks_per_s=R" and per step "STEP rate=R sent_per_s=R delivered_per_s=R flat=0|1
+//   growth_per_s=X lat_p50_ms=X lat_p99_ms=X lat_p999_ms=X cpu_gateway=C cpu_pg=C", growth_per_s
+//   the backlog's trend over the step's last three quarters.
 #include <rapidjson/document.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <numeric>
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
@@ -74,14 +75,6 @@ std::int64_t number(pqxx::connection& db, const std::string& sql) {
   return tx.exec(sql)[0][0].as<std::int64_t>();
 }
 
-// Deliveries not yet ended: a sequential scan, since the three statuses match neither partial
-// index (bench/README.md note 52). Counted between steps of the sustained pipeline only.
-std::int64_t backlog(pqxx::connection& db) {
-  return number(db,
-                "SELECT count(*) FROM deliveries WHERE source = 'pushed' AND route = 'r' AND "
-                "status IN ('queued', 'retrying', 'running')");
-}
-
 // Whether any delivery has not ended, found through the two partial indexes of the waiting and
 // the running ones: 0.9 µs of PostgreSQL's time a job over a drain of 200,000, where a count
 // every poll took 57 of its 202 (note 53).
@@ -124,14 +117,18 @@ class Cpu {
   std::vector<std::int64_t> ticks_;
 };
 
+// The deliveries of the jobs enqueued at or after $1 and before $2 (Unix seconds).
+const std::string kEnqueuedBetween =
+    " FROM deliveries d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id WHERE "
+    "j.created_at >= to_timestamp($1) AND j.created_at < to_timestamp($2)";
+
 // From enqueue to delivery, of the deliveries of jobs created at or after `from` (Unix seconds).
 std::vector<double> latencies_ms(pqxx::connection& db, double from, double to) {
   pqxx::nontransaction tx(db);
   pqxx::row r = tx.exec_params1(
       "SELECT percentile_cont(ARRAY[0.5, 0.99, 0.999]) WITHIN GROUP (ORDER BY extract(epoch FROM "
-      "d.completed_at - j.created_at) * 1000)::text FROM deliveries d JOIN jobs j ON "
-      "j.project_id = d.project_id AND j.id = d.job_id WHERE d.status = 'succeeded' AND "
-      "j.created_at >= to_timestamp($1) AND j.created_at < to_timestamp($2)",
+      "d.completed_at - j.created_at) * 1000)::text" +
+          kEnqueuedBetween + " AND d.status = 'succeeded'",
       from, to);
   std::vector<double> out;
   if (r[0].is_null()) return {0, 0, 0};
@@ -142,6 +139,44 @@ std::vector<double> latencies_ms(pqxx::connection& db, double from, double to) {
     at = end + 1;
   }
   return out;
+}
+
+// How fast the backlog of the events enqueued from `from` to `to` (Unix seconds) grew from
+// `since` on, in events a second: the least-squares slope of how many were enqueued and not yet
+// delivered, every 100 ms, as the database's times tell it afterwards. A slope, not the backlog
+// at the end against the start, so that the events in flight at any one moment, as many as the
+// wait holds at that rate, and the claims of up to 500 each worker holds, do not count as growth
+// (note 55).
+double growth_per_s(pqxx::connection& db, double from, double since, double to) {
+  pqxx::nontransaction tx(db);
+  pqxx::result r = tx.exec_params(
+      "SELECT extract(epoch FROM j.created_at)::float8, extract(epoch FROM "
+      "d.completed_at)::float8" +
+          kEnqueuedBetween,
+      from, to);
+  std::vector<double> in, out;
+  for (const auto& row : r) {
+    in.push_back(row[0].as<double>());
+    if (!row[1].is_null()) out.push_back(row[1].as<double>());
+  }
+  std::sort(in.begin(), in.end());
+  std::sort(out.begin(), out.end());
+  std::vector<double> at, backlog;
+  for (double t = since; t < to; t += 0.1) {
+    at.push_back(t);
+    backlog.push_back(
+        static_cast<double>(std::upper_bound(in.begin(), in.end(), t) - in.begin()) -
+        static_cast<double>(std::upper_bound(out.begin(), out.end(), t) - out.begin()));
+  }
+  double n = static_cast<double>(at.size());
+  double mean_t = std::accumulate(at.begin(), at.end(), 0.0) / n;
+  double mean_b = std::accumulate(backlog.begin(), backlog.end(), 0.0) / n;
+  double covariance = 0, variance = 0;
+  for (std::size_t k = 0; k < at.size(); ++k) {
+    covariance += (at[k] - mean_t) * (backlog[k] - mean_b);
+    variance += (at[k] - mean_t) * (at[k] - mean_t);
+  }
+  return covariance / variance;
 }
 
 double unix_now() {
@@ -293,7 +328,6 @@ int sustained(const std::string& url, std::uint16_t receiver, double step, int s
   double flat_at = 0, steep_at = 0;
   double rate = ingest_only / 2;
   for (int k = 0; k < steps; ++k) {
-    std::int64_t before = backlog(db);
     std::int64_t done_before =
         number(db, "SELECT count(*) FROM deliveries WHERE status = 'succeeded'");
     double from = unix_now();
@@ -301,31 +335,26 @@ int sustained(const std::string& url, std::uint16_t receiver, double step, int s
     std::int64_t accepted = send(gateway.port(), rate, step, next);
     std::vector<double> shares = cpu.shares();
     double to = unix_now();
-    std::int64_t after = backlog(db);
     std::int64_t delivered =
         number(db, "SELECT count(*) FROM deliveries WHERE status = 'succeeded'") - done_before;
     double sent = static_cast<double>(accepted) / step;
-    // The step's events all delivered, for their latencies.
+    // The step's events all delivered, for their latencies, and the next step begun empty.
     for (auto waited = Clock::now(); pending(db) && since(waited) < 60;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    bool drained = !pending(db);
     std::vector<double> lat = latencies_ms(db, from, to);
-    // Flat: the senders kept the rate, and what came in went out but for a fiftieth. A backlog
-    // growing by a fiftieth of the arrivals makes each event wait a fiftieth of the time passed
-    // longer than the one before, a hundredth of the step between the medians of its second and
-    // last quarters. Compared so, not by the backlog at the step's end, so that the events in
-    // flight then, as many as the wait holds at any rate, do not count as growth (note 55).
-    double waited_more = latencies_ms(db, from + 0.75 * step, to)[0] -
-                         latencies_ms(db, from + 0.25 * step, from + 0.5 * step)[0];
-    bool flat = sent >= 0.97 * rate && waited_more <= 0.01 * step * 1000;
+    // Flat: the senders kept the rate, and what came in went out but for a fiftieth, judged after
+    // the first quarter, when the pipeline fills from empty.
+    double growth = growth_per_s(db, from, from + 0.25 * step, to);
+    bool flat = drained && sent >= 0.97 * rate && growth <= 0.02 * sent;
     std::printf(
-        "STEP rate=%.0f sent_per_s=%.0f delivered_per_s=%.0f backlog_before=%lld "
-        "backlog_after=%lld flat=%d waited_more_ms=%.1f lat_p50_ms=%.1f lat_p99_ms=%.1f "
-        "lat_p999_ms=%.1f cpu_gateway=%.2f cpu_pg=%.2f\n",
-        rate, sent, static_cast<double>(delivered) / step, static_cast<long long>(before),
-        static_cast<long long>(after), flat ? 1 : 0, waited_more, lat[0], lat[1], lat[2], shares[0],
-        shares[1]);
+        "STEP rate=%.0f sent_per_s=%.0f delivered_per_s=%.0f flat=%d growth_per_s=%.1f "
+        "lat_p50_ms=%.1f lat_p99_ms=%.1f lat_p999_ms=%.1f cpu_gateway=%.2f cpu_pg=%.2f\n",
+        rate, sent, static_cast<double>(delivered) / step, flat ? 1 : 0, growth, lat[0], lat[1],
+        lat[2], shares[0], shares[1]);
     std::fflush(stdout);
+    if (!drained) break;  // a minute after the step: no next step would begin empty
     (flat ? flat_at : steep_at) = rate;
     if (flat_at > 0 && steep_at > 0) {
       if (steep_at / flat_at < 1.05) break;  // found within a twentieth

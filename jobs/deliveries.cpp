@@ -43,7 +43,7 @@ Delivery read_delivery(const pqxx::row& r) {
 // lease token stays: a worker that was only slow still records its outcome, unless a new claim
 // has taken the delivery since. The clock is read once, in a subquery: a value the index can
 // seek to, where clock_timestamp() itself, volatile, would be compared on every running delivery's
-// row (note 54). The claim below reads it so for the same reason.
+// row (note 54). The count of attempts in flight below and the claim read it so too.
 constexpr const char* kExpire = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d

@@ -7,12 +7,12 @@
 #include <chrono>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "e2e/fixtures.hpp"
 #include "providers/hmac.hpp"
 #include "support/browser.hpp"
 #include "support/receiver.hpp"
+#include "support/wait.hpp"
 
 namespace flare::test {
 namespace {
@@ -73,15 +73,12 @@ class Console : public ::testing::Test {
 
   // Waits until `n` jobs of `type` are in `status`.
   static bool wait_for_jobs(const std::string& type, const std::string& status, int n) {
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < until) {
-      if (db_->scalar("SELECT count(*) FROM jobs WHERE type = 'stripe." + type +
-                      "' AND status = '" + status + "'") == std::to_string(n)) {
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+    return eventually(
+        [&] {
+          return db_->scalar("SELECT count(*) FROM jobs WHERE type = 'stripe." + type +
+                             "' AND status = '" + status + "'") == std::to_string(n);
+        },
+        std::chrono::seconds(20));
   }
 
   static std::string route_state() {

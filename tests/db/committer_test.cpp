@@ -5,11 +5,11 @@
 #include <atomic>
 #include <future>
 #include <pqxx/pqxx>
-#include <thread>
 
 #include "jobs/store.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
+#include "support/wait.hpp"
 
 namespace flare::jobs {
 namespace {
@@ -87,18 +87,6 @@ const std::string kEnqueueBackends =
     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND "
     "pid <> pg_backend_pid() AND query LIKE '%INSERT INTO jobs%'";
 
-// Polls `holds` every 10 ms for up to 10 s: the committer's readiness and the server's backends
-// are read, nothing tells of them. True once it holds.
-template <class Predicate>
-bool within_10s(Predicate holds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!holds()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
-
 // The enqueue statement is prepared on its own connection once the database is ready, before any
 // job: the first webhook after a start does not wait for a new backend.
 TEST(Committer, PreparesItsEnqueuesBeforeTheFirstJob) {
@@ -107,7 +95,7 @@ TEST(Committer, PreparesItsEnqueuesBeforeTheFirstJob) {
   one_lane.lanes = 1;
   Committer c(db.url(), one_lane);
   // The lane reports ready once its health check, which connects the pipeline, has passed.
-  ASSERT_TRUE(within_10s([&] { return c.ready(); }));
+  ASSERT_TRUE(test::eventually([&] { return c.ready(); }));
   EXPECT_EQ(db.scalar("SELECT count(*) FROM (" + kEnqueueBackends + ") b"), "1");
 }
 
@@ -121,11 +109,11 @@ TEST(Committer, ReopensItsIdleEnqueueConnectionAfterARestart) {
   Committer c(db.url(), fast);
   const std::string pid = "SELECT coalesce(max(pid), 0) FROM (" + kEnqueueBackends + ") b";
   std::string before;
-  ASSERT_TRUE(within_10s([&] { return (before = db.scalar(pid)) != "0"; }));
+  ASSERT_TRUE(test::eventually([&] { return (before = db.scalar(pid)) != "0"; }));
   test::postgres("stop");
   test::postgres("start");
   std::string after;
-  EXPECT_TRUE(within_10s([&] { return (after = db.scalar(pid)) != "0" && after != before; }))
+  EXPECT_TRUE(test::eventually([&] { return (after = db.scalar(pid)) != "0" && after != before; }))
       << "the pipeline's backend was " << before << " before the restart, " << after << " after";
   EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
 }
@@ -159,7 +147,7 @@ TEST(Committer, ARefusedPrepareIsNoOutage) {
   EXPECT_FALSE(c.ready());
   EXPECT_EQ(outages.count.load(), 0);
   db.query("ALTER TABLE jobs RENAME COLUMN content_kind TO content_type");
-  ASSERT_TRUE(within_10s([&] { return c.ready(); }));
+  ASSERT_TRUE(test::eventually([&] { return c.ready(); }));
   EXPECT_EQ(submit_one(c, job("after")).outcome, Outcome::kCreated);
   EXPECT_EQ(outages.count.load(), 0);
 }
@@ -168,7 +156,7 @@ TEST(Committer, ARefusedPrepareIsNoOutage) {
 // client session but `open` has ended: a session is counted once established, and at the latest
 // when it ends.
 std::int64_t sessions_once_only(pqxx::connection& watcher, int open) {
-  EXPECT_TRUE(within_10s([&] {
+  EXPECT_TRUE(test::eventually([&] {
     return pqxx::nontransaction(watcher)
                .exec(
                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -215,7 +203,7 @@ TEST(Committer, ARefusedSetupOnReconnectingMakesTheLaneNotReady) {
   ASSERT_EQ(submit_one(c, job("before")).outcome, Outcome::kCreated);
   db.query("ALTER TABLE jobs RENAME COLUMN content_type TO content_kind");
   db.query("SELECT pg_terminate_backend(pid) FROM (" + kEnqueueBackends + ") b");
-  ASSERT_TRUE(within_10s(
+  ASSERT_TRUE(test::eventually(
       [&] { return db.scalar("SELECT count(*) FROM (" + kEnqueueBackends + ") b") == "0"; }));
   // Sent on the broken connection, then once more on the fallback's, whose enqueue statement
   // the server refuses as well: refused.

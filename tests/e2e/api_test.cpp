@@ -9,6 +9,7 @@
 
 #include "e2e/fixtures.hpp"
 #include "support/database.hpp"
+#include "support/wait.hpp"
 #include "text/text.hpp"
 
 namespace flare::test {
@@ -361,12 +362,7 @@ TEST_F(Api, ALongPollingClaimAnswersWithAJobThatCameWhileItWaited) {
   auto waiting_claims = [] {
     return sample(request_once(gateway_->port(), "GET", "/metrics").body, "flare_claims_waiting");
   };
-  bool seen = false;
-  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-       !(seen = waiting_claims() >= 1) && std::chrono::steady_clock::now() < until;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(seen) << "the claim never waited";
+  EXPECT_TRUE(eventually([&] { return waiting_claims() >= 1; })) << "the claim never waited";
   auto asked = std::chrono::steady_clock::now();
   std::string id = make_job("LongPolled");
   waiting.join();

@@ -16,6 +16,7 @@
 #include "support/cluster.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
+#include "support/wait.hpp"
 
 namespace flare::test {
 namespace {
@@ -189,12 +190,14 @@ TEST(Durability, FailoverToAPromotedStandbyLosesAndDoublesNothing) {
   OwnServer standby = OwnServer::standby_of(primary);
   primary.execute("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'");
   primary.execute("postgres", "SELECT pg_reload_conf()");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (primary.scalar("postgres",
-                        "SELECT string_agg(sync_state, ',') FROM pg_stat_replication") != "sync") {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the standby never became synchronous";
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_TRUE(eventually(
+      [&] {
+        return primary.scalar("postgres",
+                              "SELECT string_agg(sync_state, ',') FROM pg_stat_replication") ==
+               "sync";
+      },
+      std::chrono::seconds(30)))
+      << "the standby never became synchronous";
   std::string url = "host=" + primary.host() + "," + standby.host() +
                     " dbname=flare user=postgres target_session_attrs=read-write";
   Gateway gateway(gateway_config(url));

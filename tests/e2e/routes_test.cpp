@@ -10,6 +10,7 @@
 #include "e2e/fixtures.hpp"
 #include "support/database.hpp"
 #include "support/receiver.hpp"
+#include "support/wait.hpp"
 
 namespace flare::test {
 namespace {
@@ -47,18 +48,6 @@ std::string delivered(const std::string& id, const std::string& route, int attem
                       const std::string& outcome) {
   return "delivered job=" + id + " source=routed route=" + route +
          " attempt=" + std::to_string(attempt) + " outcome=" + outcome;
-}
-
-// Asks `done` every 50 ms until it is true; false after 15 s. For a state only the database
-// shows.
-template <class Done>
-bool eventually(Done done) {
-  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-       std::chrono::steady_clock::now() < until;) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
 }
 
 std::set<std::string> event_types(Receiver& receiver) {
@@ -587,9 +576,10 @@ TEST(Routes, AnAttemptWhoseLeaseRanOutWaitsAgainOnAPausedRoute) {
   receiver.release();
   Gateway second(config);
   // The lease (3 s) runs out; the next claim for the route, made every poll, ends it.
-  ASSERT_TRUE(eventually([&] {
-    return std::string(job_view(second, id)["status"].GetString()) == "retrying";
-  })) << second.output();
+  ASSERT_TRUE(eventually(
+      [&] { return std::string(job_view(second, id)["status"].GetString()) == "retrying"; },
+      std::chrono::seconds(15)))
+      << second.output();
   rapidjson::Document view = job_view(second, id);
   EXPECT_STREQ(delivery_of(view, "held")["last_error"].GetString(),
                "the lease of attempt 1 ran out before its outcome was recorded");
