@@ -19,7 +19,8 @@
 //   the interval between the highest flat rate and the lowest steep one. Prints "INGESTONLY
 //   webhooks_per_s=R" and per step "STEP rate=R sent_per_s=R delivered_per_s=R flat=0|1
 //   growth_per_s=X lat_p50_ms=X lat_p99_ms=X lat_p999_ms=X cpu_gateway=C cpu_pg=C", growth_per_s
-//   the backlog's trend over the step's last three quarters.
+//   the backlog's trend over the step's last three quarters. Stops after a step whose events are
+//   not all delivered within a minute of its end.
 #include <rapidjson/document.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 #include <pqxx/pqxx>
 #include <string>
@@ -142,12 +144,12 @@ std::vector<double> latencies_ms(pqxx::connection& db, double from, double to) {
 }
 
 // How fast the backlog of the events enqueued from `from` to `to` (Unix seconds) grew from
-// `since` on, in events a second: the least-squares slope of how many were enqueued and not yet
+// `after` on, in events a second: the least-squares slope of how many were enqueued and not yet
 // delivered, every 100 ms, as the database's times tell it afterwards. A slope, not the backlog
 // at the end against the start, so that the events in flight at any one moment, as many as the
 // wait holds at that rate, and the claims of up to 500 each worker holds, do not count as growth
 // (note 55).
-double growth_per_s(pqxx::connection& db, double from, double since, double to) {
+double growth_per_s(pqxx::connection& db, double from, double after, double to) {
   pqxx::nontransaction tx(db);
   pqxx::result r = tx.exec_params(
       "SELECT extract(epoch FROM j.created_at)::float8, extract(epoch FROM "
@@ -162,12 +164,14 @@ double growth_per_s(pqxx::connection& db, double from, double since, double to) 
   std::sort(in.begin(), in.end());
   std::sort(out.begin(), out.end());
   std::vector<double> at, backlog;
-  for (double t = since; t < to; t += 0.1) {
+  for (int k = 0; after + 0.1 * k < to; ++k) {
+    double t = after + 0.1 * k;
     at.push_back(t);
     backlog.push_back(
         static_cast<double>(std::upper_bound(in.begin(), in.end(), t) - in.begin()) -
         static_cast<double>(std::upper_bound(out.begin(), out.end(), t) - out.begin()));
   }
+  if (at.size() < 2) return std::numeric_limits<double>::infinity();  // no trend to judge by
   double n = static_cast<double>(at.size());
   double mean_t = std::accumulate(at.begin(), at.end(), 0.0) / n;
   double mean_b = std::accumulate(backlog.begin(), backlog.end(), 0.0) / n;
@@ -344,8 +348,9 @@ int sustained(const std::string& url, std::uint16_t receiver, double step, int s
     }
     bool drained = !pending(db);
     std::vector<double> lat = latencies_ms(db, from, to);
-    // Flat: the senders kept the rate, and what came in went out but for a fiftieth, judged after
-    // the first quarter, when the pipeline fills from empty.
+    // Flat: the senders kept the rate, the step's events were all delivered within a minute, and
+    // the backlog grew by no more than a fiftieth of the rate sent, judged after the first
+    // quarter, when the pipeline fills from empty.
     double growth = growth_per_s(db, from, from + 0.25 * step, to);
     bool flat = drained && sent >= 0.97 * rate && growth <= 0.02 * sent;
     std::printf(

@@ -41,9 +41,10 @@ Delivery read_delivery(const pqxx::row& r) {
 // without an outcome: the delivery waits again, or is dead when that was its last allowed
 // attempt. Whatever the route's state: a paused route's deliveries do not stay running. The
 // lease token stays: a worker that was only slow still records its outcome, unless a new claim
-// has taken the delivery since. The clock is read once, in a subquery: a value the index can
-// seek to, where clock_timestamp() itself, volatile, would be compared on every running delivery's
-// row (note 54). The count of attempts in flight below and the claim read it so too.
+// has taken the delivery since. The clock is read in a subquery, once for each comparison: a
+// value the index can seek to, where clock_timestamp() itself, volatile, would be compared on
+// every running delivery's row (note 54). The count of attempts in flight below and the claim
+// read it so too.
 constexpr const char* kExpire = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route FROM deliveries d

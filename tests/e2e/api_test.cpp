@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <barrier>
+#include <chrono>
 #include <map>
 #include <set>
 #include <thread>

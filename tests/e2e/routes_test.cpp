@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 

@@ -7,13 +7,14 @@
 
 namespace flare::test {
 
-// Asks `done` every 10 ms until it is true; false once `limit` has passed without.
+// Asks `done` every 50 ms until it is true; false once `limit` has passed without. Each ask may
+// open a connection or make a request: no faster than that.
 template <class Done>
 bool eventually(Done done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
   for (auto until = std::chrono::steady_clock::now() + limit;;) {
     if (done()) return true;
     if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 
