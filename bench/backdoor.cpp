@@ -163,24 +163,24 @@ double growth_per_s(pqxx::connection& db, double from, double after, double to) 
   }
   std::sort(in.begin(), in.end());
   std::sort(out.begin(), out.end());
-  std::vector<double> at, backlog;
+  // The backlog at `after` + 0.1 s × k, for k = 0, 1, ...
+  std::vector<double> backlog;
   for (int k = 0; after + 0.1 * k < to; ++k) {
     double t = after + 0.1 * k;
-    at.push_back(t);
     backlog.push_back(
         static_cast<double>(std::upper_bound(in.begin(), in.end(), t) - in.begin()) -
         static_cast<double>(std::upper_bound(out.begin(), out.end(), t) - out.begin()));
   }
-  if (at.size() < 2) return std::numeric_limits<double>::infinity();  // no trend to judge by
-  double n = static_cast<double>(at.size());
-  double mean_t = std::accumulate(at.begin(), at.end(), 0.0) / n;
+  if (backlog.size() < 2) return std::numeric_limits<double>::infinity();  // no trend to judge by
+  double n = static_cast<double>(backlog.size());
+  double mean_k = (n - 1) / 2;
   double mean_b = std::accumulate(backlog.begin(), backlog.end(), 0.0) / n;
   double covariance = 0, variance = 0;
-  for (std::size_t k = 0; k < at.size(); ++k) {
-    covariance += (at[k] - mean_t) * (backlog[k] - mean_b);
-    variance += (at[k] - mean_t) * (at[k] - mean_t);
+  for (std::size_t k = 0; k < backlog.size(); ++k) {
+    covariance += (static_cast<double>(k) - mean_k) * (backlog[k] - mean_b);
+    variance += (static_cast<double>(k) - mean_k) * (static_cast<double>(k) - mean_k);
   }
-  return covariance / variance;
+  return covariance / variance / 0.1;  // events a sample, ten samples a second
 }
 
 double unix_now() {
