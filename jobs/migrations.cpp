@@ -23,23 +23,19 @@ constexpr long long kMigrationLock = 0x666c617265;  // "flare"
 
 // Remakes the new, empty jobs table as `partitions` hash partitions by project: the same
 // columns, checks, defaults and indexes (by the same names, so that later migrations name them
-// alike), each partition with the table's storage settings, and the deliveries' foreign key
-// pointing at it again. Every unique index leads with project_id, as partitioning requires.
+// alike), each partition with the table's storage settings, and the trigger that deletes a
+// deleted job's deliveries. Every unique index leads with project_id, as partitioning requires.
 std::string partition(int partitions) {
   return R"sql(
 DO $$
 DECLARE
   indexes text[];
   options text[];
-  fk text;
   def text;
 BEGIN
   SELECT array_agg(pg_get_indexdef(indexrelid)) INTO indexes FROM pg_index
     WHERE indrelid = 'jobs'::regclass AND NOT indisprimary;
   SELECT reloptions INTO options FROM pg_class WHERE oid = 'jobs'::regclass;
-  SELECT conname INTO fk FROM pg_constraint
-    WHERE conrelid = 'deliveries'::regclass AND confrelid = 'jobs'::regclass;
-  EXECUTE format('ALTER TABLE deliveries DROP CONSTRAINT %I', fk);
   ALTER TABLE jobs RENAME TO jobs_plain;
   CREATE TABLE jobs (LIKE jobs_plain INCLUDING DEFAULTS INCLUDING CONSTRAINTS
     INCLUDING STORAGE) PARTITION BY HASH (project_id);
@@ -63,7 +59,8 @@ BEGIN
       EXECUTE format('ALTER TABLE %I SET (%s)', 'jobs_p' || i, array_to_string(options, ', '));
     END IF;
   END LOOP;
-  ALTER TABLE deliveries ADD FOREIGN KEY (project_id, job_id) REFERENCES jobs ON DELETE CASCADE;
+  CREATE TRIGGER jobs_take_their_deliveries AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION flare_delete_deliveries();
 END
 $$)sql";
 }

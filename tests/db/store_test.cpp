@@ -78,13 +78,10 @@ TEST(Migrations, PartitionedByProjectWithTheSameIndexesAndKeys) {
                       "WHERE i.inhparent = 'jobs'::regclass AND "
                       "'autovacuum_vacuum_threshold=20000' = ANY(c.reloptions)"),
             "4");
-  // The indexes by the names later migrations use, and the deliveries' foreign key.
+  // The indexes by the names later migrations use.
   EXPECT_EQ(db.scalar("SELECT string_agg(indexname, ', ' ORDER BY indexname) FROM pg_indexes "
                       "WHERE tablename = 'jobs'"),
             "ix_jobs_claim, ix_jobs_ended, ix_jobs_idempotency, ix_jobs_lease, jobs_pkey");
-  EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_constraint WHERE conrelid = "
-                      "'deliveries'::regclass AND confrelid = 'jobs'::regclass"),
-            "1");
   EXPECT_EQ(db.scalar("SELECT collation_name FROM information_schema.columns WHERE table_name = "
                       "'jobs' AND column_name = 'idempotency_key'"),
             "C");
@@ -95,6 +92,18 @@ TEST(Migrations, PartitionedByProjectWithTheSameIndexesAndKeys) {
     EXPECT_FALSE(store.enqueue({j})[0].created);
   }
   EXPECT_EQ(db.scalar("SELECT count(DISTINCT tableoid) > 1 FROM jobs"), "t");
+  // A job deleted through the partitioned table takes its deliveries and their attempts along.
+  db.query(
+      "INSERT INTO deliveries (project_id, job_id, route, source, attempt_allowance, "
+      "max_attempts) SELECT project_id, id, 'orders', 'stripe', 1, 1 FROM jobs");
+  db.query(
+      "INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms) "
+      "SELECT project_id, job_id, route, 1, now(), 5 FROM deliveries");
+  db.query("DELETE FROM jobs WHERE project_id IN ('a', 'b')");
+  EXPECT_EQ(db.scalar("SELECT string_agg(DISTINCT project_id, ',' ORDER BY project_id) FROM "
+                      "deliveries"),
+            "c,d,e");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM attempts"), "3");
   // Migrating again leaves the layout alone.
   EXPECT_EQ(store.migrate(4), 0);
 }
@@ -191,6 +200,28 @@ TEST_F(StoreTest, BatchWithInBatchDuplicate) {
   EXPECT_EQ(db_.scalar("SELECT count(*) FROM jobs"), "3");
   EXPECT_EQ(db_.scalar("SELECT idempotency_key FROM jobs WHERE id = '" + r[3].job_id + "'"),
             quoted.idempotency_key);
+}
+
+// Deliveries have no foreign key to their job (migration 12): a trigger deletes them with it,
+// and their attempts with them, whatever deletes the job.
+TEST_F(StoreTest, ADeletedJobTakesItsDeliveriesAndTheirAttemptsAlong) {
+  auto stored = store_->enqueue({job("webhook:kept"), job("webhook:deleted")});
+  for (const Enqueued& e : stored) {
+    db_.query(
+        "INSERT INTO deliveries (project_id, job_id, route, source, attempt_allowance, "
+        "max_attempts) VALUES ('shop', '" +
+        e.job_id + "', 'orders', 'stripe', 1, 1), ('shop', '" + e.job_id +
+        "', 'audit', 'stripe', 1, 1)");
+    db_.query(
+        "INSERT INTO attempts (project_id, job_id, route, number, started_at, duration_ms) "
+        "VALUES ('shop', '" +
+        e.job_id + "', 'orders', 1, now(), 5)");
+  }
+  db_.query("DELETE FROM jobs WHERE id = '" + stored[1].job_id + "'");
+  EXPECT_EQ(db_.scalar("SELECT string_agg(DISTINCT job_id::text, ',') FROM deliveries"),
+            stored[0].job_id);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM deliveries"), "2");
+  EXPECT_EQ(db_.scalar("SELECT string_agg(job_id::text, ',') FROM attempts"), stored[0].job_id);
 }
 
 TEST_F(StoreTest, DeleteFreesTheKey) {
