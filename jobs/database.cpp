@@ -91,4 +91,13 @@ bool Database::await_wakeup(std::chrono::milliseconds timeout) {
   }
 }
 
+void Database::stop_listening() {
+  if (!wakeup_) return;
+  try {
+    wakeup_.reset();  // the last receiver of the channel: libpqxx sends UNLISTEN
+  } catch (const std::exception&) {
+    drop();  // a connection that cannot say UNLISTEN is not kept: the next one listens afresh
+  }
+}
+
 }  // namespace flare::jobs

@@ -68,6 +68,8 @@ class Database {
   // Listens for enqueues (LISTEN) from the first call on; true when one committed within
   // `timeout`.
   bool await_wakeup(std::chrono::milliseconds timeout);
+  // Stops listening (UNLISTEN) until the next await_wakeup().
+  void stop_listening();
 
  private:
   const std::string url_;

@@ -61,4 +61,6 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs,
 
 bool Store::wait_for_jobs(std::chrono::milliseconds timeout) { return db_->await_wakeup(timeout); }
 
+void Store::stop_waiting_for_jobs() { db_->stop_listening(); }
+
 }  // namespace flare::jobs

@@ -322,8 +322,10 @@ class Store {
                                            bool dry_run, const Between& between);
 
   // Waits until an enqueue commits anywhere (LISTEN/NOTIFY) or `timeout` passes; true when
-  // woken. Use a Store of its own: the connection stays in LISTEN.
+  // woken. Use a Store of its own: the connection stays in LISTEN until stop_waiting_for_jobs().
   bool wait_for_jobs(std::chrono::milliseconds timeout);
+  // Stops listening: commits no longer wake this connection.
+  void stop_waiting_for_jobs();
 
   // `projects`: those whose dead jobs are counted.
   QueueHealth queue_health(const std::vector<std::string>& projects);

@@ -33,6 +33,7 @@ bool Wakeups::next(std::uint64_t seen, std::function<void()> wake) {
     if (count_ == seen) {
       if (waiting_.size() >= max_waiting_) return false;
       waiting_.push_back(std::move(wake));
+      if (waiting_.size() == 1) changed_.notify_all();  // the listener may be idle
       return true;
     }
   }
@@ -48,7 +49,7 @@ void Wakeups::stop() {
     stopping_ = true;
     woken.swap(waiting_);
   }
-  stopped_.notify_all();
+  changed_.notify_all();
   for (auto& wake : woken) wake();
   if (thread_.joinable()) thread_.join();
 }
@@ -56,8 +57,28 @@ void Wakeups::stop() {
 void Wakeups::listen(const std::string& database_url) {
   Store store(database_url);
   auto last = std::chrono::steady_clock::now();
-  bool notified = false;  // since the last wake-up
+  auto waited = last - at_least_every_;  // when a claim last waited: none yet
+  bool listening = false;                // the connection LISTENs
+  bool notified = false;                 // since the last wake-up
   for (;;) {
+    {
+      // No claim has waited for a while: the connection stops listening, so that commits stop
+      // waking it and its backend for nobody (bench/README.md, note 57), until a claim waits.
+      std::unique_lock lock(mutex_);
+      auto now = std::chrono::steady_clock::now();
+      if (!waiting_.empty()) waited = now;
+      if (waiting_.empty() && now - waited >= at_least_every_) {
+        if (listening) {
+          lock.unlock();
+          store.stop_waiting_for_jobs();
+          lock.lock();
+          listening = false;
+        }
+        changed_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+        if (stopping_) return;
+        waited = std::chrono::steady_clock::now();
+      }
+    }
     // A tenth of a second at a time at most, so that stop() is never kept waiting longer; and
     // no later than a notification's wake-up is due.
     auto now = std::chrono::steady_clock::now();
@@ -66,21 +87,25 @@ void Wakeups::listen(const std::string& database_url) {
       slice = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(last + kGap - now),
                          std::chrono::milliseconds(0), kGap);
     }
-    bool listening = true;
+    bool reachable = true;
+    bool began = false;  // listening from now on: what committed before was not heard
     try {
-      notified = store.wait_for_jobs(slice) || notified;
+      notified = store.wait_for_jobs(listening ? slice : std::chrono::milliseconds(0)) || notified;
+      began = !listening;
+      listening = true;
     } catch (const std::exception& e) {
       // Without the database no claim finds anything; the waiters still wake on time.
       spdlog::debug("long-poll wake-ups: {}", e.what());
+      reachable = false;
       listening = false;
     }
     std::vector<std::function<void()>> woken;
     {
       std::unique_lock lock(mutex_);
-      if (!listening) stopped_.wait_for(lock, at_least_every_, [this] { return stopping_; });
+      if (!reachable) changed_.wait_for(lock, at_least_every_, [this] { return stopping_; });
       if (stopping_) return;
       now = std::chrono::steady_clock::now();
-      if (!(notified && now - last >= kGap) && now - last < at_least_every_) continue;
+      if (!began && !(notified && now - last >= kGap) && now - last < at_least_every_) continue;
       last = now;
       notified = false;
       ++count_;

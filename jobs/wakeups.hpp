@@ -1,7 +1,9 @@
 // Wake-ups for long-polling claims: a thread LISTENing on its own connection tells whoever
 // waits that jobs may have become due: when a commit anywhere notifies (at most every kGap, so
 // that a busy queue does not turn each waiting claim into a claim per commit), and at least
-// once a second besides (a retry's backoff ends without a notification).
+// once a second besides (a retry's backoff ends without a notification). It listens only while
+// claims wait, and for `at_least_every` after the last: when it begins, it wakes them at once,
+// since what committed before it listened was not heard.
 #pragma once
 
 #include <chrono>
@@ -44,7 +46,7 @@ class Wakeups {
   const std::size_t max_waiting_;
   const std::chrono::milliseconds at_least_every_;
   mutable std::mutex mutex_;
-  std::condition_variable stopped_;
+  std::condition_variable changed_;  // stopping, or a claim waits
   std::uint64_t count_ = 0;
   std::vector<std::function<void()>> waiting_;
   bool stopping_ = false;

@@ -233,14 +233,18 @@ TEST_F(DeliveriesTest, AJobDeletedWhileItsBatchWasOutDoesNotCostTheOthersTheirOu
 
 TEST_F(DeliveriesTest, WakeupsWakeAWaiterAtANotificationAndEveryWaiterAtStop) {
   Wakeups wakeups(db_.url(), 2, std::chrono::seconds(60));
-  std::promise<void> notified;
+  // The first waiter is woken as soon as the connection listens: what committed before was not
+  // heard.
+  std::promise<void> listening;
   std::uint64_t seen = wakeups.count();
+  ASSERT_TRUE(wakeups.next(seen, [&] { listening.set_value(); }));
+  ASSERT_EQ(listening.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  // From then on a notification wakes the next one, long before the minute between wake-ups.
+  std::promise<void> notified;
+  seen = wakeups.count();
   ASSERT_TRUE(wakeups.next(seen, [&] { notified.set_value(); }));
-  // Until the listener listens, a notification may come before it: send until one is heard.
-  std::future<void> heard = notified.get_future();
-  while (heard.wait_for(milliseconds(50)) != std::future_status::ready) {
-    db_.query("NOTIFY flare_jobs");
-  }
+  db_.query("NOTIFY flare_jobs");
+  EXPECT_EQ(notified.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_GT(wakeups.count(), seen);
 
   seen = wakeups.count();
@@ -254,6 +258,28 @@ TEST_F(DeliveriesTest, WakeupsWakeAWaiterAtANotificationAndEveryWaiterAtStop) {
   wakeups.stop();
   EXPECT_EQ(stopped, 2);
   EXPECT_FALSE(wakeups.next(wakeups.count(), [] {})) << "nothing waits once stopped";
+}
+
+// Commits that notify wake every listening backend: with no claim waiting, nobody listens.
+TEST_F(DeliveriesTest, WakeupsListenOnlyWhileAClaimWaits) {
+  const std::string last_listen =
+      "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND query LIKE "
+      "'%LISTEN%' AND pid <> pg_backend_pid()";
+  Wakeups wakeups(db_.url(), 2, milliseconds(200));
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM (" + last_listen + ") q"), "0")
+      << "never listened: no claim waited";
+  std::promise<void> woken;
+  ASSERT_TRUE(wakeups.next(wakeups.count(), [&] { woken.set_value(); }));
+  ASSERT_EQ(woken.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(db_.scalar(last_listen), "LISTEN \"flare_jobs\"");
+  // A fifth of a second after the last claim waited, it stops.
+  EXPECT_TRUE(
+      test::eventually([&] { return db_.scalar(last_listen) == "UNLISTEN \"flare_jobs\""; }));
+  // The next claim that waits is woken as soon as it listens again.
+  std::promise<void> again;
+  ASSERT_TRUE(wakeups.next(wakeups.count(), [&] { again.set_value(); }));
+  EXPECT_EQ(again.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(db_.scalar(last_listen), "LISTEN \"flare_jobs\"");
 }
 
 }  // namespace
