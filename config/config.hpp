@@ -206,7 +206,7 @@ struct Workers {
   int concurrency = 8;
   // The most deliveries of one route a push worker claims together, attempts one after another
   // on its kept-alive connection, and records together: as many as its last attempts there say
-  // take about 50 ms, one for a slow destination, and no more than Store::kClaimBytes of
+  // take about 250 ms, one for a slow destination, and no more than Store::kClaimBytes of
   // payloads.
   int batch = 500;
   int lease_seconds = 60;  // a push attempt's lease, and a pull claim's unless it asks

@@ -92,12 +92,10 @@ bool Database::await_wakeup(std::chrono::milliseconds timeout) {
 }
 
 void Database::stop_listening() {
-  if (!wakeup_) return;
-  try {
-    wakeup_.reset();  // the last receiver of the channel: libpqxx sends UNLISTEN
-  } catch (const std::exception&) {
-    drop();  // a connection that cannot say UNLISTEN is not kept: the next one listens afresh
-  }
+  // As the channel's last receiver goes, libpqxx sends UNLISTEN and keeps quiet about a failure:
+  // a connection that is no longer open is dropped, and the next await_wakeup() connects afresh.
+  if (conn_ && conn_->is_open()) wakeup_.reset();
+  if (!conn_ || !conn_->is_open()) drop();
 }
 
 }  // namespace flare::jobs

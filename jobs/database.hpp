@@ -65,8 +65,8 @@ class Database {
     }
   }
 
-  // Listens for enqueues (LISTEN) from the first call on; true when one committed within
-  // `timeout`.
+  // Listens for enqueues (LISTEN) from this call on, until stop_listening(); true when one
+  // committed within `timeout`.
   bool await_wakeup(std::chrono::milliseconds timeout);
   // Stops listening (UNLISTEN) until the next await_wakeup().
   void stop_listening();

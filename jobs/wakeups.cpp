@@ -109,6 +109,7 @@ void Wakeups::listen(const std::string& database_url) {
       last = now;
       notified = false;
       ++count_;
+      if (!waiting_.empty()) waited = now;
       woken.swap(waiting_);
     }
     for (auto& wake : woken) wake();
