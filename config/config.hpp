@@ -206,8 +206,8 @@ struct Workers {
   int concurrency = 8;
   // The most deliveries of one route a push worker claims together, attempts one after another
   // on its kept-alive connection, and records together: as many as its last attempts there say
-  // take about 250 ms, one for a slow destination, and no more than Store::kClaimBytes of
-  // payloads.
+  // take about 250 ms, one for a slow destination (over 25 ms), and no more than
+  // Store::kClaimBytes of payloads.
   int batch = 500;
   int lease_seconds = 60;  // a push attempt's lease, and a pull claim's unless it asks
   std::chrono::milliseconds poll_interval{1000};

@@ -13,19 +13,26 @@ namespace flare::jobs {
 namespace {
 
 // About how long a batch's attempts take together: a worker claims as many deliveries of a route
-// as its last attempts there say fit, so that none waits long behind the others of its batch,
-// and a slow destination's are claimed one at a time, each worker attempting one. A batch whose
-// attempts run past four times this (the destination slowed down) gives the rest back. Not
-// less: an attempt's time is counted on the clock, and while webhooks arrive as fast as they
-// are pushed the cores are shared, attempts take longer, and 50 ms made claims of about 100
-// whose turns were the pipeline's pace (bench/README.md, note 58).
+// as its last attempts there say fit, so that none waits long behind the others of its batch. A
+// batch whose attempts run past four times this (the destination slowed down) gives the rest
+// back. Not less: an attempt's time is counted on the clock, and while webhooks arrive as fast
+// as they are pushed the cores are shared, attempts take longer, and 50 ms made claims of about
+// 100 whose turns were the pipeline's pace (bench/README.md, note 58).
 constexpr std::chrono::milliseconds kBatchSpan{250};
+
+// A destination whose attempts take longer is a slow one: its deliveries are claimed one at a
+// time, so that the workers attempt them side by side.
+constexpr std::chrono::milliseconds kSlowAttempt{25};
 
 // How many deliveries to claim for a route: one while its pace is unknown (never tried, or the
 // last batch failed). The claim holds itself to Store::kClaimBytes of payloads; sized by the last
-// batch's payloads as well, it does not lock the rows it would then leave.
-int batch_size(const std::optional<Workers::Pace>& pace, int most) {
-  if (!pace) return 1;
+// batch's payloads as well, it does not lock the rows it would then leave. A route's
+// max_in_flight is shared out over the workers: a claimed delivery counts as in flight while it
+// waits its turn in the batch, and one claim of every free slot would attempt them one by one.
+int batch_size(const std::optional<Workers::Pace>& pace, int most, const config::Route& route,
+               int workers) {
+  if (!pace || pace->attempt > kSlowAttempt) return 1;
+  if (route.max_in_flight > 0) most = std::min(most, std::max(1, route.max_in_flight / workers));
   std::int64_t fit = kBatchSpan / std::max(pace->attempt, std::chrono::steady_clock::duration(1));
   fit = std::min<std::int64_t>(
       fit, Store::kClaimBytes / static_cast<std::int64_t>(std::max<std::size_t>(pace->payload, 1)));
@@ -75,6 +82,11 @@ void Workers::stop(std::chrono::milliseconds drain) {
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
+}
+
+bool Workers::stopping() {
+  std::lock_guard lock(mutex_);
+  return stopping_;
 }
 
 void Workers::wait(std::uint64_t seen, std::chrono::milliseconds timeout) {
@@ -156,8 +168,9 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
             // One claim for a route at a time in this process: concurrent claims would each
             // step over the rows the others hold locked (SKIP LOCKED still visits them).
             std::lock_guard claiming(claiming_[r]);
-            claim = store.claim_deliveries(source->name, *route, options_.lease_seconds,
-                                           batch_size(paces[r], options_.batch));
+            claim = store.claim_deliveries(
+                source->name, *route, options_.lease_seconds,
+                batch_size(paces[r], options_.batch, *route, options_.concurrency));
           }
           reachability_.answered();
           if (claim.retry_in) wait_for = std::min(wait_for, jittered(*claim.retry_in));
@@ -201,7 +214,8 @@ std::optional<Workers::Pace> Workers::push(Store& store, Deliverer& deliverer,
     outcomes.push_back({d, std::nullopt, Status::kSucceeded, std::chrono::milliseconds(0)});
     took.emplace_back();
     auto now = std::chrono::steady_clock::now();
-    given_back = given_back || now + route.timeout > leased_until || now - began > 4 * kBatchSpan;
+    given_back = given_back || now + route.timeout > leased_until || now - began > 4 * kBatchSpan ||
+                 stopping();
     if (given_back) continue;
     auto started = std::chrono::system_clock::now();
     Attempt attempt = deliverer.deliver(push.job, d);

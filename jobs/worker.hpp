@@ -84,6 +84,8 @@ class Workers {
                            std::chrono::steady_clock::time_point leased_until);
   // Sleeps until a wake-up newer than `seen`, `timeout`, or stop.
   void wait(std::uint64_t seen, std::chrono::milliseconds timeout);
+  // stop() was called: a batch attempts no more and gives the rest back.
+  bool stopping();
 
   const WorkerOptions options_;
   std::vector<std::pair<const config::Source*, const config::Route*>> routes_;

@@ -436,6 +436,39 @@ TEST(Routes, MaxInFlightHoldsOverTwoProcesses) {
   EXPECT_EQ(most.load(), 2);  // reached, never passed, with eight workers ready
 }
 
+// A fast destination's deliveries are claimed in batches, attempted one after another; a route's
+// max_in_flight is shared out over the workers instead, so that its slots are attempts side by
+// side, not one worker's batch waiting its turn.
+TEST(Routes, MaxInFlightSlotsAreAttemptsSideBySideForAFastDestination) {
+  TestDatabase db;
+  constexpr int kEvents = 60;
+  // The most attempts at once, over all of them and over the second half, when every worker
+  // knows the destination's pace.
+  std::atomic<int> now{0}, most{0}, most_later{0};
+  auto raise = [](std::atomic<int>& to, int n) {
+    int seen = to.load();
+    while (n > seen && !to.compare_exchange_weak(seen, n)) {
+    }
+  };
+  Receiver receiver([&](Receiver&, const Received&, std::size_t index) {
+    int n = ++now;
+    raise(most, n);
+    if (index >= kEvents / 2) raise(most_later, n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a destination taking 20 ms
+    --now;
+    return Answer{200};
+  });
+  Gateway gateway(routed_config(db.url(),
+                                route("narrow", receiver.port(), "        max_in_flight: 4\n"),
+                                "  concurrency: 8\n"));
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_EQ(send(gateway, "evt_r_fast_" + std::to_string(i), "invoice.paid").status, 202);
+  }
+  ASSERT_TRUE(receiver.wait_for(kEvents, std::chrono::seconds(20)));
+  EXPECT_EQ(most.load(), 4);  // never passed
+  EXPECT_EQ(most_later.load(), 4);
+}
+
 TEST(Routes, ReplayOfATimeRangeCountsFirstThenSendsAgainAndShowsProgress) {
   TestDatabase db;
   Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200}; });
