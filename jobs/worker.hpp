@@ -82,19 +82,22 @@ class Workers {
   std::optional<Pace> push(Store& store, Deliverer& deliverer, const std::vector<Push>& pushes,
                            const config::Route& route,
                            std::chrono::steady_clock::time_point leased_until);
-  // Sleeps until a wake-up newer than `seen`, `timeout`, or stop.
-  void wait(std::uint64_t seen, std::chrono::milliseconds timeout);
+  // Sleeps until a wake-up newer than `seen` (none: not woken by wake-ups), `timeout`, or stop.
+  void wait(std::optional<std::uint64_t> seen, std::chrono::milliseconds timeout);
   // stop() was called: a batch attempts no more and gives the rest back.
   bool stopping();
 
   const WorkerOptions options_;
   std::vector<std::pair<const config::Source*, const config::Route*>> routes_;
   std::vector<std::mutex> claiming_;  // by route: held while this process claims for it
-  Reachability reachability_;         // the workers' and the listener's connections together
+  // By route, under claiming_: no claim before then (see kGather).
+  std::vector<std::chrono::steady_clock::time_point> gathering_until_;
+  Reachability reachability_;  // the workers' and the listener's connections together
   std::vector<std::unique_ptr<Deliverer>> deliverers_;
 
   std::mutex mutex_;
   std::condition_variable changed_;
+  std::condition_variable stopped_;  // only stop() notifies it
   std::uint64_t wakeups_ = 0;
   int busy_ = 0;  // attempts in flight
   bool stopping_ = false;

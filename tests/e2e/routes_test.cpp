@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "e2e/fixtures.hpp"
 #include "support/database.hpp"
@@ -467,6 +469,41 @@ TEST(Routes, MaxInFlightSlotsAreAttemptsSideBySideForAFastDestination) {
   ASSERT_TRUE(receiver.wait_for(kEvents, std::chrono::seconds(20)));
   EXPECT_EQ(most.load(), 4);  // never passed
   EXPECT_EQ(most_later.load(), 4);
+}
+
+// A steady flow is claimed in batches of what came while the last batch was taken: after a claim
+// of more than one delivery, the route's next claim in the process waits 20 ms (kGather in
+// jobs/worker.cpp), where it was made at every notification. A batch's outcomes are recorded in
+// one transaction: its deliveries share their completed_at.
+TEST(Routes, ASteadyFlowIsClaimedInBatchesOfWhatCameMeanwhile) {
+  TestDatabase db;
+  constexpr int kSenders = 8, kEach = 100, kEvents = kSenders * kEach;
+  Receiver receiver([](Receiver&, const Received&, std::size_t) { return Answer{200}; });
+  Gateway gateway(
+      routed_config(db.url(), route("warehouse", receiver.port()), "  concurrency: 8\n"));
+  auto began = std::chrono::steady_clock::now();
+  std::atomic<int> accepted{0};
+  std::vector<std::thread> senders;
+  for (int s = 0; s < kSenders; ++s) {
+    senders.emplace_back([&, s] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string id = "evt_r_flow_" + std::to_string(s) + "_" + std::to_string(i);
+        if (send(gateway, id, "invoice.paid").status == 202) ++accepted;
+      }
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  ASSERT_EQ(accepted.load(), kEvents);
+  ASSERT_TRUE(receiver.wait_for(kEvents, std::chrono::seconds(20)));
+  auto took = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(eventually([&] {
+    return db.scalar("SELECT count(*) FROM deliveries WHERE status = 'succeeded'") ==
+           std::to_string(kEvents);
+  }));
+  int batches = std::stoi(db.scalar(
+      "SELECT count(*) FROM (SELECT FROM deliveries GROUP BY completed_at HAVING count(*) > 1) b"));
+  EXPECT_LE(batches, took / std::chrono::milliseconds(20) + 1)
+      << "over " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
 }
 
 TEST(Routes, ReplayOfATimeRangeCountsFirstThenSendsAgainAndShowsProgress) {
