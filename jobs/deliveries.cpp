@@ -19,21 +19,22 @@ constexpr const char* kDeliveryColumns =
         "d.updated_at") ", " FLARE_TS("d.run_at") ", " FLARE_TS("d.completed_at");
 constexpr pqxx::row::size_type kDeliveryColumnCount = 13;
 
-Delivery read_delivery(const pqxx::row& r) {
+// The delivery whose columns begin at `first`.
+Delivery read_delivery(const pqxx::row& r, pqxx::row::size_type first = 0) {
   Delivery d;
-  d.project_id = r[0].as<std::string>();
-  d.job_id = r[1].as<std::string>();
-  d.route = r[2].as<std::string>();
-  d.source = r[3].as<std::string>();
-  d.status = status_of(r[4].c_str());
-  d.attempts = r[5].as<int>();
-  d.max_attempts = r[6].as<int>();
-  d.last_error = nullable(r[7]);
-  d.lease_token = nullable(r[8]);
-  d.created_at = r[9].as<std::string>();
-  d.updated_at = r[10].as<std::string>();
-  d.run_at = r[11].as<std::string>();
-  d.completed_at = nullable(r[12]);
+  d.project_id = r[first].as<std::string>();
+  d.job_id = r[first + 1].as<std::string>();
+  d.route = r[first + 2].as<std::string>();
+  d.source = r[first + 3].as<std::string>();
+  d.status = status_of(r[first + 4].c_str());
+  d.attempts = r[first + 5].as<int>();
+  d.max_attempts = r[first + 6].as<int>();
+  d.last_error = nullable(r[first + 7]);
+  d.lease_token = nullable(r[first + 8]);
+  d.created_at = r[first + 9].as<std::string>();
+  d.updated_at = r[first + 10].as<std::string>();
+  d.run_at = r[first + 11].as<std::string>();
+  d.completed_at = nullable(r[first + 12]);
   return d;
 }
 
@@ -93,7 +94,9 @@ constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND rou
 // change that locked the job first. Those locked but over the bytes are let go at the commit,
 // unchanged. A payload's length is read from its header, not decompressed. The index is read from
 // the oldest due delivery up to the clock and no further: a claim that comes up short does not
-// step over every retry that is not due yet.
+// step over every retry that is not due yet. Each row also tells whether the claim emptied the
+// route's queue (Claim::emptied): it took fewer than $4, none was over the bytes, and as many were
+// due in its snapshot, locked or not, as it took; counted only when it took fewer than $4.
 constexpr const char* kClaim = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route, d.run_at, octet_length(j.payload) AS bytes
@@ -117,8 +120,14 @@ claimed AS (
 summed AS (
   UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, completed_at = NULL,
     updated_at = now()
-  FROM fit f WHERE j.project_id = f.project_id AND j.id = f.job_id)
-SELECT )sql";
+  FROM fit f WHERE j.project_id = f.project_id AND j.id = f.job_id),
+emptied AS (
+  SELECT (SELECT count(*) FROM x) < $4 AND (SELECT count(*) FROM fit) = (SELECT count(*) FROM x)
+    AND (SELECT count(*) FROM (
+           SELECT FROM deliveries d WHERE d.source = $1 AND d.route = $2
+             AND d.status IN ('queued', 'retrying') AND d.run_at <= (SELECT clock_timestamp())
+           LIMIT $4) due) = (SELECT count(*) FROM x) AS emptied)
+SELECT (SELECT emptied FROM emptied), )sql";
 
 // Route $1/$2's breaker after an attempt: $3 it succeeded, $4 it was answered 410 Gone, $5 the
 // failures in a row that open it, $6 its cooldown in ms. An operator's pause stays; a success
@@ -227,8 +236,9 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
           "interval '1 microsecond' WHERE source = $1 AND route = $2",
           source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
     }
+    out.emptied = claimed[0][0].as<bool>();
     for (const auto& r : claimed) {
-      out.pushes.push_back({read_job(r, kDeliveryColumnCount), read_delivery(r)});
+      out.pushes.push_back({read_job(r, kDeliveryColumnCount + 1), read_delivery(r, 1)});
     }
     tx.commit();
     return out;

@@ -72,6 +72,9 @@ struct Push {
 // What a claim for one route found.
 struct Claim {
   std::vector<Push> pushes;  // oldest due first
+  // The claim took every delivery of the route that was due, as of its start: none was left
+  // over its bytes, its limit, or locked by another transaction.
+  bool emptied = false;
   // Set when the route's pace or breaker held a due delivery back: when to ask again.
   std::optional<std::chrono::milliseconds> retry_in;
 };

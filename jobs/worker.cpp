@@ -39,12 +39,13 @@ int batch_size(const std::optional<Workers::Pace>& pace, int most, const config:
   return static_cast<int>(std::clamp<std::int64_t>(fit, 1, most));
 }
 
-// A claim that found more than one delivery waiting, and fewer than it asked for, shows a
-// steady flow: the route's next claim in this process waits until kGather after it, and carries
-// what came meanwhile. A claim and its record cost PostgreSQL about the same whatever they carry,
-// and claims of a few deliveries each, as fast as notifications came, took most of its time at a
+// A claim of more than one delivery that took every one that was due shows a steady flow: the
+// route's next claim in this process waits until kGather after it, and carries what came
+// meanwhile. A claim and its record cost PostgreSQL about the same whatever they carry, and
+// claims of a few deliveries each, as fast as notifications came, took about half its time at a
 // steady webhook rate (bench/README.md, note 59). A lone delivery is claimed at once, and so is
-// the rest of a backlog after a claim that came back full.
+// the rest of a backlog, whether a claim stopped at its limit, at its bytes, or at rows that
+// another transaction held.
 constexpr std::size_t kFlow = 2;
 constexpr std::chrono::milliseconds kGather{20};
 
@@ -192,10 +193,10 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
                            std::chrono::ceil<std::chrono::milliseconds>(gathering_until_[r] - now));
               continue;
             }
-            int asked = batch_size(paces[r], options_.batch, *route, options_.concurrency);
-            claim = store.claim_deliveries(source->name, *route, options_.lease_seconds, asked);
-            std::size_t got = claim.pushes.size();
-            if (got >= kFlow && got < static_cast<std::size_t>(asked)) {
+            claim = store.claim_deliveries(
+                source->name, *route, options_.lease_seconds,
+                batch_size(paces[r], options_.batch, *route, options_.concurrency));
+            if (claim.emptied && claim.pushes.size() >= kFlow) {
               gathering_until_[r] = std::chrono::steady_clock::now() + kGather;
             }
           }

@@ -97,7 +97,8 @@ class Workers {
 
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::condition_variable stopped_;  // only stop() notifies it
+  // Only stop() notifies it: wake-ups do not end a worker's sleep while a route gathers.
+  std::condition_variable stopped_;
   std::uint64_t wakeups_ = 0;
   int busy_ = 0;  // attempts in flight
   bool stopping_ = false;
