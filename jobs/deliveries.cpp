@@ -96,7 +96,8 @@ constexpr const char* kLockRoute = "SELECT FROM routes WHERE source = $1 AND rou
 // the oldest due delivery up to the clock and no further: a claim that comes up short does not
 // step over every retry that is not due yet. Each row also tells whether the claim emptied the
 // route's queue (Claim::emptied): it took fewer than $4, none was over the bytes, and as many were
-// due in its snapshot, locked or not, as it took; counted only when it took fewer than $4.
+// due in its snapshot, locked or not, as it took; counted only when it took fewer than $4, and
+// no further than one more than it took.
 constexpr const char* kClaim = R"sql(
 WITH x AS (
   SELECT d.project_id, d.job_id, d.route, d.run_at, octet_length(j.payload) AS bytes
@@ -126,7 +127,7 @@ emptied AS (
     AND (SELECT count(*) FROM (
            SELECT FROM deliveries d WHERE d.source = $1 AND d.route = $2
              AND d.status IN ('queued', 'retrying') AND d.run_at <= (SELECT clock_timestamp())
-           LIMIT $4) due) = (SELECT count(*) FROM x) AS emptied)
+           LIMIT (SELECT count(*) FROM x) + 1) due) = (SELECT count(*) FROM x) AS emptied)
 SELECT (SELECT emptied FROM emptied), )sql";
 
 // Route $1/$2's breaker after an attempt: $3 it succeeded, $4 it was answered 410 Gone, $5 the

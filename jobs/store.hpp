@@ -72,8 +72,8 @@ struct Push {
 // What a claim for one route found.
 struct Claim {
   std::vector<Push> pushes;  // oldest due first
-  // The claim took every delivery of the route that was due, as of its start: none was left
-  // over its bytes, its limit, or locked by another transaction.
+  // The claim took fewer than it could and every delivery of the route that was due as of its
+  // start: none was left over its bytes or locked by another transaction.
   bool emptied = false;
   // Set when the route's pace or breaker held a due delivery back: when to ask again.
   std::optional<std::chrono::milliseconds> retry_in;
@@ -257,7 +257,8 @@ class Store {
   // Up to `max` due deliveries of the route (or ones whose lease ran out) become running under
   // new lease tokens, oldest first, as many as the route's state and pace allow to begin and
   // kClaimBytes holds: a paused route gives none, an open one one probe after its cooldown, a
-  // route with max_per_second one at a time, and max_in_flight holds over every process.
+  // route with max_per_second one at a time, and max_in_flight holds over every process; and
+  // whether it emptied the route's queue (Claim::emptied).
   Claim claim_deliveries(const std::string& source, const config::Route& route, int lease_seconds,
                          int max);
   // Records the outcomes of deliveries claimed together, in one transaction: each attempt, made

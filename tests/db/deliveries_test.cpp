@@ -60,6 +60,22 @@ class DeliveriesTest : public StoreFixture {
 
   Status status_of(const std::string& id) { return store_->get("shop", id)->status; }
 
+  // The scans and the entries read of the index of waiting deliveries, and the sequential scans
+  // of deliveries, once the store's connection is closed: a backend reports what it read to the
+  // statistics before it leaves pg_stat_activity.
+  pqxx::row due_index_reads(pqxx::nontransaction& sql) {
+    store_.reset();
+    EXPECT_TRUE(test::eventually([&] {
+      return sql.exec1(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")[0]
+                 .as<int>() == 0;
+    }));
+    return sql.exec1(
+        "SELECT i.idx_scan, i.idx_tup_read, t.seq_scan FROM pg_stat_user_indexes i "
+        "JOIN pg_stat_user_tables t USING (relid) WHERE i.indexrelname = 'ix_deliveries_due'");
+  }
+
   config::Route route_;
 };
 
@@ -139,17 +155,7 @@ TEST_F(DeliveriesTest, AClaimReadsNoDeliveryThatIsNotDue) {
   Claim claim = store_->claim_deliveries("stripe", route_, 60, 10);
   ASSERT_EQ(claim.pushes.size(), 1u);
   EXPECT_EQ(claim.pushes[0].delivery.job_id, due);
-  // A backend reports what it read to the statistics before it leaves pg_stat_activity.
-  store_.reset();
-  ASSERT_TRUE(test::eventually([&] {
-    return sql.exec1(
-                  "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")[0]
-               .as<int>() == 0;
-  }));
-  pqxx::row read = sql.exec1(
-      "SELECT i.idx_scan, i.idx_tup_read, t.seq_scan FROM pg_stat_user_indexes i "
-      "JOIN pg_stat_user_tables t USING (relid) WHERE i.indexrelname = 'ix_deliveries_due'");
+  pqxx::row read = due_index_reads(sql);
   ASSERT_GT(read[0].as<std::int64_t>(), 0)
       << "the claim did not read the index of waiting deliveries; sequential scans of them: "
       << read[2].as<std::int64_t>();
@@ -157,6 +163,28 @@ TEST_F(DeliveriesTest, AClaimReadsNoDeliveryThatIsNotDue) {
   // took fewer than it asked for (Claim::emptied).
   EXPECT_EQ(read[1].as<std::int64_t>(), 2) << "index entries read";
   EXPECT_TRUE(claim.emptied);
+}
+
+// A claim that comes back full does not count what was due besides (Claim::emptied): a drain's
+// claims read the index of waiting deliveries once.
+TEST_F(DeliveriesTest, AFullClaimCountsNothingBesides) {
+  std::vector<NewJob> later;
+  for (int i = 0; i < 1000; ++i) later.push_back(event(i));
+  store_->enqueue(later);
+  pqxx::connection db(db_.url());
+  pqxx::nontransaction sql(db);
+  sql.exec(
+      "UPDATE deliveries SET status = 'retrying', attempts = 1, "
+      "run_at = now() + interval '1 hour'");
+  store_->enqueue({event(1000)});
+  store_->enqueue({event(1001)});
+  sql.exec("VACUUM ANALYZE deliveries");
+  Claim claim = store_->claim_deliveries("stripe", route_, 60, 1);
+  ASSERT_EQ(claim.pushes.size(), 1u);
+  EXPECT_FALSE(claim.emptied);
+  pqxx::row read = due_index_reads(sql);
+  EXPECT_EQ(read[0].as<std::int64_t>(), 1) << "scans of the index of waiting deliveries";
+  EXPECT_LE(read[1].as<std::int64_t>(), 2) << "index entries read";
 }
 
 TEST_F(DeliveriesTest, ARoutesPaceBoundsTheClaim) {
