@@ -473,8 +473,8 @@ TEST(Routes, MaxInFlightSlotsAreAttemptsSideBySideForAFastDestination) {
 
 // A steady flow is claimed in batches of what came while the last batch was taken: after a claim
 // of more than one delivery that took every one that was due, the route's next claim in the
-// process waits 20 ms (kGather in jobs/worker.cpp), where it was made at every notification. A batch's outcomes are recorded in
-// one transaction: its deliveries share their completed_at.
+// process waits 20 ms (kGather in jobs/worker.cpp), where it was made at every notification. A
+// batch's outcomes are recorded in one transaction: its deliveries share their completed_at.
 TEST(Routes, ASteadyFlowIsClaimedInBatchesOfWhatCameMeanwhile) {
   TestDatabase db;
   // Rounds of eight sent at once, each round once the last was delivered: never more than eight
