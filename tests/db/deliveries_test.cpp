@@ -60,6 +60,22 @@ class DeliveriesTest : public StoreFixture {
 
   Status status_of(const std::string& id) { return store_->get("shop", id)->status; }
 
+  // A thousand deliveries retrying an hour from now, then `due` due ones enqueued one after
+  // another (their job ids); the retries' versions from before their update gone from the index,
+  // as vacuum leaves it, and the planner told how many rows there are.
+  std::vector<std::string> behind_retries(pqxx::nontransaction& sql, int due) {
+    std::vector<NewJob> later;
+    for (int i = 0; i < 1000; ++i) later.push_back(event(i));
+    store_->enqueue(later);
+    sql.exec(
+        "UPDATE deliveries SET status = 'retrying', attempts = 1, "
+        "run_at = now() + interval '1 hour'");
+    std::vector<std::string> ids;
+    for (int i = 0; i < due; ++i) ids.push_back(store_->enqueue({event(1000 + i)})[0].job_id);
+    sql.exec("VACUUM ANALYZE deliveries");
+    return ids;
+  }
+
   // The scans and the entries read of the index of waiting deliveries, and the sequential scans
   // of deliveries, once the store's connection is closed: a backend reports what it read to the
   // statistics before it leaves pg_stat_activity.
@@ -140,18 +156,9 @@ TEST_F(DeliveriesTest, AClaimTakesAPayloadOverItsBoundAlone) {
 // The claim seeks in the index of waiting deliveries to the clock: a thousand retries not due
 // yet cost it nothing, where reading past them would cost every claim that comes up short.
 TEST_F(DeliveriesTest, AClaimReadsNoDeliveryThatIsNotDue) {
-  std::vector<NewJob> later;
-  for (int i = 0; i < 1000; ++i) later.push_back(event(i));
-  store_->enqueue(later);
   pqxx::connection db(db_.url());
   pqxx::nontransaction sql(db);
-  sql.exec(
-      "UPDATE deliveries SET status = 'retrying', attempts = 1, "
-      "run_at = now() + interval '1 hour'");
-  std::string due = store_->enqueue({event(1000)})[0].job_id;
-  // The retries' versions from before the update gone from the index, as vacuum leaves it, and
-  // the planner told how many rows there are.
-  sql.exec("VACUUM ANALYZE deliveries");
+  std::string due = behind_retries(sql, 1)[0];
   Claim claim = store_->claim_deliveries("stripe", route_, 60, 10);
   ASSERT_EQ(claim.pushes.size(), 1u);
   EXPECT_EQ(claim.pushes[0].delivery.job_id, due);
@@ -168,17 +175,9 @@ TEST_F(DeliveriesTest, AClaimReadsNoDeliveryThatIsNotDue) {
 // A claim that comes back full does not count what was due besides (Claim::emptied): a drain's
 // claims read the index of waiting deliveries once.
 TEST_F(DeliveriesTest, AFullClaimCountsNothingBesides) {
-  std::vector<NewJob> later;
-  for (int i = 0; i < 1000; ++i) later.push_back(event(i));
-  store_->enqueue(later);
   pqxx::connection db(db_.url());
   pqxx::nontransaction sql(db);
-  sql.exec(
-      "UPDATE deliveries SET status = 'retrying', attempts = 1, "
-      "run_at = now() + interval '1 hour'");
-  store_->enqueue({event(1000)});
-  store_->enqueue({event(1001)});
-  sql.exec("VACUUM ANALYZE deliveries");
+  behind_retries(sql, 2);
   Claim claim = store_->claim_deliveries("stripe", route_, 60, 1);
   ASSERT_EQ(claim.pushes.size(), 1u);
   EXPECT_FALSE(claim.emptied);
