@@ -154,11 +154,17 @@ std::vector<const flare::config::Source*> pushed_sources(const flare::config::Co
 }
 
 // `observer` (may be null) is told of each attempt: serve's metrics, a worker's traffic.
+// `handoff` (may be null): serve's, shared with its committer.
 std::unique_ptr<flare::jobs::Workers> start_workers(const flare::config::Config& config,
-                                                    flare::jobs::Observer* observer) {
-  flare::jobs::WorkerOptions options{pushed_sources(config),       config.workers.concurrency,
-                                     config.workers.batch,         config.workers.lease_seconds,
-                                     config.workers.poll_interval, observer};
+                                                    flare::jobs::Observer* observer,
+                                                    flare::jobs::Handoff* handoff) {
+  flare::jobs::WorkerOptions options{pushed_sources(config),
+                                     config.workers.concurrency,
+                                     config.workers.batch,
+                                     config.workers.lease_seconds,
+                                     config.workers.poll_interval,
+                                     observer,
+                                     handoff};
   std::string names;
   for (const flare::config::Source* s : options.sources) {
     for (const flare::config::Route& r : s->routes) {
@@ -186,11 +192,21 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   std::unique_ptr<flare::jobs::Traffic> traffic;
   if (config.console.enabled) traffic = std::make_unique<flare::jobs::Traffic>(config.database.url);
   flare::gateway::Metrics metrics(traffic.get());
+  // Deliveries go from the committer straight to this process's workers, when it has them.
+  bool pushes = workers_enabled && config.workers.enabled && !pushed_sources(config).empty();
+  std::unique_ptr<flare::jobs::Handoff> handoff;
+  if (pushes) {
+    auto workers = static_cast<std::size_t>(config.workers.concurrency);
+    handoff = std::make_unique<flare::jobs::Handoff>(
+        pushed_sources(config), workers * static_cast<std::size_t>(config.workers.batch),
+        workers * flare::jobs::Store::kClaimBytes, config.workers.lease_seconds);
+  }
   flare::jobs::CommitterOptions options;
   options.auto_migrate = config.database.auto_migrate;
   options.partitions = config.database.partitions;
   options.observer = &metrics;
   options.lanes = config.database.committer_lanes;
+  options.handoff = handoff.get();
   flare::jobs::Committer committer(config.database.url, options);
   flare::jobs::Pool pool(config.database.url, config.database.pool_size, &metrics);
   // Claims waiting at once for jobs: each claims again at every wake-up, up to ten times a
@@ -199,9 +215,7 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   flare::jobs::Wakeups wakeups(config.database.url, kMaxWaitingClaims);
   flare::gateway::Server server(config, committer, pool, wakeups, metrics);
   std::unique_ptr<flare::jobs::Workers> workers;
-  if (workers_enabled && config.workers.enabled && !pushed_sources(config).empty()) {
-    workers = start_workers(config, &metrics);
-  }
+  if (pushes) workers = start_workers(config, &metrics, handoff.get());
   std::unique_ptr<flare::jobs::Pruner> pruner;
   if (config.prunes()) {
     pruner = std::make_unique<flare::jobs::Pruner>(
@@ -231,7 +245,7 @@ int worker(const flare::config::Config& config, const sigset_t& stop) {
   }
   std::unique_ptr<flare::jobs::Traffic> traffic;
   if (config.console.enabled) traffic = std::make_unique<flare::jobs::Traffic>(config.database.url);
-  auto workers = start_workers(config, traffic.get());
+  auto workers = start_workers(config, traffic.get(), nullptr);
   wait_for_stop_signal(stop);
   workers->stop(config.server.drain_timeout);
   if (traffic) traffic->stop();

@@ -127,9 +127,14 @@ void Committer::run(Lane& lane) {
         continue;
       }
       batch.began = std::chrono::steady_clock::now();
+      if (Handoff* handoff = options_.handoff) {
+        for (const NewJob& job : batch.jobs) batch.handing.offered.push_back(handoff->offer(job));
+        batch.handing.lease_token = new_job_id();  // any new UUID serves
+        batch.handing.lease_seconds = handoff->lease_seconds();
+      }
       std::exception_ptr unsent;
       try {
-        lane.pipeline.send(batch.jobs);
+        lane.pipeline.send(batch.jobs, batch.handing);
       } catch (...) {
         unsent = std::current_exception();  // no job id (no random bytes), no memory
       }
@@ -216,9 +221,16 @@ void Committer::found(Lane& lane, const std::string& problem, bool log) {
 }
 
 void Committer::answer_unavailable(Batch& batch) {
-  for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
-    batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
+  for (std::size_t i = 0; i < batch.jobs.size(); ++i) complete(batch, i, Outcome::kUnavailable);
+}
+
+void Committer::complete(Batch& batch, std::size_t i, Outcome outcome, Enqueued stored) {
+  if (!batch.handing.offered.empty() && batch.handing.offered[i]) {
+    bool answered = outcome == Outcome::kCreated || outcome == Outcome::kDuplicate;
+    options_.handoff->settle(batch.jobs[i], answered ? &stored : nullptr, batch.handing.lease_token,
+                             batch.began);
   }
+  batch.done[i](Result{outcome, std::move(stored), std::move(batch.jobs[i])});
 }
 
 std::chrono::steady_clock::time_point Committer::next_check() {
@@ -246,8 +258,8 @@ void Committer::settle(Lane& lane, Batch& batch,
       stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.jobs.size());
     }
     for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
-      batch.done[i](Result{stored[i].created ? Outcome::kCreated : Outcome::kDuplicate,
-                           std::move(stored[i]), std::move(batch.jobs[i])});
+      complete(batch, i, stored[i].created ? Outcome::kCreated : Outcome::kDuplicate,
+               std::move(stored[i]));
     }
   } catch (const Pipeline::NotReady& e) {
     // The pipeline's connection broke and the server refused to make its new one ready: the
@@ -265,17 +277,19 @@ void Committer::settle(Lane& lane, Batch& batch,
     // One job the database refuses must not fail the others: store them one at a time.
     if (batch.jobs.size() == 1) {
       spdlog::error("enqueue refused by the database: {}", e.what());
-      batch.done[0](Result{Outcome::kFailed, {}, std::move(batch.jobs[0])});
+      complete(batch, 0, Outcome::kFailed);
       return;
     }
     for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
       if (!lane.schema_current) {  // the database went away meanwhile: do not ask it per job
-        batch.done[i](Result{Outcome::kUnavailable, {}, std::move(batch.jobs[i])});
+        complete(batch, i, Outcome::kUnavailable);
         continue;
       }
+      // Stored on its own, the job waits for a claim: its offer is settled as not taken.
       Batch one;
       one.jobs.push_back(std::move(batch.jobs[i]));
       one.done.push_back(std::move(batch.done[i]));
+      if (!batch.handing.offered.empty()) one.handing.offered = {batch.handing.offered[i]};
       one.began = std::chrono::steady_clock::now();
       settle(lane, one, [&] { return lane.store.enqueue(one.jobs); });
     }

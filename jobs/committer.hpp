@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "jobs/enqueue.hpp"
+#include "jobs/handoff.hpp"
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
 #include "jobs/pipeline.hpp"
@@ -40,6 +42,7 @@ struct CommitterOptions {
   std::size_t max_pending = 20000;         // waiting jobs beyond which new ones are refused at once
   std::chrono::milliseconds health_interval{1000};
   Observer* observer = nullptr;  // told of every batch and database error; may be null
+  Handoff* handoff = nullptr;    // offered the pushed jobs' deliveries; may be null
 };
 
 class Committer {
@@ -78,6 +81,7 @@ class Committer {
   struct Batch {
     std::vector<NewJob> jobs;
     std::vector<Done> done;
+    Handing handing;
     std::chrono::steady_clock::time_point began;
   };
 
@@ -111,7 +115,10 @@ class Committer {
   // problem is logged when `log` (an unreachable database is Reachability's to tell).
   void found(Lane& lane, const std::string& problem, bool log);
   // Every job of `batch` gets 503: the lane cannot write now.
-  static void answer_unavailable(Batch& batch);
+  void answer_unavailable(Batch& batch);
+  // Hands job `i` of `batch` its result, and its deliveries to the workers when it was offered
+  // to them and stored so.
+  void complete(Batch& batch, std::size_t i, Outcome outcome, Enqueued stored = {});
   // When the lane's next health check is due.
   std::chrono::steady_clock::time_point next_check();
   // Hands each job of `batch` its result, from `results()`: the batch's answer, or a throw.

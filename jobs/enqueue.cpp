@@ -25,11 +25,16 @@ namespace {
 // its own row (by its key, or without a key by its id) and is looked up instead of failing.
 // When every job has a key, only the key index is checked for conflicts beforehand; a job
 // without one needs the primary key checked too, so such a batch names no index (see
-// enqueue_sql). Each inserted row notifies the workers; PostgreSQL folds a transaction's equal
-// notifications into one.
+// enqueue_sql). Each inserted row that waits notifies the workers; PostgreSQL folds a
+// transaction's equal notifications into one.
 //
 // A pushed job's deliveries are inserted with it, by the same statement: for the rows it inserted
-// only, so that a duplicate or a retried batch adds none.
+// only, so that a duplicate or a retried batch adds none. A job the committer offers to its
+// process's workers ($18, see Handoff) is stored with its deliveries running, one attempt each,
+// leased to them under token $19 for $20 seconds, unless a route of its source is paused or open
+// (it then waits for a claim, which knows what such a route allows): no claim, and no
+// notification, for a delivery whose worker is known before it is stored (bench/README.md,
+// note 62).
 //
 // It answers with the rows it inserted (position 0), then with the jobs that already held keys
 // of the batch, by position in the batch (counting from 1). An inserted job's times are the
@@ -44,25 +49,32 @@ constexpr const char* kEnqueueHead = R"sql(
 WITH inserted AS (
   INSERT INTO jobs (id, project_id, idempotency_key, type, payload, content_type, source,
                     event_id, max_attempts, attempt_allowance, priority, run_at, pushed, status,
-                    completed_at)
+                    completed_at, attempts)
   SELECT id, project_id, nullif(key, ''), type,
          substring($5::bytea FROM payload_at FOR payload_length), content_type,
          nullif(source, ''), nullif(event_id, ''), max_attempts, max_attempts, priority,
          coalesce('epoch'::timestamptz + run_at * interval '1 microsecond', now()), routes >= 0,
-         CASE WHEN routes = 0 THEN 'succeeded' ELSE 'queued' END,
-         CASE WHEN routes = 0 THEN now() END
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::int[], $7::int[], $8::text[],
-              $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[], $14::int[])
-    AS u(id, project_id, key, type, payload_at, payload_length, content_type, source, event_id,
-         max_attempts, priority, run_at, routes)
+         CASE WHEN routes = 0 THEN 'succeeded' WHEN handed THEN 'running' ELSE 'queued' END,
+         CASE WHEN routes = 0 THEN now() END, CASE WHEN handed THEN routes ELSE 0 END
+  FROM (SELECT *, offered = 1 AND routes > 0
+                  AND source NOT IN (SELECT r.source FROM routes r WHERE r.state <> 'closed')
+                    AS handed
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $6::int[], $7::int[],
+                    $8::text[], $9::text[], $10::text[], $11::int[], $12::int[], $13::bigint[],
+                    $14::int[], $18::int[])
+          AS u(id, project_id, key, type, payload_at, payload_length, content_type, source,
+               event_id, max_attempts, priority, run_at, routes, offered)) u
   ON CONFLICT )sql";
 constexpr const char* kEnqueueTail = R"sql( DO NOTHING
   RETURNING id, project_id, idempotency_key, source, status, created_at, run_at,
-            pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', '')),
+            CASE WHEN status = 'queued' THEN pg_notify(')sql" FLARE_WAKE_CHANNEL R"sql(', '') END),
 delivered AS (
   INSERT INTO deliveries (project_id, job_id, route, source, attempt_allowance, max_attempts,
-                          run_at)
-  SELECT i.project_id, i.id, d.route, i.source, d.max_attempts, d.max_attempts, i.run_at
+                          run_at, status, attempts, lease_token, locked_until)
+  SELECT i.project_id, i.id, d.route, i.source, d.max_attempts, d.max_attempts, i.run_at,
+         i.status, CASE WHEN i.status = 'running' THEN 1 ELSE 0 END,
+         CASE WHEN i.status = 'running' THEN ($19::uuid[])[1] END,
+         CASE WHEN i.status = 'running' THEN now() + ($20::int[])[1] * interval '1 second' END
   FROM unnest($15::uuid[], $16::text[], $17::int[]) AS d(job_id, route, max_attempts)
   JOIN inserted i ON i.id = d.job_id),
 batch AS MATERIALIZED (SELECT now() AS at, )sql" FLARE_TS("now()") R"sql( AS at_text)
@@ -233,14 +245,16 @@ Enqueued answered(const std::string& ours, std::string_view id, std::string_view
 }
 
 EnqueueRound::EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<std::string>& ids,
-                           std::vector<std::size_t> todo)
+                           std::vector<std::size_t> todo, const Handing& handing)
     : todo_(std::move(todo)), by_id_(todo_) {
   BinaryArray id(BinaryArray::kUuid), project(BinaryArray::kText), key(BinaryArray::kText),
       type(BinaryArray::kText), payload_at(BinaryArray::kInt4), payload_length(BinaryArray::kInt4),
       content_type(BinaryArray::kText), source(BinaryArray::kText), event_id(BinaryArray::kText),
       attempts(BinaryArray::kInt4), priority(BinaryArray::kInt4), run_at(BinaryArray::kInt8),
       routes(BinaryArray::kInt4), delivery_job(BinaryArray::kUuid),
-      delivery_route(BinaryArray::kText), delivery_attempts(BinaryArray::kInt4);
+      delivery_route(BinaryArray::kText), delivery_attempts(BinaryArray::kInt4),
+      offered(BinaryArray::kInt4), lease_token(BinaryArray::kUuid),
+      lease_seconds(BinaryArray::kInt4);
   std::string payloads;
   std::size_t payload_bytes = 0;
   for (std::size_t i : todo_) payload_bytes += jobs[i].payload.size();
@@ -262,6 +276,7 @@ EnqueueRound::EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<st
     priority.int4(j.priority);
     run_at.int8(j.run_at_micros);
     routes.int4(j.pushed ? static_cast<std::int32_t>(j.deliveries.size()) : -1);
+    offered.int4(!handing.offered.empty() && handing.offered[i] ? 1 : 0);
     for (const NewDelivery& d : j.deliveries) {
       delivery_job.uuid(ids[i]);
       delivery_route.text(d.route);
@@ -269,6 +284,8 @@ EnqueueRound::EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<st
     }
     every_job_keyed_ = every_job_keyed_ && !j.idempotency_key.empty();
   }
+  lease_token.uuid(handing.lease_token.empty() ? std::string(32, '0') : handing.lease_token);
+  lease_seconds.int4(handing.lease_seconds);
   params = {id.str(),
             project.str(),
             key.str(),
@@ -285,7 +302,10 @@ EnqueueRound::EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<st
             routes.str(),
             delivery_job.str(),
             delivery_route.str(),
-            delivery_attempts.str()};
+            delivery_attempts.str(),
+            offered.str(),
+            lease_token.str(),
+            lease_seconds.str()};
   std::sort(by_id_.begin(), by_id_.end(),
             [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
 }

@@ -90,14 +90,23 @@ void answer_repeats(const BatchPlan& plan, std::vector<Enqueued>& results);
 Enqueued answered(const std::string& ours, std::string_view id, std::string_view status,
                   std::string_view created_at, std::string_view run_at);
 
+// The jobs of a batch whose deliveries this process's workers take as soon as they are stored
+// (see Handoff): the statement stores them running, leased under `lease_token`, unless a route
+// of their source is paused or open. Such a job is answered `running`.
+struct Handing {
+  std::vector<bool> offered;  // by job of the batch; empty: none
+  std::string lease_token;    // a UUID, one for the batch
+  int lease_seconds = 0;
+};
+
 // One execution of the enqueue statement: its parameters for the jobs at `todo`, and the reading
 // of its rows into the batch's results.
 class EnqueueRound {
  public:
-  static constexpr std::size_t kParams = 17;  // each in the binary format
+  static constexpr std::size_t kParams = 20;  // each in the binary format
 
   EnqueueRound(const std::vector<NewJob>& jobs, const std::vector<std::string>& ids,
-               std::vector<std::size_t> todo);
+               std::vector<std::size_t> todo, const Handing& handing = {});
 
   // kEnqueueKeyed when every job has a key, else kEnqueue.
   const char* statement() const { return every_job_keyed_ ? kEnqueueKeyed : kEnqueue; }
@@ -112,7 +121,7 @@ class EnqueueRound {
                                       const std::vector<Enqueued>& results,
                                       bool without_key = false) const;
 
-  std::array<std::string, kParams> params;  // $1..$17; emptied once sent
+  std::array<std::string, kParams> params;  // $1..$20; emptied once sent
 
  private:
   std::vector<std::size_t> todo_;

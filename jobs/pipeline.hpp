@@ -45,7 +45,7 @@ class Pipeline {
   // Sends a batch's enqueue statement without waiting. Keep at most two batches sent: the
   // connection blocks while sending, which is safe only while the answers not yet read fit in
   // the socket's buffer.
-  void send(const std::vector<NewJob>& jobs);
+  void send(const std::vector<NewJob>& jobs, const Handing& handing = {});
   std::size_t sent() const;  // batches sent whose answers receive() has not given
   int socket() const;        // readable when an answer may have come; -1 when none can
   // Reads what has arrived, without blocking; true once the oldest batch's answer is complete.

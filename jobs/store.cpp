@@ -32,9 +32,9 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs,
       if (round == kEnqueueRounds) throw std::runtime_error("enqueue: keys keep vanishing");
       EnqueueRound r(jobs, ids, std::move(todo));
       auto p = [&r](std::size_t k) { return pqxx::binarystring(r.params[k]); };
-      pqxx::result rows =
-          tx.exec_prepared(r.statement(), p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8),
-                           p(9), p(10), p(11), p(12), p(13), p(14), p(15), p(16));
+      pqxx::result rows = tx.exec_prepared(r.statement(), p(0), p(1), p(2), p(3), p(4), p(5), p(6),
+                                           p(7), p(8), p(9), p(10), p(11), p(12), p(13), p(14),
+                                           p(15), p(16), p(17), p(18), p(19));
       auto view = [](const pqxx::field& f) { return std::string_view(f.c_str(), f.size()); };
       for (const auto& row : rows) {
         r.read(ids, {view(row[0]), view(row[1]), view(row[2]), view(row[3]), view(row[4])},

@@ -65,35 +65,76 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds wait) {
 }  // namespace
 
 Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDeliverer make)
-    : options_(std::move(options)), reachability_("workers", options_.observer) {
+    : database_url_(database_url),
+      options_(std::move(options)),
+      reachability_("workers", options_.observer) {
   for (const config::Source* s : options_.sources) {
     for (const config::Route& r : s->routes) routes_.emplace_back(s, &r);
   }
   claiming_ = std::vector<std::mutex>(routes_.size());
   gathering_until_.resize(routes_.size());
-  for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
-  threads_.emplace_back([this, database_url] { listen(database_url); });
-  for (std::size_t i = 0; i < deliverers_.size(); ++i) {
-    threads_.emplace_back([this, i, database_url] {
-      work(*deliverers_[i], database_url, routes_.empty() ? 0 : i % routes_.size());
+  claimed_at_.resize(routes_.size());
+  if (options_.handoff) {
+    options_.handoff->on_arrival([this] {
+      std::lock_guard lock(mutex_);
+      ++wakeups_;
+      changed_.notify_one();
     });
+  }
+  for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
+  threads_.emplace_back([this] { listen(database_url_); });
+  for (std::size_t i = 0; i < deliverers_.size(); ++i) {
+    threads_.emplace_back(
+        [this, i] { work(*deliverers_[i], routes_.empty() ? 0 : i % routes_.size()); });
   }
 }
 
 Workers::~Workers() { stop(std::chrono::milliseconds(0)); }
 
 void Workers::stop(std::chrono::milliseconds drain) {
+  auto until = std::chrono::steady_clock::now() + drain;
   {
     std::unique_lock lock(mutex_);
     stopping_ = true;
     changed_.notify_all();
     stopped_.notify_all();
-    changed_.wait_for(lock, drain, [this] { return busy_ == 0; });
+    changed_.wait_until(lock, until, [this] { return busy_ == 0; });
   }
   for (auto& d : deliverers_) d->abandon();
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
+  release_handed(until);
+}
+
+void Workers::release_handed(std::chrono::steady_clock::time_point until) {
+  if (!options_.handoff) return;
+  std::vector<std::vector<Push>> left = options_.handoff->close(until);
+  if (left.empty()) return;
+  try {
+    Store store(database_url_);
+    for (const std::vector<Push>& pushes : left) {
+      const Delivery& first = pushes[0].delivery;
+      auto r = std::find_if(routes_.begin(), routes_.end(), [&](const auto& x) {
+        return x.first->name == first.source && x.second->name == first.route;
+      });
+      release(store, pushes, *r->second);
+    }
+  } catch (const std::exception& e) {
+    // Their lease runs out, and a claim takes them then.
+    spdlog::warn("workers: deliveries handed over not released: {}", e.what());
+  }
+}
+
+void Workers::release(Store& store, const std::vector<Push>& pushes, const config::Route& route) {
+  std::vector<PushOutcome> outcomes;
+  for (const Push& p : pushes) {
+    outcomes.push_back(
+        {p.delivery, std::nullopt, Status::kSucceeded, std::chrono::milliseconds(0)});
+  }
+  store.record_outcomes(outcomes, route.breaker);
+  spdlog::info("released {} deliveries of source={} route={} handed over and not begun",
+               pushes.size(), pushes[0].delivery.source, route.name);
 }
 
 bool Workers::stopping() {
@@ -147,6 +188,7 @@ void Workers::listen(const std::string& database_url) {
       changed_.wait_for(lock, options_.poll_interval, [this] { return stopping_; });
     }
     if (woken) {
+      notified_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
       std::lock_guard lock(mutex_);
       ++wakeups_;
       changed_.notify_all();
@@ -154,8 +196,8 @@ void Workers::listen(const std::string& database_url) {
   }
 }
 
-void Workers::work(Deliverer& deliverer, const std::string& database_url, std::size_t first) {
-  Store store(database_url);
+void Workers::work(Deliverer& deliverer, std::size_t first) {
+  Store store(database_url_);
   // Each worker starts its round of the routes at a different one, and the next round after
   // the route it last pushed to: no route waits behind another's backlog.
   std::size_t next = first;
@@ -177,10 +219,9 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
       try {
         for (std::size_t k = 0; k < routes_.size() && !pushed; ++k) {
           std::size_t r = (next + k) % routes_.size();
-          const auto& [source, route] = routes_[r];
-          auto leased_until =
-              std::chrono::steady_clock::now() + std::chrono::seconds(options_.lease_seconds);
-          Claim claim;
+          const config::Route& route = *routes_[r].second;
+          Handoff::Taken batch;
+          std::optional<std::chrono::milliseconds> retry_in;
           {
             // One claim for a route at a time in this process: concurrent claims would each
             // step over the rows the others hold locked (SKIP LOCKED still visits them).
@@ -193,17 +234,17 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
                            std::chrono::ceil<std::chrono::milliseconds>(gathering_until_[r] - now));
               continue;
             }
-            claim = store.claim_deliveries(
-                source->name, *route, options_.lease_seconds,
-                batch_size(paces[r], options_.batch, *route, options_.concurrency));
-            if (claim.emptied && claim.pushes.size() >= kFlow) {
+            batch = next_batch(store, r,
+                               batch_size(paces[r], options_.batch, route, options_.concurrency),
+                               retry_in);
+            if (batch.emptied && batch.pushes.size() >= kFlow) {
               gathering_until_[r] = std::chrono::steady_clock::now() + kGather;
             }
           }
           reachability_.answered();
-          if (claim.retry_in) wait_for = std::min(wait_for, jittered(*claim.retry_in));
-          if (claim.pushes.empty()) continue;
-          paces[r] = this->push(store, deliverer, claim.pushes, *route, leased_until);
+          if (retry_in) wait_for = std::min(wait_for, jittered(*retry_in));
+          if (batch.pushes.empty()) continue;
+          paces[r] = this->push(store, deliverer, batch.pushes, route, batch.leased_until);
           pushed = true;
           next = (next + k + 1) % routes_.size();
         }
@@ -227,6 +268,33 @@ void Workers::work(Deliverer& deliverer, const std::string& database_url, std::s
            std::max(wait_for, std::chrono::milliseconds(1)));
     }
   }
+}
+
+Handoff::Taken Workers::next_batch(Store& store, std::size_t r, int most,
+                                   std::optional<std::chrono::milliseconds>& retry_in) {
+  const auto& [source, route] = routes_[r];
+  Handoff* handoff = options_.handoff;
+  auto now = std::chrono::steady_clock::now();
+  // What was handed over goes first; a claim still comes at every poll and after every
+  // notification, for the deliveries that wait in the queue: retries, those stored while the
+  // workers had no room, and other processes'.
+  bool claim_due = !handoff || now - claimed_at_[r] >= options_.poll_interval ||
+                   claimed_at_[r].time_since_epoch().count() <= notified_at_.load();
+  if (!claim_due) {
+    if (Handoff::Taken taken = handoff->take(*route, most); !taken.pushes.empty()) return taken;
+  }
+  Handoff::Taken out;
+  out.leased_until = now + std::chrono::seconds(options_.lease_seconds);
+  Claim claim = store.claim_deliveries(source->name, *route, options_.lease_seconds, most);
+  claimed_at_[r] = now;
+  retry_in = claim.retry_in;
+  if (handoff) {
+    handoff->claimed(*route, !claim.pushes.empty() && !claim.emptied);
+    if (claim.pushes.empty() && claim_due) return handoff->take(*route, most);
+  }
+  out.pushes = std::move(claim.pushes);
+  out.emptied = claim.emptied;
+  return out;
 }
 
 std::optional<Workers::Pace> Workers::push(Store& store, Deliverer& deliverer,
@@ -307,6 +375,13 @@ std::optional<Workers::Pace> Workers::push(Store& store, Deliverer& deliverer,
   if (unattempted > 0) {
     spdlog::info("gave back {} deliveries of source={} route={} unattempted", unattempted,
                  pushes[0].delivery.source, pushes[0].delivery.route);
+  }
+  // The route is failing: what was handed over waits in the queue instead, for claims, which
+  // heed its breaker.
+  if (failed && options_.handoff) {
+    if (std::vector<Push> waiting = options_.handoff->take_all(route); !waiting.empty()) {
+      release(store, waiting, route);
+    }
   }
   for (const Recorded::Turn& turn : recorded.turns) {
     spdlog::warn("route {}.{} is {} (was {}): {}", pushes[0].delivery.source,

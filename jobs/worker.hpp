@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "jobs/handoff.hpp"
 #include "jobs/job.hpp"
 #include "jobs/observer.hpp"
 #include "jobs/reachability.hpp"
@@ -51,6 +52,7 @@ struct WorkerOptions {
   int lease_seconds = config::Workers{}.lease_seconds;
   std::chrono::milliseconds poll_interval = config::Workers{}.poll_interval;
   Observer* observer = nullptr;  // told of every attempt's outcome and database error
+  Handoff* handoff = nullptr;    // deliveries handed over at their enqueue; may be null
 };
 
 class Workers {
@@ -70,11 +72,12 @@ class Workers {
   };
 
   // Stops claiming, lets attempts in flight finish for at most `drain`, abandons the rest
-  // (their jobs are released, due again) and joins. Idempotent.
+  // (their jobs are released, due again), joins, and releases the deliveries handed over and not
+  // begun. Idempotent.
   void stop(std::chrono::milliseconds drain);
 
  private:
-  void work(Deliverer& deliverer, const std::string& database_url, std::size_t first);
+  void work(Deliverer& deliverer, std::size_t first);
   void listen(const std::string& database_url);
   // Attempts the claimed deliveries in turn, until one fails, the batch has run long, or the
   // lease would run out before the next could end; gives the rest back; records every outcome at
@@ -84,14 +87,26 @@ class Workers {
                            std::chrono::steady_clock::time_point leased_until);
   // Sleeps until a wake-up newer than `seen` (none: not woken by wake-ups), `timeout`, or stop.
   void wait(std::optional<std::uint64_t> seen, std::chrono::milliseconds timeout);
+  // A worker's next deliveries of route `r`, under claiming_[r]: handed over, or claimed.
+  Handoff::Taken next_batch(Store& store, std::size_t r, int most,
+                            std::optional<std::chrono::milliseconds>& retry_in);
+  // Gives the deliveries handed over and never taken back to the queue.
+  void release_handed(std::chrono::steady_clock::time_point until);
+  // Gives `pushes`, never begun, back to the queue.
+  void release(Store& store, const std::vector<Push>& pushes, const config::Route& route);
   // stop() was called: a batch attempts no more and gives the rest back.
   bool stopping();
 
+  const std::string database_url_;
   const WorkerOptions options_;
   std::vector<std::pair<const config::Source*, const config::Route*>> routes_;
   std::vector<std::mutex> claiming_;  // by route: held while this process claims for it
   // By route, under claiming_: no claim before then (see kGather).
   std::vector<std::chrono::steady_clock::time_point> gathering_until_;
+  // By route, under claiming_: when this process last claimed for it.
+  std::vector<std::chrono::steady_clock::time_point> claimed_at_;
+  // steady_clock ticks of the latest notification of new jobs.
+  std::atomic<std::int64_t> notified_at_{0};
   Reachability reachability_;  // the workers' and the listener's connections together
   std::vector<std::unique_ptr<Deliverer>> deliverers_;
 

@@ -335,5 +335,117 @@ TEST(Committer, StopCompletesWhatWasSubmitted) {
   EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "20");
 }
 
+// Source github with route "orders", which this process's workers push under a one-second lease;
+// room for `room` deliveries.
+struct Pushed {
+  explicit Pushed(std::size_t room = 10) {
+    source.name = "github";
+    source.routes.emplace_back();
+    source.routes[0].name = "orders";
+    handoff = std::make_unique<Handoff>(std::vector<const config::Source*>{&source}, room,
+                                        std::size_t{1} << 20, 1);
+  }
+  const config::Route& route() const { return source.routes[0]; }
+  static NewJob job(const std::string& key) {
+    NewJob j = ::flare::jobs::job(key);
+    j.pushed = true;
+    j.deliveries = {{"orders", 5}};
+    return j;
+  }
+  config::Source source;
+  std::unique_ptr<Handoff> handoff;
+};
+
+CommitterOptions handing(Handoff& handoff) {
+  CommitterOptions options = test_options();
+  options.handoff = &handoff;
+  return options;
+}
+
+// The crash this guards against: the process dies after the commit and before the attempt. No
+// claim is needed while it lives, and none can take the delivery until its lease runs out; then
+// one does, for the second attempt.
+TEST(Committer, AnOfferedJobIsStoredRunningForTheWorkersAndClaimedOnlyAfterItsLease) {
+  test::TestDatabase db;
+  Pushed pushed;
+  pushed.handoff->claimed(pushed.route(), false);  // a claim found no backlog
+  Committer c(db.url(), handing(*pushed.handoff));
+  Result r = submit_one(c, Pushed::job("handed"));
+  ASSERT_EQ(r.outcome, Outcome::kCreated);
+  EXPECT_EQ(r.stored.status, Status::kRunning);
+
+  Handoff::Taken taken = pushed.handoff->take(pushed.route(), 10);
+  ASSERT_EQ(taken.pushes.size(), 1u);
+  const Push& p = taken.pushes[0];
+  EXPECT_EQ(p.job.id, r.stored.job_id);
+  EXPECT_EQ(p.job.payload, "{}");
+  EXPECT_EQ(p.delivery.attempts, 1);
+  EXPECT_TRUE(taken.emptied);
+  EXPECT_EQ(db.scalar("SELECT status || ' ' || attempts || ' ' || lease_token FROM deliveries"),
+            "running 1 " + p.delivery.lease_token.value_or("none"));
+  EXPECT_EQ(db.scalar("SELECT status || ' ' || attempts FROM jobs"), "running 1");
+
+  Store store(db.url());
+  EXPECT_TRUE(store.claim_deliveries("github", pushed.route(), 30, 10).pushes.empty());
+  Claim after;
+  ASSERT_TRUE(test::eventually([&] {
+    after = store.claim_deliveries("github", pushed.route(), 30, 10);
+    return !after.pushes.empty();
+  }));
+  EXPECT_EQ(after.pushes[0].job.id, r.stored.job_id);
+  EXPECT_EQ(after.pushes[0].delivery.attempts, 2);
+  EXPECT_NE(after.pushes[0].delivery.lease_token, p.delivery.lease_token);
+}
+
+// A paused or open route's deliveries wait for a claim, which knows what the route allows; the
+// room they were offered is free again.
+TEST(Committer, ARouteThatIsNotClosedGetsItsDeliveriesQueued) {
+  test::TestDatabase db;
+  Pushed pushed(1);
+  pushed.handoff->claimed(pushed.route(), false);
+  Committer c(db.url(), handing(*pushed.handoff));
+  ASSERT_EQ(submit_one(c, Pushed::job("first")).outcome, Outcome::kCreated);  // migrated now
+  ASSERT_EQ(pushed.handoff->take(pushed.route(), 10).pushes.size(), 1u);
+  for (const char* state : {"paused", "open"}) {
+    db.query(
+        std::string("INSERT INTO routes (source, route, state) VALUES ('github', 'orders', '") +
+        state + "') ON CONFLICT (source, route) DO UPDATE SET state = excluded.state");
+    Result r = submit_one(c, Pushed::job(state));
+    ASSERT_EQ(r.outcome, Outcome::kCreated);
+    EXPECT_EQ(r.stored.status, Status::kQueued) << state;
+    EXPECT_EQ(db.scalar("SELECT d.status || ' ' || d.attempts || ' ' || (d.lease_token IS NULL) "
+                        "FROM deliveries d JOIN jobs j ON j.id = d.job_id "
+                        "WHERE j.idempotency_key = '" +
+                        std::string(state) + "'"),
+              "queued 0 true")
+        << state;
+    EXPECT_TRUE(pushed.handoff->take(pushed.route(), 10).pushes.empty());
+    EXPECT_TRUE(pushed.handoff->offer(Pushed::job("room"))) << "the room was given back";
+    pushed.handoff->settle(Pushed::job("room"), nullptr, "", std::chrono::steady_clock::now());
+  }
+}
+
+// New deliveries do not pass waiting ones: a route is offered nothing until a claim finds no
+// backlog, nor after a claim that left deliveries due, nor beyond the room.
+TEST(Committer, OffersWaitForAClaimWithoutABacklogAndStopAtTheRoom) {
+  Pushed pushed(2);
+  NewJob j = Pushed::job("offered");
+  EXPECT_FALSE(pushed.handoff->offer(j));  // no claim yet
+  pushed.handoff->claimed(pushed.route(), true);
+  EXPECT_FALSE(pushed.handoff->offer(j));
+  pushed.handoff->claimed(pushed.route(), false);
+  EXPECT_TRUE(pushed.handoff->offer(j));
+  EXPECT_TRUE(pushed.handoff->offer(j));
+  EXPECT_FALSE(pushed.handoff->offer(j));  // two deliveries of room, both taken
+  NewJob later = j;
+  later.run_at_micros = 0;
+  NewJob elsewhere = j;
+  elsewhere.deliveries = {{"other", 5}};
+  pushed.handoff->settle(j, nullptr, "", std::chrono::steady_clock::now());
+  EXPECT_FALSE(pushed.handoff->offer(later));      // due at a time of its own
+  EXPECT_FALSE(pushed.handoff->offer(elsewhere));  // a route these workers do not push
+  EXPECT_TRUE(pushed.handoff->offer(j));
+}
+
 }  // namespace
 }  // namespace flare::jobs

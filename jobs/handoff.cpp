@@ -1,0 +1,157 @@
+#include "jobs/handoff.hpp"
+
+#include <algorithm>
+
+namespace flare::jobs {
+
+Handoff::Handoff(const std::vector<const config::Source*>& sources, std::size_t room,
+                 std::size_t room_bytes, int lease_seconds)
+    : room_(room), room_bytes_(room_bytes), lease_seconds_(lease_seconds) {
+  for (const config::Source* s : sources) {
+    for (const config::Route& r : s->routes) routes_.push_back(Route{s, &r, true, {}});
+  }
+}
+
+Handoff::Route* Handoff::find(std::string_view source, std::string_view route) {
+  for (Route& r : routes_) {
+    if (r.source->name == source && r.route->name == route) return &r;
+  }
+  return nullptr;
+}
+
+void Handoff::on_arrival(std::function<void()> wake) {
+  std::lock_guard lock(mutex_);
+  wake_ = std::move(wake);
+}
+
+bool Handoff::offer(const NewJob& job) {
+  // A job due later waits for its time in the queue.
+  if (!job.pushed || job.deliveries.empty() || job.run_at_micros) return false;
+  std::size_t bytes = job.payload.size() * job.deliveries.size();
+  std::lock_guard lock(mutex_);
+  if (closed_ || held_ + job.deliveries.size() > room_ || held_bytes_ + bytes > room_bytes_) {
+    return false;
+  }
+  for (const NewDelivery& d : job.deliveries) {
+    const Route* r = find(job.source, d.route);
+    if (!r || r->backlog || r->route->max_in_flight > 0 || r->route->max_per_second > 0) {
+      return false;
+    }
+  }
+  held_ += job.deliveries.size();
+  held_bytes_ += bytes;
+  ++unsettled_;
+  return true;
+}
+
+void Handoff::settle(const NewJob& job, const Enqueued* stored, const std::string& lease_token,
+                     std::chrono::steady_clock::time_point sent) {
+  bool arrived = false;
+  {
+    std::lock_guard lock(mutex_);
+    --unsettled_;
+    settled_.notify_all();
+    if (!stored || !stored->created || stored->status != Status::kRunning) {
+      held_ -= job.deliveries.size();
+      held_bytes_ -= job.payload.size() * job.deliveries.size();
+      return;
+    }
+    // Each delivery and its job as a claim would have read them: the first attempt, running.
+    Job j;
+    j.id = stored->job_id;
+    j.project_id = job.project_id;
+    if (!job.idempotency_key.empty()) j.idempotency_key = job.idempotency_key;
+    j.type = job.type;
+    j.status = Status::kRunning;
+    j.attempts = static_cast<int>(job.deliveries.size());
+    j.max_attempts = job.max_attempts;
+    j.priority = job.priority;
+    j.payload = job.payload;
+    j.content_type = job.content_type;
+    j.source = job.source;
+    if (!job.event_id.empty()) j.event_id = job.event_id;
+    j.created_at = j.updated_at = stored->created_at;
+    j.run_at = stored->run_at;
+    j.pushed = true;
+    for (const NewDelivery& nd : job.deliveries) {
+      Route* r = find(job.source, nd.route);
+      Delivery d;
+      d.project_id = job.project_id;
+      d.job_id = stored->job_id;
+      d.route = nd.route;
+      d.source = job.source;
+      d.status = Status::kRunning;
+      d.attempts = 1;
+      d.max_attempts = nd.max_attempts;
+      d.lease_token = lease_token;
+      d.created_at = d.updated_at = stored->created_at;
+      d.run_at = stored->run_at;
+      arrived = arrived || r->waiting.empty();
+      r->waiting.push_back({Push{j, std::move(d)}, sent + std::chrono::seconds(lease_seconds_)});
+    }
+    // Under the lock: once close() returns, the workers are not called again.
+    if (arrived && wake_) wake_();
+  }
+}
+
+Handoff::Taken Handoff::take(const config::Route& route, std::size_t most) {
+  Taken out;
+  std::lock_guard lock(mutex_);
+  auto r = std::find_if(routes_.begin(), routes_.end(),
+                        [&](const Route& x) { return x.route == &route; });
+  if (r == routes_.end() || r->waiting.empty()) return out;
+  out.leased_until = r->waiting.front().leased_until;
+  // As a claim does: the first whatever its size, then no more than Store::kClaimBytes.
+  std::int64_t bytes = 0;
+  while (!r->waiting.empty() && out.pushes.size() < most) {
+    Waiting& w = r->waiting.front();
+    bytes += static_cast<std::int64_t>(w.push.job.payload.size());
+    if (!out.pushes.empty() && bytes > Store::kClaimBytes) break;
+    held_ -= 1;
+    held_bytes_ -= w.push.job.payload.size();
+    out.pushes.push_back(std::move(w.push));
+    r->waiting.pop_front();
+  }
+  out.emptied = r->waiting.empty();
+  return out;
+}
+
+void Handoff::claimed(const config::Route& route, bool backlog) {
+  std::lock_guard lock(mutex_);
+  for (Route& r : routes_) {
+    if (r.route == &route) r.backlog = backlog;
+  }
+}
+
+std::vector<Push> Handoff::take_all(const config::Route& route) {
+  std::vector<Push> out;
+  std::lock_guard lock(mutex_);
+  for (Route& r : routes_) {
+    if (r.route != &route) continue;
+    r.backlog = true;
+    for (Waiting& w : r.waiting) {
+      held_ -= 1;
+      held_bytes_ -= w.push.job.payload.size();
+      out.push_back(std::move(w.push));
+    }
+    r.waiting.clear();
+  }
+  return out;
+}
+
+std::vector<std::vector<Push>> Handoff::close(std::chrono::steady_clock::time_point until) {
+  std::unique_lock lock(mutex_);
+  closed_ = true;
+  wake_ = nullptr;
+  settled_.wait_until(lock, until, [this] { return unsettled_ == 0; });
+  std::vector<std::vector<Push>> out;
+  for (Route& r : routes_) {
+    if (r.waiting.empty()) continue;
+    auto& pushes = out.emplace_back();
+    for (Waiting& w : r.waiting) pushes.push_back(std::move(w.push));
+    r.waiting.clear();
+  }
+  return out;
+}
+
+}  // namespace flare::jobs

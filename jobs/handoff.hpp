@@ -1,0 +1,93 @@
+// Deliveries handed from the committer to this process's push workers as they are stored, without
+// a claim: the enqueue statement stores them running, leased to this process, and the workers take
+// them from here. A claim and its notification cost PostgreSQL more than the attempt's record
+// (bench/README.md, note 62). Only while the route has no backlog (its last claim left nothing
+// due), so that new deliveries do not pass waiting ones; only as many as the workers have room
+// for; never for a paced route, whose claims count its attempts. A process that crashes holding
+// them loses nothing: the lease runs out and any process claims them again.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "jobs/job.hpp"
+#include "jobs/store.hpp"
+
+namespace flare::jobs {
+
+class Handoff {
+ public:
+  // The routes of `sources` are those this process's workers push. At most `room` deliveries and
+  // `room_bytes` of their payloads are offered or waiting at once.
+  Handoff(const std::vector<const config::Source*>& sources, std::size_t room,
+          std::size_t room_bytes, int lease_seconds);
+
+  int lease_seconds() const { return lease_seconds_; }
+
+  // The committer, before a job is stored: true when its deliveries are offered to the workers
+  // (every route of them is theirs, unpaced and without a backlog, and there is room, which this
+  // takes). Every job offered is then settled, once.
+  bool offer(const NewJob& job);
+  // How the offered job was stored: when `stored` created it running, its deliveries wait here,
+  // leased under `lease_token` since `sent`; else their room is given back.
+  void settle(const NewJob& job, const Enqueued* stored, const std::string& lease_token,
+              std::chrono::steady_clock::time_point sent);
+
+  // Called when a route's first waiting delivery arrives, until close(); it must not call back.
+  void on_arrival(std::function<void()> wake);
+
+  struct Taken {
+    std::vector<Push> pushes;                            // oldest first
+    std::chrono::steady_clock::time_point leased_until;  // the earliest lease of them
+    bool emptied = false;                                // none is left waiting
+  };
+  // The workers: up to `most` of the route's waiting deliveries.
+  Taken take(const config::Route& route, std::size_t most);
+  // What a claim for the route found: `backlog`, deliveries left due, stops the offers for it
+  // until a claim finds none.
+  void claimed(const config::Route& route, bool backlog);
+  // An attempt at the route failed: every delivery waiting for it, for the workers to release,
+  // and no more offers until a claim finds none due.
+  std::vector<Push> take_all(const config::Route& route);
+
+  // Stops the offers, waits until every job offered is settled (or `until`), and gives up every
+  // delivery still waiting, by route, for the workers to release.
+  std::vector<std::vector<Push>> close(std::chrono::steady_clock::time_point until);
+
+ private:
+  struct Waiting {
+    Push push;
+    std::chrono::steady_clock::time_point leased_until;
+  };
+  struct Route {
+    const config::Source* source;
+    const config::Route* route;
+    bool backlog = true;  // until a claim finds none
+    std::deque<Waiting> waiting;
+  };
+
+  Route* find(std::string_view source, std::string_view route);
+
+  const std::size_t room_;
+  const std::size_t room_bytes_;
+  const int lease_seconds_;
+  std::vector<Route> routes_;
+  std::function<void()> wake_;
+
+  std::mutex mutex_;
+  std::condition_variable settled_;  // an offered job was settled
+  std::size_t held_ = 0;             // deliveries offered or waiting
+  std::size_t held_bytes_ = 0;
+  std::size_t unsettled_ = 0;  // jobs offered, not yet settled
+  bool closed_ = false;
+};
+
+}  // namespace flare::jobs
