@@ -129,11 +129,11 @@ void Committer::run(Lane& lane) {
       batch.began = std::chrono::steady_clock::now();
       if (Handoff* handoff = options_.handoff) {
         for (const NewJob& job : batch.jobs) batch.handing.offered.push_back(handoff->offer(job));
-        batch.handing.lease_token = new_job_id();  // any new UUID serves
         batch.handing.lease_seconds = handoff->lease_seconds();
       }
       std::exception_ptr unsent;
       try {
+        if (options_.handoff) batch.handing.lease_token = new_job_id();  // any new UUID serves
         lane.pipeline.send(batch.jobs, batch.handing);
       } catch (...) {
         unsent = std::current_exception();  // no job id (no random bytes), no memory
