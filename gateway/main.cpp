@@ -233,6 +233,8 @@ int serve(const flare::config::Config& config, bool workers_enabled, const sigse
   signals.join();
   // Completes what is still queued while the server's sessions can still be reached.
   committer.stop();
+  // Releases the deliveries it handed over after the workers stopped.
+  if (workers) workers->stop(std::chrono::milliseconds(0));
   pool.stop();
   if (traffic) traffic->stop();
   return 0;

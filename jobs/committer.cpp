@@ -133,7 +133,10 @@ void Committer::run(Lane& lane) {
       }
       std::exception_ptr unsent;
       try {
-        if (options_.handoff) batch.handing.lease_token = new_job_id();  // any new UUID serves
+        if (std::find(batch.handing.offered.begin(), batch.handing.offered.end(), true) !=
+            batch.handing.offered.end()) {
+          batch.handing.lease_token = new_job_id();  // any new UUID serves
+        }
         lane.pipeline.send(batch.jobs, batch.handing);
       } catch (...) {
         unsent = std::current_exception();  // no job id (no random bytes), no memory
@@ -244,8 +247,9 @@ std::chrono::steady_clock::time_point Committer::next_check() {
 
 void Committer::settle(Lane& lane, Batch& batch,
                        const std::function<std::vector<Enqueued>()>& results) {
+  std::vector<Enqueued> stored;
   try {
-    std::vector<Enqueued> stored = results();
+    stored = results();
     note(true, batch.began);
     if (options_.observer) {
       options_.observer->committed(batch.jobs.size(),
@@ -257,10 +261,6 @@ void Committer::settle(Lane& lane, Batch& batch,
       stats_.jobs += batch.jobs.size();
       stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.jobs.size());
     }
-    for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
-      complete(batch, i, stored[i].created ? Outcome::kCreated : Outcome::kDuplicate,
-               std::move(stored[i]));
-    }
   } catch (const Pipeline::NotReady& e) {
     // The pipeline's connection broke and the server refused to make its new one ready: the
     // lane writes again once a health check finds the setup accepted.
@@ -268,11 +268,13 @@ void Committer::settle(Lane& lane, Batch& batch,
     lane.check_at = next_check();
     note(false, batch.began);
     answer_unavailable(batch);
+    return;
   } catch (const Unavailable& e) {
     reachability_.failed(e);
     lane.schema_current = false;
     note(false, batch.began);
     answer_unavailable(batch);
+    return;
   } catch (const std::exception& e) {
     // One job the database refuses must not fail the others: store them one at a time.
     if (batch.jobs.size() == 1) {
@@ -293,6 +295,12 @@ void Committer::settle(Lane& lane, Batch& batch,
       one.began = std::chrono::steady_clock::now();
       settle(lane, one, [&] { return lane.store.enqueue(one.jobs); });
     }
+    return;
+  }
+  // Outside the try: a job completed is never stored again one at a time.
+  for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
+    complete(batch, i, stored[i].created ? Outcome::kCreated : Outcome::kDuplicate,
+             std::move(stored[i]));
   }
 }
 

@@ -325,6 +325,7 @@ void EnqueueRound::read(const std::vector<std::string>& ids,
     i = *at;
   }
   results[i] = answered(ids[i], row[1], row[2], row[3], row[4]);
+  results[i].handed_over = n == 0 && results[i].status == Status::kRunning;
 }
 
 std::vector<std::size_t> EnqueueRound::unanswered(const std::vector<NewJob>& jobs,

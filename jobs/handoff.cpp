@@ -51,7 +51,7 @@ void Handoff::settle(const NewJob& job, const Enqueued* stored, const std::strin
     std::lock_guard lock(mutex_);
     --unsettled_;
     settled_.notify_all();
-    if (!stored || !stored->created || stored->status != Status::kRunning) {
+    if (!stored || !stored->handed_over) {
       held_ -= job.deliveries.size();
       held_bytes_ -= job.payload.size() * job.deliveries.size();
       return;
@@ -100,7 +100,7 @@ Handoff::Taken Handoff::take(const config::Route& route, std::size_t most) {
   auto r = std::find_if(routes_.begin(), routes_.end(),
                         [&](const Route& x) { return x.route == &route; });
   if (r == routes_.end() || r->waiting.empty()) return out;
-  out.leased_until = r->waiting.front().leased_until;
+  out.leased_until = std::chrono::steady_clock::time_point::max();
   // As a claim does: the first whatever its size, then no more than Store::kClaimBytes.
   std::int64_t bytes = 0;
   while (!r->waiting.empty() && out.pushes.size() < most) {
@@ -109,6 +109,8 @@ Handoff::Taken Handoff::take(const config::Route& route, std::size_t most) {
     if (!out.pushes.empty() && bytes > Store::kClaimBytes) break;
     held_ -= 1;
     held_bytes_ -= w.push.job.payload.size();
+    // Lanes settle out of the order they sent in: a later delivery may hold an earlier lease.
+    out.leased_until = std::min(out.leased_until, w.leased_until);
     out.pushes.push_back(std::move(w.push));
     r->waiting.pop_front();
   }

@@ -36,12 +36,14 @@ class Handoff {
   // (every route of them is theirs, unpaced and without a backlog, and there is room, which this
   // takes). Every job offered is then settled, once.
   bool offer(const NewJob& job);
-  // How the offered job was stored: when `stored` created it running, its deliveries wait here,
-  // leased under `lease_token` since `sent`; else their room is given back.
+  // How the offered job was stored: when `stored` handed it over, its deliveries wait here,
+  // leased under `lease_token` since `sent`; else their room is given back. After close(), they
+  // wait for the next close(), which releases them.
   void settle(const NewJob& job, const Enqueued* stored, const std::string& lease_token,
               std::chrono::steady_clock::time_point sent);
 
   // Called when a route's first waiting delivery arrives, until close(); it must not call back.
+  // Every idle worker is woken: for a slow destination each takes one.
   void on_arrival(std::function<void()> wake);
 
   struct Taken {

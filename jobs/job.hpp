@@ -82,6 +82,9 @@ struct Enqueued {
   Status status = Status::kQueued;  // an existing job's may have moved on
   std::string created_at;           // RFC 3339, UTC
   std::string run_at;
+  // Its deliveries were stored running for this process's workers by the statement that
+  // created it (see Handing); never set from a lookup, which may see a claim's work.
+  bool handed_over = false;
 };
 
 // A job as stored. Times are RFC 3339 in UTC; optional fields are NULL in the table.

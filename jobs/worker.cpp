@@ -74,14 +74,8 @@ Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDel
   claiming_ = std::vector<std::mutex>(routes_.size());
   gathering_until_.resize(routes_.size());
   claimed_at_.resize(routes_.size());
-  if (options_.handoff) {
-    options_.handoff->on_arrival([this] {
-      std::lock_guard lock(mutex_);
-      ++wakeups_;
-      changed_.notify_one();
-    });
-  }
   for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
+  if (options_.handoff) options_.handoff->on_arrival([this] { wake_all(); });
   threads_.emplace_back([this] { listen(database_url_); });
   for (std::size_t i = 0; i < deliverers_.size(); ++i) {
     threads_.emplace_back(
@@ -142,6 +136,12 @@ bool Workers::stopping() {
   return stopping_;
 }
 
+void Workers::wake_all() {
+  std::lock_guard lock(mutex_);
+  ++wakeups_;
+  changed_.notify_all();
+}
+
 void Workers::wait(std::optional<std::uint64_t> seen, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   if (!seen) {
@@ -189,9 +189,7 @@ void Workers::listen(const std::string& database_url) {
     }
     if (woken) {
       notified_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
-      std::lock_guard lock(mutex_);
-      ++wakeups_;
-      changed_.notify_all();
+      wake_all();
     }
   }
 }
@@ -281,7 +279,10 @@ Handoff::Taken Workers::next_batch(Store& store, std::size_t r, int most,
   bool claim_due = !handoff || now - claimed_at_[r] >= options_.poll_interval ||
                    claimed_at_[r].time_since_epoch().count() <= notified_at_.load();
   if (!claim_due) {
-    if (Handoff::Taken taken = handoff->take(*route, most); !taken.pushes.empty()) return taken;
+    if (Handoff::Taken taken = handoff->take(*route, most); !taken.pushes.empty()) {
+      if (!taken.emptied) wake_all();  // the rest is for the other workers
+      return taken;
+    }
   }
   Handoff::Taken out;
   out.leased_until = now + std::chrono::seconds(options_.lease_seconds);
@@ -389,11 +390,7 @@ std::optional<Workers::Pace> Workers::push(Store& store, Deliverer& deliverer,
                  turn.reason.value_or("an attempt succeeded"));
   }
   // Slots of the route's max_in_flight are free again: the idle workers of this process look.
-  if (route.max_in_flight > 0) {
-    std::lock_guard lock(mutex_);
-    ++wakeups_;
-    changed_.notify_all();
-  }
+  if (route.max_in_flight > 0) wake_all();
   if (attempts == 0 || failed) return std::nullopt;
   return Pace{(std::chrono::steady_clock::now() - began) / attempts, payloads / pushes.size()};
 }

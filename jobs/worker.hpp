@@ -85,6 +85,8 @@ class Workers {
   std::optional<Pace> push(Store& store, Deliverer& deliverer, const std::vector<Push>& pushes,
                            const config::Route& route,
                            std::chrono::steady_clock::time_point leased_until);
+  // Wakes the idle workers that wait for wake-ups.
+  void wake_all();
   // Sleeps until a wake-up newer than `seen` (none: not woken by wake-ups), `timeout`, or stop.
   void wait(std::optional<std::uint64_t> seen, std::chrono::milliseconds timeout);
   // A worker's next deliveries of route `r`, under claiming_[r]: handed over, or claimed.

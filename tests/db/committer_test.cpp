@@ -335,7 +335,7 @@ TEST(Committer, StopCompletesWhatWasSubmitted) {
   EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "20");
 }
 
-// Source github with route "orders", which this process's workers push under a one-second lease;
+// Source github with route "orders", which this process's workers push under a two-second lease;
 // room for `room` deliveries.
 struct Pushed {
   explicit Pushed(std::size_t room = 10) {
@@ -343,7 +343,7 @@ struct Pushed {
     source.routes.emplace_back();
     source.routes[0].name = "orders";
     handoff = std::make_unique<Handoff>(std::vector<const config::Source*>{&source}, room,
-                                        std::size_t{1} << 20, 1);
+                                        std::size_t{1} << 20, 2);
   }
   const config::Route& route() const { return source.routes[0]; }
   static NewJob job(const std::string& key) {
@@ -392,9 +392,19 @@ TEST(Committer, AnOfferedJobIsStoredRunningForTheWorkersAndClaimedOnlyAfterItsLe
     after = store.claim_deliveries("github", pushed.route(), 30, 10);
     return !after.pushes.empty();
   }));
-  EXPECT_EQ(after.pushes[0].job.id, r.stored.job_id);
-  EXPECT_EQ(after.pushes[0].delivery.attempts, 2);
-  EXPECT_NE(after.pushes[0].delivery.lease_token, p.delivery.lease_token);
+  const Push& claimed = after.pushes[0];
+  EXPECT_EQ(claimed.delivery.attempts, 2);
+  EXPECT_NE(claimed.delivery.lease_token, p.delivery.lease_token);
+  // What the workers were handed is what a claim reads.
+  EXPECT_EQ(claimed.job.id, p.job.id);
+  EXPECT_EQ(claimed.job.type, p.job.type);
+  EXPECT_EQ(claimed.job.content_type, p.job.content_type);
+  EXPECT_EQ(claimed.job.source, p.job.source);
+  EXPECT_EQ(claimed.job.event_id, p.job.event_id);
+  EXPECT_EQ(claimed.job.idempotency_key, p.job.idempotency_key);
+  EXPECT_EQ(claimed.job.created_at, p.job.created_at);
+  EXPECT_EQ(claimed.delivery.route, p.delivery.route);
+  EXPECT_EQ(claimed.delivery.max_attempts, p.delivery.max_attempts);
 }
 
 // A paused or open route's deliveries wait for a claim, which knows what the route allows; the
