@@ -2,12 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <pqxx/pqxx>
 
 #include "jobs/store.hpp"
+#include "jobs/worker.hpp"
 #include "support/database.hpp"
 #include "support/env.hpp"
 #include "support/wait.hpp"
@@ -342,6 +346,7 @@ struct Pushed {
     source.name = "github";
     source.routes.emplace_back();
     source.routes[0].name = "orders";
+    source.routes[0].timeout = std::chrono::milliseconds(500);  // an attempt ends within the lease
     handoff = std::make_unique<Handoff>(std::vector<const config::Source*>{&source}, room,
                                         std::size_t{1} << 20, 2);
   }
@@ -455,6 +460,97 @@ TEST(Committer, OffersWaitForAClaimWithoutABacklogAndStopAtTheRoom) {
   EXPECT_FALSE(pushed.handoff->offer(later));      // due at a time of its own
   EXPECT_FALSE(pushed.handoff->offer(elsewhere));  // a route these workers do not push
   EXPECT_TRUE(pushed.handoff->offer(j));
+}
+
+// Attempts for push workers: each succeeds at once but the job keyed "held", whose attempt waits
+// until the workers abandon it. Tells the test which jobs were attempted.
+class Attempts {
+ public:
+  class Deliverer : public jobs::Deliverer {
+   public:
+    explicit Deliverer(Attempts& attempts) : attempts_(attempts) {}
+    Attempt deliver(const Job& job, const Delivery&) override {
+      std::unique_lock lock(attempts_.mutex_);
+      attempts_.keys_.push_back(job.idempotency_key.value_or(""));
+      attempts_.changed_.notify_all();
+      if (job.idempotency_key != "held") return {Attempt::Result::kSucceeded, "", 200, "", {}};
+      attempts_.changed_.wait(lock, [this] { return attempts_.abandoned_; });
+      return {Attempt::Result::kAbandoned, "", {}, "", {}};
+    }
+    void abandon() override {
+      std::lock_guard lock(attempts_.mutex_);
+      attempts_.abandoned_ = true;
+      attempts_.changed_.notify_all();
+    }
+
+   private:
+    Attempts& attempts_;
+  };
+
+  bool wait_for(const std::string& key) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10), [&] {
+      return std::find(keys_.begin(), keys_.end(), key) != keys_.end();
+    });
+  }
+  std::vector<std::string> keys() {
+    std::lock_guard lock(mutex_);
+    return keys_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> keys_;
+  bool abandoned_ = false;
+};
+
+// The one worker is busy with a delivery handed over to it when the next is handed over: that one
+// waits in the process, running, unclaimed, until the workers stop, which gives both back.
+TEST(Committer, DeliveriesHandedOverWaitForTheWorkersAndAreReleasedAtTheirStop) {
+  test::TestDatabase db;
+  Pushed pushed;
+  Committer c(db.url(), handing(*pushed.handoff));
+  // Claimed, since no claim has found the route without a backlog yet; after its attempt the
+  // worker's next claim finds none, and the route is offered deliveries.
+  ASSERT_EQ(submit_one(c, Pushed::job("claimed")).outcome, Outcome::kCreated);
+  Attempts attempts;
+  Workers workers(db.url(),
+                  WorkerOptions{{&pushed.source},
+                                1,
+                                10,
+                                2,  // the Handoff's
+                                std::chrono::milliseconds(1000),
+                                nullptr,
+                                pushed.handoff.get()},
+                  [&] { return std::make_unique<Attempts::Deliverer>(attempts); });
+  ASSERT_TRUE(attempts.wait_for("claimed"));
+  NewJob probe = Pushed::job("probe");
+  ASSERT_TRUE(test::eventually([&] {
+    if (!pushed.handoff->offer(probe)) return false;
+    pushed.handoff->settle(probe, nullptr, "", std::chrono::steady_clock::now());
+    return true;
+  }));
+
+  Result held = submit_one(c, Pushed::job("held"));
+  ASSERT_TRUE(held.stored.handed_over);
+  ASSERT_TRUE(attempts.wait_for("held"));
+  Result waiting = submit_one(c, Pushed::job("waiting"));
+  ASSERT_TRUE(waiting.stored.handed_over);
+  EXPECT_EQ(db.scalar("SELECT status || ' ' || attempts FROM deliveries WHERE job_id = '" +
+                      waiting.stored.job_id + "'"),
+            "running 1");
+
+  workers.stop(std::chrono::milliseconds(0));
+  EXPECT_EQ(attempts.keys(), (std::vector<std::string>{"claimed", "held"}));
+  for (const Result& r : {held, waiting}) {
+    EXPECT_EQ(db.scalar("SELECT d.status || ' ' || d.attempts || ' ' || (d.lease_token IS NULL) || "
+                        "' ' || j.status FROM deliveries d JOIN jobs j ON j.id = d.job_id "
+                        "WHERE d.job_id = '" +
+                        r.stored.job_id + "'"),
+              "queued 0 true queued")
+        << r.job.idempotency_key;
+  }
 }
 
 }  // namespace
