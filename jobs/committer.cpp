@@ -250,17 +250,6 @@ void Committer::settle(Lane& lane, Batch& batch,
   std::vector<Enqueued> stored;
   try {
     stored = results();
-    note(true, batch.began);
-    if (options_.observer) {
-      options_.observer->committed(batch.jobs.size(),
-                                   std::chrono::steady_clock::now() - batch.began);
-    }
-    {
-      std::lock_guard lock(mutex_);
-      stats_.batches += 1;
-      stats_.jobs += batch.jobs.size();
-      stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.jobs.size());
-    }
   } catch (const Pipeline::NotReady& e) {
     // The pipeline's connection broke and the server refused to make its new one ready: the
     // lane writes again once a health check finds the setup accepted.
@@ -297,7 +286,17 @@ void Committer::settle(Lane& lane, Batch& batch,
     }
     return;
   }
-  // Outside the try: a job completed is never stored again one at a time.
+  // Outside the try: a batch stored is never stored again one job at a time.
+  note(true, batch.began);
+  if (options_.observer) {
+    options_.observer->committed(batch.jobs.size(), std::chrono::steady_clock::now() - batch.began);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    stats_.batches += 1;
+    stats_.jobs += batch.jobs.size();
+    stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.jobs.size());
+  }
   for (std::size_t i = 0; i < batch.jobs.size(); ++i) {
     complete(batch, i, stored[i].created ? Outcome::kCreated : Outcome::kDuplicate,
              std::move(stored[i]));

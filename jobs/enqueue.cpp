@@ -235,6 +235,7 @@ void answer_repeats(const BatchPlan& plan, std::vector<Enqueued>& results) {
     if (plan.first[i] == i) continue;
     results[i] = results[plan.first[i]];
     results[i].created = false;
+    results[i].handed_over = false;  // the first job's deliveries are the ones handed over
   }
 }
 

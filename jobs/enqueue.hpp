@@ -81,7 +81,7 @@ struct BatchPlan {
 
 BatchPlan plan_batch(const std::vector<NewJob>& jobs);
 
-// Gives each repeated key the answer of its first job, as a duplicate.
+// Gives each repeated key the answer of its first job, as a duplicate, never handed over.
 void answer_repeats(const BatchPlan& plan, std::vector<Enqueued>& results);
 
 // A job the enqueue statement (or the lookup by id) answered with: its id, status, created_at

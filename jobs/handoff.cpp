@@ -141,16 +141,25 @@ std::vector<Push> Handoff::take_all(const config::Route& route) {
   return out;
 }
 
-std::vector<std::vector<Push>> Handoff::close(std::chrono::steady_clock::time_point until) {
+void Handoff::stop_offers() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+}
+
+std::vector<Handoff::Left> Handoff::close(std::chrono::steady_clock::time_point until) {
   std::unique_lock lock(mutex_);
   closed_ = true;
   wake_ = nullptr;
   settled_.wait_until(lock, until, [this] { return unsettled_ == 0; });
-  std::vector<std::vector<Push>> out;
+  std::vector<Left> out;
   for (Route& r : routes_) {
     if (r.waiting.empty()) continue;
-    auto& pushes = out.emplace_back();
-    for (Waiting& w : r.waiting) pushes.push_back(std::move(w.push));
+    Left& left = out.emplace_back(Left{r.route, {}});
+    for (Waiting& w : r.waiting) {
+      held_ -= 1;
+      held_bytes_ -= w.push.job.payload.size();
+      left.pushes.push_back(std::move(w.push));
+    }
     r.waiting.clear();
   }
   return out;

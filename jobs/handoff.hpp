@@ -60,9 +60,15 @@ class Handoff {
   // and no more offers until a claim finds none due.
   std::vector<Push> take_all(const config::Route& route);
 
-  // Stops the offers, waits until every job offered is settled (or `until`), and gives up every
-  // delivery still waiting, by route, for the workers to release.
-  std::vector<std::vector<Push>> close(std::chrono::steady_clock::time_point until);
+  // No more offers: the workers are stopping.
+  void stop_offers();
+  // Stops the offers and the wake-ups, waits until every job offered is settled (or `until`),
+  // and gives up every delivery still waiting, by route, for the workers to release.
+  struct Left {
+    const config::Route* route;
+    std::vector<Push> pushes;
+  };
+  std::vector<Left> close(std::chrono::steady_clock::time_point until);
 
  private:
   struct Waiting {

@@ -76,7 +76,7 @@ Workers::Workers(const std::string& database_url, WorkerOptions options, MakeDel
   claimed_at_.resize(routes_.size());
   for (int i = 0; i < options_.concurrency; ++i) deliverers_.push_back(make());
   if (options_.handoff) options_.handoff->on_arrival([this] { wake_all(); });
-  threads_.emplace_back([this] { listen(database_url_); });
+  threads_.emplace_back([this] { listen(); });
   for (std::size_t i = 0; i < deliverers_.size(); ++i) {
     threads_.emplace_back(
         [this, i] { work(*deliverers_[i], routes_.empty() ? 0 : i % routes_.size()); });
@@ -87,6 +87,7 @@ Workers::~Workers() { stop(std::chrono::milliseconds(0)); }
 
 void Workers::stop(std::chrono::milliseconds drain) {
   auto until = std::chrono::steady_clock::now() + drain;
+  if (options_.handoff) options_.handoff->stop_offers();
   {
     std::unique_lock lock(mutex_);
     stopping_ = true;
@@ -103,17 +104,11 @@ void Workers::stop(std::chrono::milliseconds drain) {
 
 void Workers::release_handed(std::chrono::steady_clock::time_point until) {
   if (!options_.handoff) return;
-  std::vector<std::vector<Push>> left = options_.handoff->close(until);
+  std::vector<Handoff::Left> left = options_.handoff->close(until);
   if (left.empty()) return;
   try {
     Store store(database_url_);
-    for (const std::vector<Push>& pushes : left) {
-      const Delivery& first = pushes[0].delivery;
-      auto r = std::find_if(routes_.begin(), routes_.end(), [&](const auto& x) {
-        return x.first->name == first.source && x.second->name == first.route;
-      });
-      release(store, pushes, *r->second);
-    }
+    for (const Handoff::Left& l : left) release(store, l.pushes, *l.route);
   } catch (const std::exception& e) {
     // Their lease runs out, and a claim takes them then.
     spdlog::warn("workers: deliveries handed over not released: {}", e.what());
@@ -151,8 +146,8 @@ void Workers::wait(std::optional<std::uint64_t> seen, std::chrono::milliseconds 
   changed_.wait_for(lock, timeout, [&] { return wakeups_ != *seen || stopping_; });
 }
 
-void Workers::listen(const std::string& database_url) {
-  Store store(database_url);
+void Workers::listen() {
+  Store store(database_url_);
   std::optional<std::chrono::steady_clock::time_point> adopted;
   for (;;) {
     {

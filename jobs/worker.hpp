@@ -78,7 +78,7 @@ class Workers {
 
  private:
   void work(Deliverer& deliverer, std::size_t first);
-  void listen(const std::string& database_url);
+  void listen();
   // Attempts the claimed deliveries in turn, until one fails, the batch has run long, or the
   // lease would run out before the next could end; gives the rest back; records every outcome at
   // once. Returns the batch's pace; none when no attempt was made or one failed.

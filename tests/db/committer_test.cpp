@@ -339,16 +339,16 @@ TEST(Committer, StopCompletesWhatWasSubmitted) {
   EXPECT_EQ(db.scalar("SELECT count(*) FROM jobs"), "20");
 }
 
-// Source github with route "orders", which this process's workers push under a two-second lease;
-// room for `room` deliveries.
+// Source github with route "orders", which this process's workers push under a lease of
+// `lease_seconds`; room for `room` deliveries.
 struct Pushed {
-  explicit Pushed(std::size_t room = 10) {
+  explicit Pushed(std::size_t room, int lease_seconds) {
     source.name = "github";
     source.routes.emplace_back();
     source.routes[0].name = "orders";
     source.routes[0].timeout = std::chrono::milliseconds(500);  // an attempt ends within the lease
     handoff = std::make_unique<Handoff>(std::vector<const config::Source*>{&source}, room,
-                                        std::size_t{1} << 20, 2);
+                                        std::size_t{1} << 20, lease_seconds);
   }
   const config::Route& route() const { return source.routes[0]; }
   static NewJob job(const std::string& key) {
@@ -372,10 +372,12 @@ CommitterOptions handing(Handoff& handoff) {
 // one does, for the second attempt.
 TEST(Committer, AnOfferedJobIsStoredRunningForTheWorkersAndClaimedOnlyAfterItsLease) {
   test::TestDatabase db;
-  Pushed pushed;
+  Pushed pushed(10, 2);
   pushed.handoff->claimed(pushed.route(), false);  // a claim found no backlog
   Committer c(db.url(), handing(*pushed.handoff));
+  Store store(db.url());
   Result r = submit_one(c, Pushed::job("handed"));
+  EXPECT_TRUE(store.claim_deliveries("github", pushed.route(), 30, 10).pushes.empty());
   ASSERT_EQ(r.outcome, Outcome::kCreated);
   EXPECT_EQ(r.stored.status, Status::kRunning);
 
@@ -390,8 +392,6 @@ TEST(Committer, AnOfferedJobIsStoredRunningForTheWorkersAndClaimedOnlyAfterItsLe
             "running 1 " + p.delivery.lease_token.value_or("none"));
   EXPECT_EQ(db.scalar("SELECT status || ' ' || attempts FROM jobs"), "running 1");
 
-  Store store(db.url());
-  EXPECT_TRUE(store.claim_deliveries("github", pushed.route(), 30, 10).pushes.empty());
   Claim after;
   ASSERT_TRUE(test::eventually([&] {
     after = store.claim_deliveries("github", pushed.route(), 30, 10);
@@ -416,7 +416,7 @@ TEST(Committer, AnOfferedJobIsStoredRunningForTheWorkersAndClaimedOnlyAfterItsLe
 // room they were offered is free again.
 TEST(Committer, ARouteThatIsNotClosedGetsItsDeliveriesQueued) {
   test::TestDatabase db;
-  Pushed pushed(1);
+  Pushed pushed(1, 2);
   pushed.handoff->claimed(pushed.route(), false);
   Committer c(db.url(), handing(*pushed.handoff));
   ASSERT_EQ(submit_one(c, Pushed::job("first")).outcome, Outcome::kCreated);  // migrated now
@@ -438,28 +438,6 @@ TEST(Committer, ARouteThatIsNotClosedGetsItsDeliveriesQueued) {
     EXPECT_TRUE(pushed.handoff->offer(Pushed::job("room"))) << "the room was given back";
     pushed.handoff->settle(Pushed::job("room"), nullptr, "", std::chrono::steady_clock::now());
   }
-}
-
-// New deliveries do not pass waiting ones: a route is offered nothing until a claim finds no
-// backlog, nor after a claim that left deliveries due, nor beyond the room.
-TEST(Committer, OffersWaitForAClaimWithoutABacklogAndStopAtTheRoom) {
-  Pushed pushed(2);
-  NewJob j = Pushed::job("offered");
-  EXPECT_FALSE(pushed.handoff->offer(j));  // no claim yet
-  pushed.handoff->claimed(pushed.route(), true);
-  EXPECT_FALSE(pushed.handoff->offer(j));
-  pushed.handoff->claimed(pushed.route(), false);
-  EXPECT_TRUE(pushed.handoff->offer(j));
-  EXPECT_TRUE(pushed.handoff->offer(j));
-  EXPECT_FALSE(pushed.handoff->offer(j));  // two deliveries of room, both taken
-  NewJob later = j;
-  later.run_at_micros = 0;
-  NewJob elsewhere = j;
-  elsewhere.deliveries = {{"other", 5}};
-  pushed.handoff->settle(j, nullptr, "", std::chrono::steady_clock::now());
-  EXPECT_FALSE(pushed.handoff->offer(later));      // due at a time of its own
-  EXPECT_FALSE(pushed.handoff->offer(elsewhere));  // a route these workers do not push
-  EXPECT_TRUE(pushed.handoff->offer(j));
 }
 
 // Attempts for push workers: each succeeds at once but the job keyed "held", whose attempt waits
@@ -509,7 +487,7 @@ class Attempts {
 // waits in the process, running, unclaimed, until the workers stop, which gives both back.
 TEST(Committer, DeliveriesHandedOverWaitForTheWorkersAndAreReleasedAtTheirStop) {
   test::TestDatabase db;
-  Pushed pushed;
+  Pushed pushed(10, 10);
   Committer c(db.url(), handing(*pushed.handoff));
   // Claimed, since no claim has found the route without a backlog yet; after its attempt the
   // worker's next claim finds none, and the route is offered deliveries.
@@ -519,7 +497,7 @@ TEST(Committer, DeliveriesHandedOverWaitForTheWorkersAndAreReleasedAtTheirStop) 
                   WorkerOptions{{&pushed.source},
                                 1,
                                 10,
-                                2,  // the Handoff's
+                                10,  // the Handoff's
                                 std::chrono::milliseconds(1000),
                                 nullptr,
                                 pushed.handoff.get()},

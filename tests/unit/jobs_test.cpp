@@ -6,6 +6,7 @@
 
 #include "jobs/database.hpp"
 #include "jobs/enqueue.hpp"
+#include "jobs/handoff.hpp"
 #include "jobs/reachability.hpp"
 #include "jobs/retry.hpp"
 
@@ -90,10 +91,51 @@ TEST(PlanBatch, KeysInOrderOncePerBatch) {
   EXPECT_EQ(plan.todo, (std::vector<std::size_t>{1, 4, 2, 0}));
   EXPECT_EQ(plan.first, (std::vector<std::size_t>{0, 1, 2, 0, 4}));
   std::vector<Enqueued> results(5);
-  results[0] = {"id-b", true, Status::kQueued, "t", "t"};
+  results[0] = {"id-b", true, Status::kRunning, "t", "t", true};
   answer_repeats(plan, results);
   EXPECT_EQ(results[3].job_id, "id-b");
   EXPECT_FALSE(results[3].created);
+  EXPECT_FALSE(results[3].handed_over);  // its deliveries are the first job's, pushed once
+}
+
+// New deliveries do not pass waiting ones: a route is offered nothing until a claim finds no
+// backlog, nor after a claim that left deliveries due, nor beyond the room; nor a job due later,
+// nor one for a route these workers do not push, nor a paced route's.
+TEST(Handoff, OffersWaitForAClaimWithoutABacklogAndStopAtTheRoom) {
+  config::Source source;
+  source.name = "github";
+  source.routes.resize(2);
+  source.routes[0].name = "orders";
+  source.routes[1].name = "paced";
+  source.routes[1].max_per_second = 10;
+  Handoff handoff({&source}, 2, std::size_t{1} << 20, 30);
+  NewJob j;
+  j.source = "github";
+  j.payload = "{}";
+  j.pushed = true;
+  j.deliveries = {{"orders", 5}};
+  EXPECT_FALSE(handoff.offer(j));  // no claim yet
+  handoff.claimed(source.routes[0], true);
+  EXPECT_FALSE(handoff.offer(j));
+  handoff.claimed(source.routes[0], false);
+  EXPECT_TRUE(handoff.offer(j));
+  EXPECT_TRUE(handoff.offer(j));
+  EXPECT_FALSE(handoff.offer(j));  // two deliveries of room, both offered
+  handoff.settle(j, nullptr, "", std::chrono::steady_clock::now());
+  NewJob later = j;
+  later.run_at_micros = 0;
+  EXPECT_FALSE(handoff.offer(later));
+  NewJob elsewhere = j;
+  elsewhere.deliveries = {{"other", 5}};
+  EXPECT_FALSE(handoff.offer(elsewhere));
+  handoff.claimed(source.routes[1], false);
+  NewJob paced = j;
+  paced.deliveries = {{"paced", 5}};
+  EXPECT_FALSE(handoff.offer(paced));
+  EXPECT_TRUE(handoff.offer(j));
+  handoff.stop_offers();
+  handoff.settle(j, nullptr, "", std::chrono::steady_clock::now());
+  EXPECT_FALSE(handoff.offer(j));  // room, but the workers are stopping
 }
 
 TEST(NewJobId, Version7WithTheRfc9562Variant) {
