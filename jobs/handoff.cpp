@@ -32,9 +32,18 @@ bool Handoff::offer(const NewJob& job) {
   if (closed_ || held_ + job.deliveries.size() > room_ || held_bytes_ + bytes > room_bytes_) {
     return false;
   }
+  auto now = std::chrono::steady_clock::now();
   for (const NewDelivery& d : job.deliveries) {
     const Route* r = find(job.source, d.route);
     if (!r || r->backlog || r->route->max_in_flight > 0 || r->route->max_per_second > 0) {
+      return false;
+    }
+    // The workers are not keeping up with the route (a slow destination): its deliveries wait
+    // in the queue instead, where every process's workers may claim them, and where a crash
+    // costs them no attempt.
+    if (!r->waiting.empty() &&
+        now - (r->waiting.front().leased_until - std::chrono::seconds(lease_seconds_)) >
+            kLongestWait) {
       return false;
     }
   }

@@ -84,6 +84,10 @@ class Handoff {
 
   Route* find(std::string_view source, std::string_view route);
 
+  // A route whose oldest waiting delivery was sent longer ago than this is offered nothing:
+  // a steady flow is taken within the workers' 20 ms gather, a slow destination's is not.
+  static constexpr std::chrono::milliseconds kLongestWait{250};
+
   const std::size_t room_;
   const std::size_t room_bytes_;
   const int lease_seconds_;

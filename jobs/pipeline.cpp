@@ -24,6 +24,7 @@ struct Pipeline::Sent {
   std::vector<std::string> ids;
   BatchPlan plan;
   EnqueueRound round;
+  std::string lease_token;    // the batch's Handing
   Answer answer;              // the statement's first result
   int results = 0;            // how many it gave before the sync point
   bool synced = false;        // the sync point came: the statement committed, or nothing did
@@ -92,8 +93,15 @@ void Pipeline::send(const std::vector<NewJob>& jobs, const Handing& handing) {
   std::vector<std::string> ids = new_job_ids(jobs.size());
   BatchPlan plan = plan_batch(jobs);
   EnqueueRound round(jobs, ids, plan.todo, handing);
-  Sent& s = sent_.emplace_back(
-      Sent{std::move(ids), std::move(plan), std::move(round), {}, 0, false, false, {}});
+  Sent& s = sent_.emplace_back(Sent{std::move(ids),
+                                    std::move(plan),
+                                    std::move(round),
+                                    handing.lease_token,
+                                    {},
+                                    0,
+                                    false,
+                                    false,
+                                    {}});
   try {
     connect();
   } catch (const std::exception&) {
@@ -170,7 +178,7 @@ std::vector<Enqueued> Pipeline::receive(const std::vector<NewJob>& jobs) {
   // Refused, lost with the connection, or a job left without an answer (a key that moved
   // while the statement ran): once more on the fallback's connection, with the same ids, which
   // finds whatever this attempt stored.
-  return fallback_.enqueue(jobs, s.ids);
+  return fallback_.enqueue(jobs, s.ids, s.lease_token);
 }
 
 }  // namespace flare::jobs

@@ -17,8 +17,20 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs) {
   return enqueue(jobs, new_job_ids(jobs.size()));
 }
 
+namespace {
+
+// Of jobs $1 (projects) and $2 (ids), the positions (from 1) of those whose deliveries are
+// running under lease token $3.
+constexpr const char* kHandedOver = R"sql(
+SELECT k.n FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(project_id, id, n)
+WHERE EXISTS (SELECT FROM deliveries d WHERE d.project_id = k.project_id AND d.job_id = k.id
+              AND d.lease_token = $3::uuid AND d.status = 'running'))sql";
+
+}  // namespace
+
 std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs,
-                                     const std::vector<std::string>& ids) {
+                                     const std::vector<std::string>& ids,
+                                     const std::string& lease_token) {
   BatchPlan plan = plan_batch(jobs);
   std::vector<Enqueued> results(jobs.size());
   // The same ids on every attempt: a job an earlier attempt stored (its answer lost with the
@@ -53,6 +65,22 @@ std::vector<Enqueued> Store::enqueue(const std::vector<NewJob>& jobs,
         }
       }
       todo = r.unanswered(jobs, results);
+    }
+    if (lease_token.empty()) return;
+    // Handed over by the try whose answer was lost: the lease is live, so no claim has taken
+    // them since. Else they would wait for it to run out, and it would cost them an attempt.
+    BinaryArray projects(BinaryArray::kText), running(BinaryArray::kUuid);
+    std::vector<std::size_t> at;
+    for (std::size_t i : plan.todo) {
+      if (!results[i].created || results[i].status != Status::kRunning) continue;
+      projects.text(jobs[i].project_id);
+      running.uuid(ids[i]);
+      at.push_back(i);
+    }
+    if (at.empty()) return;
+    for (const auto& row : tx.exec_params(kHandedOver, pqxx::binarystring(projects.str()),
+                                          pqxx::binarystring(running.str()), lease_token)) {
+      results[at.at(row[0].as<std::size_t>() - 1)].handed_over = true;
     }
   });
   answer_repeats(plan, results);

@@ -221,10 +221,13 @@ class Store {
   // commits. Returns one result per job, in order: the new job, or the job that already holds
   // the key (two jobs in the batch with one key: the first is created, the second is told it
   // exists). Each new job takes the id ids[i] (new ones unless given): sent again with the same
-  // ids after a lost connection, each job is still stored once and reported as created.
+  // ids after a lost connection, each job is still stored once and reported as created; and
+  // handed over when an earlier try stored its deliveries running under `lease_token` (see
+  // Handing), which this call never does itself.
   std::vector<Enqueued> enqueue(const std::vector<NewJob>& jobs);
   std::vector<Enqueued> enqueue(const std::vector<NewJob>& jobs,
-                                const std::vector<std::string>& ids);
+                                const std::vector<std::string>& ids,
+                                const std::string& lease_token = {});
 
   // Every call below takes the project: a job of another project does not exist.
   std::optional<Job> get(const std::string& project, const std::string& id);

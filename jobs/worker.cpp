@@ -268,9 +268,9 @@ Handoff::Taken Workers::next_batch(Store& store, std::size_t r, int most,
   const auto& [source, route] = routes_[r];
   Handoff* handoff = options_.handoff;
   auto now = std::chrono::steady_clock::now();
-  // What was handed over goes first; a claim still comes at every poll and after every
-  // notification, for the deliveries that wait in the queue: retries, those stored while the
-  // workers had no room, and other processes'.
+  // What was handed over goes first; a claim comes when nothing was, and still at every poll
+  // and after every notification, for the deliveries that wait in the queue: retries, those
+  // stored while the workers had no room, and other processes'.
   bool claim_due = !handoff || now - claimed_at_[r] >= options_.poll_interval ||
                    claimed_at_[r].time_since_epoch().count() <= notified_at_.load();
   if (!claim_due) {

@@ -188,6 +188,27 @@ TEST_F(StoreTest, KeysArePerProject) {
   EXPECT_EQ(again[1].job_id, a[1].job_id);
 }
 
+// A batch the committer offered to its workers, stored by the pipeline, then again through the
+// store's connection with the same ids, as after a lost answer: the job is still handed over
+// when its delivery holds the batch's lease token, and only then.
+TEST_F(StoreTest, AJobHandedOverByATryWhoseAnswerWasLostIsStillHandedOver) {
+  NewJob pushed = job("webhook:handed");
+  pushed.pushed = true;
+  pushed.deliveries = {{"orders", 5}};
+  std::vector<NewJob> batch = {pushed};
+  std::string token = new_job_id();
+  Pipeline pipelined(db_.url(), *store_);
+  pipelined.send(batch, Handing{{true}, token, 30});
+  std::vector<Enqueued> first = receive(pipelined, batch);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(first[0].handed_over);
+  auto again = store_->enqueue(batch, {first[0].job_id}, token);
+  EXPECT_TRUE(again[0].created);
+  EXPECT_TRUE(again[0].handed_over);
+  EXPECT_FALSE(store_->enqueue(batch, {first[0].job_id}, new_job_id())[0].handed_over);
+  EXPECT_FALSE(store_->enqueue(batch, {first[0].job_id})[0].handed_over);
+}
+
 TEST_F(StoreTest, BatchWithInBatchDuplicate) {
   NewJob quoted = job(R"(webhook:a "quoted\" key, {braces})");
   auto r = store_->enqueue({job("webhook:e1"), job("webhook:e2"), job("webhook:e1"), quoted});
