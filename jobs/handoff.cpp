@@ -19,6 +19,24 @@ Handoff::Route* Handoff::find(std::string_view source, std::string_view route) {
   return nullptr;
 }
 
+Handoff::Route* Handoff::find(const config::Route& route) {
+  for (Route& r : routes_) {
+    if (r.route == &route) return &r;
+  }
+  return nullptr;
+}
+
+std::vector<Push> Handoff::drain(Route& route) {
+  std::vector<Push> out;
+  for (Waiting& w : route.waiting) {
+    held_ -= 1;
+    held_bytes_ -= w.push.job.payload.size();
+    out.push_back(std::move(w.push));
+  }
+  route.waiting.clear();
+  return out;
+}
+
 void Handoff::on_arrival(std::function<void()> wake) {
   std::lock_guard lock(mutex_);
   wake_ = std::move(wake);
@@ -41,11 +59,7 @@ bool Handoff::offer(const NewJob& job) {
     // The workers are not keeping up with the route (a slow destination): its deliveries wait
     // in the queue instead, where every process's workers may claim them, and where a crash
     // costs them no attempt.
-    if (!r->waiting.empty() &&
-        now - (r->waiting.front().leased_until - std::chrono::seconds(lease_seconds_)) >
-            kLongestWait) {
-      return false;
-    }
+    if (!r->waiting.empty() && now - r->waiting.front().sent > kLongestWait) return false;
   }
   held_ += job.deliveries.size();
   held_bytes_ += bytes;
@@ -96,7 +110,7 @@ void Handoff::settle(const NewJob& job, const Enqueued* stored, const std::strin
       d.created_at = d.updated_at = stored->created_at;
       d.run_at = stored->run_at;
       arrived = arrived || r->waiting.empty();
-      r->waiting.push_back({Push{j, std::move(d)}, sent + std::chrono::seconds(lease_seconds_)});
+      r->waiting.push_back({Push{j, std::move(d)}, sent});
     }
     // Under the lock: once close() returns, the workers are not called again.
     if (arrived && wake_) wake_();
@@ -106,10 +120,9 @@ void Handoff::settle(const NewJob& job, const Enqueued* stored, const std::strin
 Handoff::Taken Handoff::take(const config::Route& route, std::size_t most) {
   Taken out;
   std::lock_guard lock(mutex_);
-  auto r = std::find_if(routes_.begin(), routes_.end(),
-                        [&](const Route& x) { return x.route == &route; });
-  if (r == routes_.end() || r->waiting.empty()) return out;
-  out.leased_until = std::chrono::steady_clock::time_point::max();
+  Route* r = find(route);
+  if (!r || r->waiting.empty()) return out;
+  auto sent = std::chrono::steady_clock::time_point::max();
   // As a claim does: the first whatever its size, then no more than Store::kClaimBytes.
   std::int64_t bytes = 0;
   while (!r->waiting.empty() && out.pushes.size() < most) {
@@ -119,35 +132,26 @@ Handoff::Taken Handoff::take(const config::Route& route, std::size_t most) {
     held_ -= 1;
     held_bytes_ -= w.push.job.payload.size();
     // Lanes settle out of the order they sent in: a later delivery may hold an earlier lease.
-    out.leased_until = std::min(out.leased_until, w.leased_until);
+    sent = std::min(sent, w.sent);
     out.pushes.push_back(std::move(w.push));
     r->waiting.pop_front();
   }
+  out.leased_until = sent + std::chrono::seconds(lease_seconds_);
   out.emptied = r->waiting.empty();
   return out;
 }
 
 void Handoff::claimed(const config::Route& route, bool backlog) {
   std::lock_guard lock(mutex_);
-  for (Route& r : routes_) {
-    if (r.route == &route) r.backlog = backlog;
-  }
+  if (Route* r = find(route)) r->backlog = backlog;
 }
 
 std::vector<Push> Handoff::take_all(const config::Route& route) {
-  std::vector<Push> out;
   std::lock_guard lock(mutex_);
-  for (Route& r : routes_) {
-    if (r.route != &route) continue;
-    r.backlog = true;
-    for (Waiting& w : r.waiting) {
-      held_ -= 1;
-      held_bytes_ -= w.push.job.payload.size();
-      out.push_back(std::move(w.push));
-    }
-    r.waiting.clear();
-  }
-  return out;
+  Route* r = find(route);
+  if (!r) return {};
+  r->backlog = true;
+  return drain(*r);
 }
 
 void Handoff::stop_offers() {
@@ -162,14 +166,7 @@ std::vector<Handoff::Left> Handoff::close(std::chrono::steady_clock::time_point 
   settled_.wait_until(lock, until, [this] { return unsettled_ == 0; });
   std::vector<Left> out;
   for (Route& r : routes_) {
-    if (r.waiting.empty()) continue;
-    Left& left = out.emplace_back(Left{r.route, {}});
-    for (Waiting& w : r.waiting) {
-      held_ -= 1;
-      held_bytes_ -= w.push.job.payload.size();
-      left.pushes.push_back(std::move(w.push));
-    }
-    r.waiting.clear();
+    if (!r.waiting.empty()) out.push_back(Left{r.route, drain(r)});
   }
   return out;
 }

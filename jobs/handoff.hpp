@@ -73,7 +73,7 @@ class Handoff {
  private:
   struct Waiting {
     Push push;
-    std::chrono::steady_clock::time_point leased_until;
+    std::chrono::steady_clock::time_point sent;  // its batch's: its lease runs from then
   };
   struct Route {
     const config::Source* source;
@@ -83,6 +83,9 @@ class Handoff {
   };
 
   Route* find(std::string_view source, std::string_view route);
+  Route* find(const config::Route& route);
+  // Every delivery waiting for the route, which no longer holds room.
+  std::vector<Push> drain(Route& route);
 
   // A route whose oldest waiting delivery was sent longer ago than this is offered nothing:
   // a steady flow is taken within the workers' 20 ms gather, a slow destination's is not.
