@@ -258,8 +258,9 @@ int worker(const flare::config::Config& config, const sigset_t& stop) {
 int migrate(const flare::config::Config& config) {
   flare::jobs::Store store(config.database.url);
   int applied = store.migrate(config.database.partitions);
-  std::cout << "applied " << applied << " migration(s); schema at version "
-            << store.schema_version() << "\n";
+  // Read before the line is begun: a log line written meanwhile would split it.
+  int version = store.schema_version();
+  std::cout << "applied " << applied << " migration(s); schema at version " << version << "\n";
   return 0;
 }
 
