@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace flare::jobs {
 
@@ -27,6 +28,17 @@ bool transient(std::string_view sqlstate);
 // server's own message nothing is kept: it can quote row values, payload included.
 [[noreturn]] void throw_failure(std::string_view what, std::optional<std::string_view> sqlstate,
                                 std::string_view detail = {});
+
+// Runs `sql` as the prepared statement `name` of the transaction's connection: parsed and
+// analysed on the connection's first run only, planned at every run (Database::get). For the
+// statements every batch of deliveries or jobs runs, claimed or recorded: parsing them at each
+// run took 4 % of PostgreSQL's time in the sustained pipeline (bench/README.md, note 63).
+template <typename... Args>
+pqxx::result exec_parsed(pqxx::transaction_base& tx, const std::string& name,
+                         const std::string& sql, Args&&... args) {
+  tx.conn().prepare(name, sql);  // known already under this name and text: nothing is done
+  return tx.exec_prepared(name, std::forward<Args>(args)...);
+}
 
 // The store's connection, opened on first use and again after a failure, with the enqueue
 // statements prepared. Not thread-safe: one owner thread.

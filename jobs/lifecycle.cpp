@@ -267,7 +267,7 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
   for (const std::string& s : scope.sources) source_array.text(s);
   const pqxx::binarystring types(type_array.str()), sources(source_array.str());
   // Jobs that routes push are the push workers' alone.
-  const std::string in_scope =
+  static const std::string kInScope =
       "NOT pushed AND ($1 = '' OR project_id = $1) AND (cardinality($2::text[]) = 0 OR type = "
       "ANY($2::text[])) "
       "AND (cardinality($3::text[]) = 0 OR source = ANY($3::text[]))";
@@ -283,7 +283,7 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
           "UPDATE jobs SET status = 'dead', lease_token = NULL, locked_until = NULL, "
           "updated_at = now(), last_error = 'the lease of the last attempt ran out' "
           "WHERE " +
-              in_scope +
+              kInScope +
               " AND status = 'running' AND locked_until < now() AND attempts >= "
               "max_attempts",
           scope.project, types, sources);
@@ -294,21 +294,23 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
     // go back when the transaction ends (leases run out rarely: usually none). As one condition
     // with OR, the planner read and sorted every waiting job of the project: 96 ms with 300,000
     // waiting on an idle server, 0.6 s a claim under load.
-    pqxx::result r = tx.exec_params(
-        "WITH waiting AS (SELECT project_id, id, priority, run_at FROM jobs WHERE " + in_scope +
-            " AND status IN ('queued', 'retrying') AND run_at <= now() ORDER BY priority DESC, "
-            "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), expired AS (SELECT project_id, id, "
-            "priority, run_at FROM jobs WHERE " +
-            in_scope +
-            " AND status = 'running' AND locked_until < now() AND $6 ORDER BY priority DESC, "
-            "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), due AS (SELECT project_id AS due_project, "
-            "id AS due_id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM expired) both_kinds "
-            "ORDER BY priority DESC, run_at LIMIT $4) " +
-            update_job("status = 'running', attempts = attempts + 1, lease_token = "
-                       "gen_random_uuid(), locked_until = now() + make_interval(secs => "
-                       "$5::double precision), updated_at = now() FROM due WHERE project_id = "
-                       "due_project AND id = due_id"),
-        scope.project, types, sources, max, lease_seconds, leases);
+    static const std::string kClaimJobs =
+        "WITH waiting AS (SELECT project_id, id, priority, run_at FROM jobs WHERE " + kInScope +
+        " AND status IN ('queued', 'retrying') AND run_at <= now() ORDER BY priority DESC, "
+        "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), expired AS (SELECT project_id, id, "
+        "priority, run_at FROM jobs WHERE " +
+        kInScope +
+        " AND status = 'running' AND locked_until < now() AND $6 ORDER BY priority DESC, "
+        "run_at LIMIT $4 FOR UPDATE SKIP LOCKED), due AS (SELECT project_id AS due_project, "
+        "id AS due_id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM expired) both_kinds "
+        "ORDER BY priority DESC, run_at LIMIT $4) " +
+        update_job(
+            "status = 'running', attempts = attempts + 1, lease_token = "
+            "gen_random_uuid(), locked_until = now() + make_interval(secs => "
+            "$5::double precision), updated_at = now() FROM due WHERE project_id = "
+            "due_project AND id = due_id");
+    pqxx::result r = exec_parsed(tx, "claim jobs", kClaimJobs, scope.project, types, sources, max,
+                                 lease_seconds, leases);
     std::vector<Job> claimed;
     for (const auto& row : r) claimed.push_back(read_job(row));
     std::sort(claimed.begin(), claimed.end(), [](const Job& a, const Job& b) {
@@ -362,8 +364,9 @@ FROM unnest($2::uuid[]) WITH ORDINALITY AS c(id, k) ORDER BY c.k)sql";
     // behind (a table that just grew) made the planner hash every job of the project (note 46).
     tx.exec("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
     std::vector<Change> out;
-    for (const auto& row : tx.exec_params(kCompleteMany, project, pqxx::binarystring(ids.str()),
-                                          pqxx::binarystring(tokens.str()))) {
+    for (const auto& row :
+         exec_parsed(tx, "complete jobs", kCompleteMany, project, pqxx::binarystring(ids.str()),
+                     pqxx::binarystring(tokens.str()))) {
       out.push_back(row[0].as<bool>()   ? Change::kDone
                     : row[1].as<bool>() ? Change::kLeaseLost
                                         : Change::kNotFound);
