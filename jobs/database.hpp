@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <pqxx/pqxx>
@@ -29,14 +30,14 @@ bool transient(std::string_view sqlstate);
 [[noreturn]] void throw_failure(std::string_view what, std::optional<std::string_view> sqlstate,
                                 std::string_view detail = {});
 
-// Runs `sql` as the prepared statement `name` of the transaction's connection: parsed and
-// analysed on the connection's first run only, planned at every run (Database::get). For the
-// statements every batch of deliveries or jobs runs, claimed or recorded: parsing them at each
-// run took 4 % of PostgreSQL's time in the sustained pipeline (bench/README.md, note 63).
+// Runs `sql` as a statement prepared on the transaction's connection: parsed and analysed at its
+// first execution there, planned at each (Database::get). For the statements of claims, records
+// and batch completions, which run for every batch (bench/README.md, note 63). Named by its text:
+// no name can meet two texts, and a connection opened again after a failure prepares it again.
 template <typename... Args>
-pqxx::result exec_parsed(pqxx::transaction_base& tx, const std::string& name,
-                         const std::string& sql, Args&&... args) {
-  tx.conn().prepare(name, sql);  // known already under this name and text: nothing is done
+pqxx::result exec_parsed(pqxx::transaction_base& tx, const std::string& sql, Args&&... args) {
+  const std::string name = "flare_" + std::to_string(std::hash<std::string>{}(sql));
+  tx.conn().prepare(name, sql);
   return tx.exec_prepared(name, std::forward<Args>(args)...);
 }
 

@@ -182,20 +182,20 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
     // The attempts whose lease ran out that this transaction ended.
     std::vector<std::pair<std::string, std::string>> expired;
     auto read_row = [&] {
-      row = exec_parsed(tx, "route row", kRouteRow, source, route.name, route.max_in_flight > 0);
+      row = exec_parsed(tx, kRouteRow, source, route.name, route.max_in_flight > 0);
       if (!row[0][4].is_null()) expired.emplace_back(row[0][4].c_str(), row[0][5].c_str());
     };
     if (!paced) read_row();
     if (paced || row[0][0].is_null() || row[0][0].as<std::string>() != "closed") {
-      if (exec_parsed(tx, "lock route", kLockRoute, source, route.name).empty()) {
+      if (exec_parsed(tx, kLockRoute, source, route.name).empty()) {
         tx.exec_params("INSERT INTO routes (source, route) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                        source, route.name);
-        exec_parsed(tx, "lock route", kLockRoute, source, route.name);
+        exec_parsed(tx, kLockRoute, source, route.name);
       }
       read_row();
     }
     for (const auto& [projects, ids] : expired) {
-      exec_parsed(tx, "summarise set", kSummariseSet, projects, ids);
+      exec_parsed(tx, kSummariseSet, projects, ids);
     }
     std::string state = row[0][0].as<std::string>();
     auto probe_in = std::chrono::milliseconds(row[0][1].as<std::int64_t>());
@@ -227,17 +227,17 @@ Claim Store::claim_deliveries(const std::string& source, const config::Route& ro
         std::string(kClaim) + kDeliveryColumns + ", " + FLARE_JOB_COLUMNS("j.") +
         " FROM claimed d JOIN jobs j ON j.project_id = d.project_id AND j.id = d.job_id "
         "ORDER BY d.run_at, d.project_id, d.job_id";
-    pqxx::result claimed = exec_parsed(tx, "claim deliveries", kClaimed, source, route.name,
-                                       lease_seconds, may, state, kClaimBytes);
+    pqxx::result claimed =
+        exec_parsed(tx, kClaimed, source, route.name, lease_seconds, may, state, kClaimBytes);
     if (claimed.empty()) {
       tx.commit();
       return out;
     }
     if (route.max_per_second > 0) {
-      tx.exec_params(
-          "UPDATE routes SET next_at = greatest(next_at, clock_timestamp()) + $3::bigint * "
-          "interval '1 microsecond' WHERE source = $1 AND route = $2",
-          source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
+      exec_parsed(tx,
+                  "UPDATE routes SET next_at = greatest(next_at, clock_timestamp()) + $3::bigint * "
+                  "interval '1 microsecond' WHERE source = $1 AND route = $2",
+                  source, route.name, static_cast<std::int64_t>(1'000'000 / route.max_per_second));
     }
     out.emptied = claimed[0][0].as<bool>();
     for (const auto& r : claimed) {
@@ -332,15 +332,15 @@ Recorded Store::record_outcomes(const std::vector<PushOutcome>& outcomes,
   return db_->run("record outcomes", [&](pqxx::work& tx) {
     out.held.assign(outcomes.size(), false);
     out.turns.clear();
-    exec_parsed(tx, "lock jobs", kLockJobs, project_param, id_param);
-    exec_parsed(tx, "insert attempts", kInsertAttempts, pqxx::binarystring(a_projects.str()),
+    exec_parsed(tx, kLockJobs, project_param, id_param);
+    exec_parsed(tx, kInsertAttempts, pqxx::binarystring(a_projects.str()),
                 pqxx::binarystring(a_ids.str()), route, pqxx::binarystring(a_numbers.str()),
                 pqxx::binarystring(a_starts.str()), pqxx::binarystring(a_durations.str()),
                 pqxx::binarystring(a_codes.str()), pqxx::binarystring(a_errors.str()),
                 pqxx::binarystring(a_responses.str()));
     std::set<std::pair<std::string, std::string>> held;
     for (const auto& r :
-         exec_parsed(tx, "record outcomes", kOutcomes, project_param, id_param, route,
+         exec_parsed(tx, kOutcomes, project_param, id_param, route,
                      pqxx::binarystring(tokens.str()), pqxx::binarystring(statuses.str()),
                      pqxx::binarystring(errors.str()), pqxx::binarystring(delays.str()))) {
       held.emplace(r[0].as<std::string>(), r[1].as<std::string>());
@@ -348,7 +348,7 @@ Recorded Store::record_outcomes(const std::vector<PushOutcome>& outcomes,
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
       out.held[i] = held.count({outcomes[i].delivery.project_id, outcomes[i].delivery.job_id}) > 0;
     }
-    if (!held.empty()) exec_parsed(tx, "summarise set", kSummariseSet, project_param, id_param);
+    if (!held.empty()) exec_parsed(tx, kSummariseSet, project_param, id_param);
     // The breaker counts the attempts in order; a success after a success changes nothing.
     bool last_succeeded = false;
     for (const PushOutcome& o : outcomes) {
@@ -356,9 +356,9 @@ Recorded Store::record_outcomes(const std::vector<PushOutcome>& outcomes,
       bool succeeded = !o.attempt->error.has_value();
       if (succeeded && last_succeeded) continue;
       last_succeeded = succeeded;
-      pqxx::result b = exec_parsed(tx, "breaker", kBreaker, source, route, succeeded,
-                                   o.attempt->status_code == 410, breaker.failures,
-                                   static_cast<std::int64_t>(breaker.cooldown.count()));
+      pqxx::result b =
+          exec_parsed(tx, kBreaker, source, route, succeeded, o.attempt->status_code == 410,
+                      breaker.failures, static_cast<std::int64_t>(breaker.cooldown.count()));
       if (!b.empty() && b[0][0].as<std::string>() != b[0][1].as<std::string>()) {
         out.turns.push_back(
             {b[0][0].as<std::string>(), b[0][1].as<std::string>(), nullable(b[0][2])});

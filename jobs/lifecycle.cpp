@@ -309,8 +309,8 @@ std::vector<Job> Store::claim(const ClaimScope& scope, int max, int lease_second
             "gen_random_uuid(), locked_until = now() + make_interval(secs => "
             "$5::double precision), updated_at = now() FROM due WHERE project_id = "
             "due_project AND id = due_id");
-    pqxx::result r = exec_parsed(tx, "claim jobs", kClaimJobs, scope.project, types, sources, max,
-                                 lease_seconds, leases);
+    pqxx::result r =
+        exec_parsed(tx, kClaimJobs, scope.project, types, sources, max, lease_seconds, leases);
     std::vector<Job> claimed;
     for (const auto& row : r) claimed.push_back(read_job(row));
     std::sort(claimed.begin(), claimed.end(), [](const Job& a, const Job& b) {
@@ -364,9 +364,8 @@ FROM unnest($2::uuid[]) WITH ORDINALITY AS c(id, k) ORDER BY c.k)sql";
     // behind (a table that just grew) made the planner hash every job of the project (note 46).
     tx.exec("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
     std::vector<Change> out;
-    for (const auto& row :
-         exec_parsed(tx, "complete jobs", kCompleteMany, project, pqxx::binarystring(ids.str()),
-                     pqxx::binarystring(tokens.str()))) {
+    for (const auto& row : exec_parsed(tx, kCompleteMany, project, pqxx::binarystring(ids.str()),
+                                       pqxx::binarystring(tokens.str()))) {
       out.push_back(row[0].as<bool>()   ? Change::kDone
                     : row[1].as<bool>() ? Change::kLeaseLost
                                         : Change::kNotFound);

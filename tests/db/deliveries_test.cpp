@@ -245,6 +245,45 @@ TEST_F(DeliveriesTest, AnOutcomeAfterTheLeaseWasTakenIsRecordedButDoesNotDecide)
   EXPECT_EQ(view->attempts.size(), 1u) << "the late attempt was made, and is kept";
 }
 
+TEST_F(DeliveriesTest, ClaimsAndRecordsRunAgainOnTheConnectionOpenedAfterTheirsWasKilled) {
+  std::vector<std::string> ids = enqueue(2);
+  store_->claim_deliveries("stripe", route_, 60, 1);
+  db_.query("UPDATE deliveries SET locked_until = now() - interval '1 second'");
+  // The claim ends the lapsed attempt and sums its job up from arrays read as text; the record
+  // sums the same statement's jobs up from arrays sent in binary.
+  std::vector<Push> p = store_->claim_deliveries("stripe", route_, 60, 2).pushes;
+  ASSERT_EQ(p.size(), 2u);
+  std::vector<PushOutcome> outcomes;
+  for (const Push& push : p) {
+    outcomes.push_back(
+        {push.delivery, attempt(push, 200, std::nullopt), Status::kSucceeded, milliseconds(0)});
+  }
+  EXPECT_EQ(store_->record_outcomes(outcomes, config::Breaker{}).held,
+            (std::vector<bool>{true, true}));
+
+  db_.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+      "current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
+  ASSERT_TRUE(test::eventually([&] {
+    return db_.scalar(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+               "AND backend_type = 'client backend' AND pid <> pg_backend_pid()") == "0";
+  }));
+  std::string third = store_->enqueue({event(2)})[0].job_id;
+  Claim claim = store_->claim_deliveries("stripe", route_, 60, 10);
+  ASSERT_EQ(claim.pushes.size(), 1u);
+  const Push& q = claim.pushes[0];
+  EXPECT_EQ(store_
+                ->record_outcomes({{q.delivery, attempt(q, 200, std::nullopt), Status::kSucceeded,
+                                    milliseconds(0)}},
+                                  config::Breaker{})
+                .held,
+            (std::vector<bool>{true}));
+  for (const std::string& id : {ids[0], ids[1], third}) {
+    EXPECT_EQ(status_of(id), Status::kSucceeded) << id;
+  }
+}
+
 TEST_F(DeliveriesTest, TheBreakerCountsABatchsFailuresInOrder) {
   enqueue(3);
   config::Breaker breaker;
