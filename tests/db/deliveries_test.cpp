@@ -245,6 +245,26 @@ TEST_F(DeliveriesTest, AnOutcomeAfterTheLeaseWasTakenIsRecordedButDoesNotDecide)
   EXPECT_EQ(view->attempts.size(), 1u) << "the late attempt was made, and is kept";
 }
 
+// An attempt whose lease ran out was ended by the next claim, which kept its token; no claim took
+// the delivery since (its route was paused), so the attempt's late outcome still decides.
+TEST_F(DeliveriesTest, AnOutcomeAfterItsLeaseRanOutDecidesWhileNoClaimTookItAgain) {
+  std::vector<std::string> ids = enqueue(1);
+  Push late = store_->claim_deliveries("stripe", route_, 60, 1).pushes.at(0);
+  db_.query("UPDATE deliveries SET locked_until = now() - interval '1 second'");
+  db_.query("UPDATE routes SET state = 'paused' WHERE source = 'stripe' AND route = 'orders'");
+  EXPECT_TRUE(store_->claim_deliveries("stripe", route_, 60, 1).pushes.empty());
+  ASSERT_EQ(status_of(ids[0]), Status::kRetrying) << "the claim ended the lapsed attempt";
+
+  Recorded recorded = store_->record_outcomes(
+      {{late.delivery, attempt(late, 200, std::nullopt), Status::kSucceeded, milliseconds(0)}},
+      config::Breaker{});
+  EXPECT_EQ(recorded.held, (std::vector<bool>{true}));
+  std::optional<JobView> view = store_->view("shop", ids[0], 10);
+  EXPECT_EQ(view->job.status, Status::kSucceeded);
+  EXPECT_EQ(view->deliveries.at(0).attempts, 1);
+  EXPECT_EQ(view->attempts.size(), 1u);
+}
+
 TEST_F(DeliveriesTest, ClaimsAndRecordsRunAgainOnTheConnectionOpenedAfterTheirsWasKilled) {
   std::vector<std::string> ids = enqueue(2);
   store_->claim_deliveries("stripe", route_, 60, 1);
