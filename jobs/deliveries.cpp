@@ -279,14 +279,14 @@ ON CONFLICT DO NOTHING)sql";
 // already ended by the lease running out (kExpire keeps the token), so that no later claim took it
 // and the attempt's outcome is still the latest word on it.
 //
-// Each delivery is found by its key and its row version then changed by its address (ctid): the
-// one plan this leaves is a lookup per outcome. Joined on the conditions themselves, a table not
-// yet analysed (a new one, or one emptied since) gave "this route's running deliveries" an
-// estimate of one row, and the planner read every outcome again for each running delivery: 99 µs
-// an outcome against 24 (bench/README.md, note 64).
-// A row version another transaction changed after this statement's snapshot is left alone,
-// where a join would have checked the conditions again on the new one; none can, since every
-// change to a delivery holds its job's lock first, and the record holds those (kLockJobs).
+// Each outcome's delivery is looked up by its key and the conditions under a LIMIT, and the row
+// to change is joined on what the lookup found, with no condition of its own: the planner has
+// nothing on deliveries to misjudge, and reads each by its key or, on a small table, reads the
+// table once for the whole batch. Joined on the conditions themselves, a table not yet analysed
+// (a new one, or one emptied by TRUNCATE) gave "this route's running deliveries" an estimate of
+// one row, and the planner read every outcome again for each of them: 99 µs an outcome against
+// 24 (bench/README.md, note 64). A row another transaction changed meanwhile is changed only if
+// its new version still has the token and the status the lookup found.
 constexpr const char* kOutcomes = R"sql(
 UPDATE deliveries d SET
   status = CASE WHEN o.status <> 'released' THEN o.status
@@ -299,11 +299,12 @@ UPDATE deliveries d SET
   lease_token = NULL, locked_until = NULL, updated_at = now()
 FROM unnest($1::text[], $2::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[])
   AS o(project_id, job_id, token, status, error, delay_ms)
-CROSS JOIN LATERAL (SELECT h.ctid AS at FROM deliveries h
+CROSS JOIN LATERAL (SELECT h.route, h.status FROM deliveries h
                     WHERE h.project_id = o.project_id AND h.job_id = o.job_id AND h.route = $3
                       AND h.lease_token = o.token AND h.status IN ('running', 'retrying', 'dead')
                     LIMIT 1) held
-WHERE d.ctid = held.at
+WHERE d.project_id = o.project_id AND d.job_id = o.job_id AND d.route = held.route
+  AND d.lease_token = o.token AND d.status = held.status
 RETURNING d.project_id, d.job_id::text)sql";
 
 }  // namespace
