@@ -284,8 +284,8 @@ ON CONFLICT DO NOTHING)sql";
 // nothing on deliveries to misjudge, and reads each by its key or, on a small table, reads the
 // table once for the whole batch. Joined on the conditions themselves, a table not yet analysed
 // (a new one, or one emptied by TRUNCATE) gave "this route's running deliveries" an estimate of
-// one row, and the planner read every outcome again for each of them: 99 µs an outcome against
-// 24 (bench/README.md, note 64). A row another transaction changed meanwhile is changed only if
+// one row, and the planner read every outcome again for each of them: 79-99 µs an outcome against
+// 24-28 (bench/README.md, note 64). A row another transaction changed meanwhile is changed only if
 // its new version still has the token and the status the lookup found.
 constexpr const char* kOutcomes = R"sql(
 UPDATE deliveries d SET
