@@ -281,12 +281,13 @@ ON CONFLICT DO NOTHING)sql";
 //
 // Each outcome's delivery is looked up by its key and the conditions under a LIMIT, and the row
 // to change is joined on what the lookup found, with no condition of its own: the planner has
-// nothing on deliveries to misjudge, and reads each by its key or, on a small table, reads the
-// table once for the whole batch. Joined on the conditions themselves, a table not yet analysed
-// (a new one, or one emptied by TRUNCATE) gave "this route's running deliveries" an estimate of
-// one row, and the planner read every outcome again for each of them: 79-99 µs an outcome against
-// 24-28 (bench/README.md, note 64). A row another transaction changed meanwhile is changed only if
-// its new version still has the token and the status the lookup found.
+// nothing on deliveries to misjudge, and reads each row to change by its key or, on a small
+// table, reads the table once for the whole batch. Joined on the conditions themselves, a new
+// table not yet analysed gave "this route's running deliveries" an estimate of one row, and the
+// planner read every outcome again for each of them: 79-99 µs an outcome against 28
+// (bench/README.md, note 64). A row another transaction changed meanwhile is changed only if its
+// new version still has the token and the status the lookup found (the join took any of the
+// three); none is, since every change to a delivery holds its job's lock, as the record does.
 constexpr const char* kOutcomes = R"sql(
 UPDATE deliveries d SET
   status = CASE WHEN o.status <> 'released' THEN o.status
