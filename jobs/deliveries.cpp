@@ -270,7 +270,7 @@ FROM unnest($1::text[], $2::uuid[], $4::int[], $5::text[], $6::bigint[], $7::big
   AS a(project_id, job_id, number, started_at, duration_ms, status_code, error, response)
 CROSS JOIN LATERAL (SELECT FROM deliveries d
                     WHERE d.project_id = a.project_id AND d.job_id = a.job_id AND d.route = $3
-                    LIMIT 1) d
+                    LIMIT 1) delivery
 ON CONFLICT DO NOTHING)sql";
 
 // Route $3's deliveries of jobs $1/$2 as claimed by tokens $4 move to statuses $5, with errors $6
